@@ -1,0 +1,38 @@
+"""Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
+
+from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
+from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
+from ._services import (
+    NATS_URL,
+    RABBITMQ_URL,
+    NatsCluster,
+    ensure_nats,
+    ensure_rabbitmq,
+    nats_server_binary,
+    tcp_open,
+)
+from ._sipp import SippResult, sipp_calls
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "NATS_URL",
+    "RABBITMQ_URL",
+    "Instance",
+    "InstanceSpec",
+    "NatsCluster",
+    "SandboxError",
+    "SippResult",
+    "ensure_nats",
+    "ensure_rabbitmq",
+    "ensure_root",
+    "free_port",
+    "make_spec",
+    "nats_server_binary",
+    "root_is_valid",
+    "running",
+    "sipp_calls",
+    "start",
+    "stop",
+    "stop_all",
+    "tcp_open",
+]

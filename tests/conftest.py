@@ -1,0 +1,1 @@
+pytest_plugins = ["ari_proxy.testing.pytest_plugin"]
