@@ -1,0 +1,175 @@
+"""Every exception ari-proxy raises, rooted at `AriProxyError`.
+
+```
+AriProxyError
+├── TransportError                  could not talk to Asterisk or the bus
+│   ├── ConnectError                connecting failed
+│   └── ConnectionDownError         the link is down right now ("ARI connection is down")
+├── RequestTimeout                  no answer in time (also the builtin TimeoutError)
+├── NoProxyError                    no proxy serves the application or node asked for
+├── AriError                        Asterisk (or a proxy for it) refused the request
+│   ├── BadRequestError             400, or a request a proxy found malformed
+│   ├── ForbiddenError              403
+│   ├── NotFoundError               404
+│   ├── ConflictError               409
+│   ├── UnprocessableEntityError    422
+│   ├── InternalServerError         500
+│   └── ServiceUnavailableError     503
+├── ProtocolError                   a message that breaks the wire contract (also ValueError)
+│   └── UnknownKindError            a request kind nobody implements ("Not implemented")
+└── ClosedError                     used after close(); named for what happened
+    ├── ClientClosedError           we closed it
+    └── SubscriptionOverflowError   a subscription fell too far behind and was closed
+```
+
+`AriError` keeps the HTTP status and Asterisk's own message; `error_for_status` picks the class.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AriError",
+    "AriProxyError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ClosedError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionDownError",
+    "ForbiddenError",
+    "InternalServerError",
+    "NoProxyError",
+    "NotFoundError",
+    "ProtocolError",
+    "RequestTimeout",
+    "ServiceUnavailableError",
+    "SubscriptionOverflowError",
+    "TransportError",
+    "UnknownKindError",
+    "UnprocessableEntityError",
+    "error_for_status",
+]
+
+
+class AriProxyError(Exception):
+    """Base class of every ari-proxy exception."""
+
+
+class TransportError(AriProxyError):
+    """Asterisk or the message bus could not be reached."""
+
+
+class ConnectError(TransportError):
+    """A connection could not be established."""
+
+
+class ConnectionDownError(TransportError):
+    """The link to Asterisk is down right now; the request was not attempted."""
+
+
+class RequestTimeout(AriProxyError, TimeoutError):
+    """No answer arrived within the request timeout."""
+
+
+class NoProxyError(AriProxyError):
+    """No proxy serves the application or node the request is for."""
+
+
+class AriError(AriProxyError):
+    """Asterisk refused a request.
+
+    Attributes:
+        status: HTTP status Asterisk answered with (0 when a proxy refused before asking).
+        reason: the reason phrase, as Asterisk wrote it (`Not Found`, `Variable Not Found`).
+        message: Asterisk's explanation from the response body, when it gave one.
+    """
+
+    status_code = 0
+
+    def __init__(self, text: str, *, status: int = 0, reason: str = "", message: str = "") -> None:
+        super().__init__(text)
+        self.status = status or self.status_code
+        self.reason = reason
+        self.message = message
+
+
+class BadRequestError(AriError):
+    """400: invalid parameters, or a request a proxy found incomplete."""
+
+    status_code = 400
+
+
+class ForbiddenError(AriError):
+    """403."""
+
+    status_code = 403
+
+
+class NotFoundError(AriError):
+    """404: the resource (channel, bridge, variable, ...) does not exist."""
+
+    status_code = 404
+
+
+class ConflictError(AriError):
+    """409: the resource is not in a state that allows the operation."""
+
+    status_code = 409
+
+
+class UnprocessableEntityError(AriError):
+    """422: a resource named in the request body or query does not exist."""
+
+    status_code = 422
+
+
+class InternalServerError(AriError):
+    """500."""
+
+    status_code = 500
+
+
+class ServiceUnavailableError(AriError):
+    """503."""
+
+    status_code = 503
+
+
+class ProtocolError(AriProxyError, ValueError):
+    """A message breaks the wire contract: not JSON, wrong types, missing fields."""
+
+
+class UnknownKindError(ProtocolError):
+    """A request kind that the receiving server does not implement."""
+
+
+class ClosedError(AriProxyError):
+    """The object was closed and cannot be used any more."""
+
+
+class ClientClosedError(ClosedError):
+    """The client (or subscription) was closed by its owner."""
+
+
+class SubscriptionOverflowError(ClosedError):
+    """A subscription with the `close` overflow policy fell behind and was closed."""
+
+
+_BY_STATUS: dict[int, type[AriError]] = {
+    cls.status_code: cls
+    for cls in (
+        BadRequestError,
+        ForbiddenError,
+        NotFoundError,
+        ConflictError,
+        UnprocessableEntityError,
+        InternalServerError,
+        ServiceUnavailableError,
+    )
+}
+
+
+def error_for_status(status: int, text: str, *, reason: str = "", message: str = "") -> AriError:
+    """Build the `AriError` subclass that matches an HTTP status."""
+    cls = _BY_STATUS.get(status, AriError)
+    return cls(text, status=status, reason=reason, message=message)

@@ -1,0 +1,143 @@
+"""Bus subjects and routing keys (PROTOCOL.md §1).
+
+Apps, node IDs and dialog IDs are used raw as subject tokens, so they are checked here: Go does
+not check them, and a token with a `.` or a wildcard character would silently route elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from ._errors import ProtocolError
+from ._key import Key
+
+__all__ = ["BusFlavour", "RequestClass", "Subjects", "check_token", "valid_token"]
+
+# Dots separate tokens, `*`, `>` and `#` are wildcards on NATS or RabbitMQ, and whitespace or
+# control characters are refused by NATS.
+_BAD_TOKEN_CHAR = re.compile(r"[.*>#\s\x00-\x1f\x7f-\x9f]")
+
+
+def valid_token(token: str) -> bool:
+    """Whether `token` can be one subject token: non-empty, no `.`, `*`, `>`, `#`, whitespace
+    or control characters. A node ID such as `02:fc:00:00:00:01` is valid."""
+    return bool(token) and _BAD_TOKEN_CHAR.search(token) is None
+
+
+def check_token(token: str, what: str) -> str:
+    """Return `token` if `valid_token` accepts it; otherwise raise `ProtocolError` naming `what`."""
+    if not valid_token(token):
+        raise ProtocolError(
+            f"{what} {token!r} cannot be a subject token: it must be non-empty and contain "
+            "no '.', '*', '>', '#', whitespace or control characters"
+        )
+    return token
+
+
+class RequestClass(enum.StrEnum):
+    """The subject class of a request; it decides which servers receive it (§1.1).
+
+    The Go server ignores the class when it dispatches; `CREATE` subscriptions are the only
+    load-balanced ones (one server of the queue group gets each message).
+    """
+
+    GET = "get"
+    DATA = "data"
+    COMMAND = "command"
+    CREATE = "create"
+
+
+class BusFlavour(enum.StrEnum):
+    """The message bus, which decides the multi-token wildcard of subscriptions (§1.3)."""
+
+    NATS = "nats"
+    RABBITMQ = "rabbitmq"
+
+    @property
+    def tail_wildcard(self) -> str:
+        """The wildcard matching one or more trailing tokens: `>` on NATS, `#` on RabbitMQ."""
+        return ">" if self is BusFlavour.NATS else "#"
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """The subject builder for one prefix (default `ari.`; the prefix must end with `.`).
+
+    Every method checks the app, node and dialog tokens it is given and raises
+    `ProtocolError` for one that `valid_token` refuses.
+    """
+
+    prefix: str = "ari."
+
+    def __post_init__(self) -> None:
+        if not self.prefix.endswith("."):
+            raise ProtocolError(f"subject prefix {self.prefix!r} must end with '.'")
+        for token in self.prefix[:-1].split("."):
+            check_token(token, "subject prefix token")
+
+    def request(self, cls: RequestClass | str, app: str = "", node: str = "") -> str:
+        """The subject of a request: `<prefix><class>[.<app>[.<node>]]`.
+
+        As in Go's `Subject()`, a node without an app is dropped, giving `<prefix><class>`.
+        """
+        subject = self.prefix + RequestClass(cls).value
+        if not app:
+            return subject
+        subject += "." + check_token(app, "application")
+        if node:
+            subject += "." + check_token(node, "node")
+        return subject
+
+    def event(self, app: str, node: str) -> str:
+        """The subject a server publishes its events on: `<prefix>event.<app>.<node>`."""
+        return f"{self.prefix}event.{check_token(app, 'application')}.{check_token(node, 'node')}"
+
+    def dialog_event(self, dialog: str) -> str:
+        """The subject of an event's dialog copy: `<prefix>dialogevent.<dialog>`."""
+        return f"{self.prefix}dialogevent.{check_token(dialog, 'dialog')}"
+
+    @property
+    def ping(self) -> str:
+        """The subject clients ping servers on: `<prefix>ping`."""
+        return self.prefix + "ping"
+
+    @property
+    def announce(self) -> str:
+        """The subject servers announce themselves on: `<prefix>announce`."""
+        return self.prefix + "announce"
+
+    def event_subscription(self, key: Key | None, bus: BusFlavour | str) -> str:
+        """The subject a client subscribes to for events matching `key` (Go's `subjectFromKey`).
+
+        A dialog wins; otherwise the key's app and node narrow `<prefix>event.>` (or `.#`).
+        """
+        tail = BusFlavour(bus).tail_wildcard
+        if key is not None and key.dialog:
+            return self.dialog_event(key.dialog)
+        if key is None or not key.app:
+            return f"{self.prefix}event.{tail}"
+        if not key.node:
+            return f"{self.prefix}event.{check_token(key.app, 'application')}.{tail}"
+        return self.event(key.app, key.node)
+
+    def listen_subscription(self, app: str, bus: BusFlavour | str) -> str:
+        """The subject `client.Listen` subscribes to: every event of `app` on any node."""
+        tail = BusFlavour(bus).tail_wildcard
+        return f"{self.prefix}event.{check_token(app, 'application')}.{tail}"
+
+    def server_subscriptions(self, app: str, node: str) -> tuple[tuple[RequestClass, str], ...]:
+        """The 12 request subjects a server for (app, node) subscribes to, with their class.
+
+        For each class in the order get, data, command, create: `<prefix><class>`,
+        `<prefix><class>.<app>` and `<prefix><class>.<app>.<node>`. The three `CREATE`
+        subjects are the ones to join with the shared queue group.
+        """
+        check_token(app, "application")
+        check_token(node, "node")
+        return tuple(
+            (cls, subject)
+            for cls in RequestClass
+            for subject in (self.request(cls), self.request(cls, app), self.request(cls, app, node))
+        )
