@@ -1,0 +1,245 @@
+"""Runs request kinds against one Asterisk: the interpreter of the kind table.
+
+The proxy server executes every bus request here, and the native client executes its own calls
+here too, so both paths share one mapping from kind to ARI call. A `Result` holds the raw JSON
+Asterisk returned; the server shapes it for the bus, the clients decode it into models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .._exceptions import (
+    AriError,
+    BadRequestError,
+    NotFoundError,
+    UnknownKindError,
+)
+from ..protocol import Key, new_id
+from ..protocol._kinds import KINDS, Args, Call, Reply
+from ._http import HttpTransport
+from ._operations import OPERATIONS
+
+__all__ = ["Executor", "Result", "go_error_text"]
+
+logger = logging.getLogger(__name__)
+
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_object = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass(slots=True)
+class Result:
+    """What a kind produced.
+
+    Attributes:
+        key: the key of a Get, create or stage reply (stamped with node and app).
+        keys: the keys of a list reply.
+        data: the entity (or other JSON) Asterisk returned, raw, for DATA replies.
+        entities: the raw JSON of each listed entity, in the order of `keys`.
+        variable: the value of a VARIABLE reply.
+        binds: the dialog bindings the request asks for (only when its key has a dialog).
+    """
+
+    key: Key | None = None
+    keys: list[Key] = field(default_factory=list)
+    data: bytes | None = None
+    entities: list[bytes] = field(default_factory=list)
+    variable: str | None = None
+    binds: tuple[tuple[str, str], ...] = ()
+
+
+def go_error_text(status: int, reason: str) -> str:
+    """How the Go ARI library words a non-2xx answer."""
+    return f"Non-2XX response: {status} {reason}"
+
+
+_REQUIRED_MESSAGES = {
+    "channel_originate": "OriginateRequest is mandatory",
+    "channel_external_media": "ExternalMediaOptions is required",
+}
+
+
+def _set_generated(payload: Any, where: str, value: str) -> Any:
+    """Copy of `payload` with the dotted attribute `where` set to `value` (frozen structs)."""
+    head, _, rest = where.partition(".")
+    if not rest:
+        return msgspec.structs.replace(payload, **{head: value})
+    inner = getattr(payload, head)
+    return msgspec.structs.replace(payload, **{head: _set_generated(inner, rest, value)})
+
+
+def _get_path(payload: Any, where: str) -> Any:
+    for part in where.split("."):
+        payload = getattr(payload, part)
+    return payload
+
+
+class Executor:
+    """Executes request kinds over one `HttpTransport`.
+
+    Args:
+        http: the REST transport to Asterisk.
+        application: the application stamped on returned keys and used where a kind needs one.
+        node: returns the Asterisk entity ID stamped on returned keys (it can change on reconnect).
+    """
+
+    def __init__(self, http: HttpTransport, application: str, node: Callable[[], str]) -> None:
+        self.http = http
+        self.application = application
+        self._node = node
+
+    def prepare(self, kind: str, key: Key | None, payload: Any) -> Call:
+        """Validate a request and fill the IDs it leaves for the executor to generate.
+
+        Raises:
+            UnknownKindError: no such kind ("Not implemented", as Go says).
+            BadRequestError: key or payload missing or unusable.
+        """
+        spec = KINDS.get(kind)
+        if spec is None:
+            raise UnknownKindError("Not implemented")
+        if key is None:
+            if spec.needs_id:
+                raise BadRequestError(f"{spec.entity or 'entity'} key not supplied", status=400)
+            key = Key()
+        if payload is None and spec.payload_required:
+            message = _REQUIRED_MESSAGES.get(spec.payload or "", f"{spec.payload} is required")
+            raise BadRequestError(message, status=400)
+        if spec.needs_id and not key.id:
+            raise BadRequestError(f"{spec.entity or 'entity'} key not supplied", status=400)
+        call = Call(spec, key, payload, self.application, self._node())
+        problem = spec.validate(call) if spec.validate is not None else None
+        if problem is not None:
+            raise BadRequestError(problem, status=400)
+        if spec.generate is not None:
+            where, suffix = spec.generate
+            if where == "key":
+                if not key.id:
+                    call.generated = new_id(suffix)
+            elif payload is not None and not _get_path(payload, where):
+                call.generated = new_id(suffix)
+        return call
+
+    async def execute(
+        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+    ) -> Result:
+        """Run one request kind and return its result.
+
+        Raises:
+            UnknownKindError, BadRequestError: see `prepare`.
+            AriError: Asterisk refused (the text is worded as the Go reference words it).
+            RequestTimeout, TransportError: Asterisk did not answer.
+        """
+        call = self.prepare(kind, key, payload)
+        return await self.run(call, timeout=timeout)
+
+    async def run(self, call: Call, *, timeout: float | None = None) -> Result:
+        """Execute a prepared call."""
+        spec = call.spec
+        try:
+            if spec.check is not None:
+                op = OPERATIONS[spec.check]
+                await self.http.request(op, {op.path_params[0]: call.key.id}, timeout=timeout)
+            body = b""
+            if spec.operation is not None and spec.args is not None:
+                args: Args = spec.args(call)
+                op = OPERATIONS[spec.operation]
+                response = await self.http.request(
+                    op, args.path, args.query, args.body, timeout=timeout
+                )
+                body = response.body
+        except AriError as exc:
+            raise self._wrap(call, exc) from None
+        result = self._result(call, body)
+        if call.key.dialog and spec.binds is not None:
+            result.binds = tuple((k, i) for k, i in spec.binds(call) if k and i)
+        return result
+
+    def _wrap(self, call: Call, exc: AriError) -> AriError:
+        source = ""
+        if call.spec.payload == "application_subscribe" and call.payload is not None:
+            source = call.payload.event_source
+        text = call.spec.wrap.format(
+            error=go_error_text(exc.status, exc.reason), id=call.key.id, source=source
+        )
+        return type(exc)(text, status=exc.status, reason=exc.reason, message=exc.message)
+
+    def _stamp(self, key: Key, call: Call) -> Key:
+        return key.stamp(call.node, self.application)
+
+    def _result(self, call: Call, body: bytes) -> Result:
+        spec = call.spec
+        reply = spec.reply
+        if reply is Reply.OK:
+            return Result()
+        if reply is Reply.DATA:
+            if spec.select:
+                body = self._select(call, body, spec.select)
+            return Result(key=self._stamp(call.key, call), data=body or b"{}")
+        if reply is Reply.VARIABLE:
+            value = _object.decode(body).get("value") if body else ""
+            return Result(variable=value if isinstance(value, str) else "")
+        if reply is Reply.KEY_REQUEST:
+            if spec.select:
+                self._select(call, body, spec.select)
+            key = call.key
+            if spec.result:
+                key = Key(spec.result, key.id, key.node, key.dialog, key.app)
+            if callable(spec.result_id):
+                key = Key(key.kind, spec.result_id(call), key.node, key.dialog, key.app)
+            elif call.generated and spec.generate is not None and spec.generate[0] == "key":
+                key = Key(key.kind or spec.entity, call.generated, key.node, key.dialog, key.app)
+            return Result(key=self._stamp(key, call))
+        if reply is Reply.KEY_RESULT:
+            ident = spec.result_id(call) if callable(spec.result_id) else ""
+            return Result(key=Key(spec.result, ident).stamp(call.node, self.application))
+        return self._list(call, body)
+
+    def _select(self, call: Call, body: bytes, member: str) -> bytes:
+        for raw in _raw_list.decode(body or b"[]"):
+            entry = _object.decode(raw)
+            if entry.get(member) == call.key.id:
+                return bytes(raw)
+        raise NotFoundError("not found", status=404, reason="Not Found")
+
+    def _list(self, call: Call, body: bytes) -> Result:
+        spec = call.spec
+        member = spec.result_id if isinstance(spec.result_id, str) else "id"
+        result = Result()
+        for raw in _raw_list.decode(body or b"[]"):
+            entry = _object.decode(raw)
+            if member == "technology/resource":
+                ident = f"{entry.get('technology', '')}/{entry.get('resource', '')}"
+            else:
+                value = entry.get(member, "")
+                ident = value if isinstance(value, str) else str(value)
+            key = Key(spec.result, ident, call.node, "", self.application)
+            if spec.filter_by_key and not call.key.match(key):
+                continue
+            result.keys.append(key)
+            result.entities.append(bytes(raw))
+        return result
+
+    @asynccontextmanager
+    async def stream(
+        self, kind: str, key: Key | None, *, timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a binary download kind (`RecordingStoredFile`) as a stream of chunks."""
+        call = self.prepare(kind, key, None)
+        spec = call.spec
+        if spec.operation is None or spec.args is None:
+            raise UnknownKindError(f"{kind} has no binary response")
+        args = spec.args(call)
+        op = OPERATIONS[spec.operation]
+        try:
+            async with self.http.stream(op, args.path, timeout=timeout) as chunks:
+                yield chunks
+        except AriError as exc:
+            raise self._wrap(call, exc) from None

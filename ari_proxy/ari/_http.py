@@ -1,0 +1,183 @@
+"""The REST half of ARI: one keep-alive aiohttp session, a bounded pool, a timeout per request.
+
+Requests are described by a generated `Operation` and plain parameter values; every path segment
+and query value is percent-encoded here (the URL is handed to aiohttp already encoded, so nothing
+re-quotes or normalises it), and errors become our exception tree in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import msgspec
+import yarl
+
+from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
+from ._operation import Operation, build_path, build_query
+
+__all__ = ["HttpResponse", "HttpTransport", "ari_error"]
+
+logger = logging.getLogger(__name__)
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_message_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A successful (2xx) ARI response: status and body bytes (`b""` for 204)."""
+
+    status: int
+    body: bytes
+
+
+def ari_error(status: int, reason: str, body: bytes) -> Exception:
+    """Translate a non-2xx ARI answer into an `AriError` subclass carrying Asterisk's message."""
+    message = ""
+    if body:
+        try:
+            message = str(_message_decoder.decode(body).get("message", ""))
+        except (msgspec.DecodeError, AttributeError):
+            message = body[:200].decode(errors="replace")
+    text = f"{status} {reason}" + (f": {message}" if message else "")
+    return error_for_status(status, text, reason=reason, message=message)
+
+
+class HttpTransport:
+    """Sends ARI REST requests over one aiohttp session.
+
+    Args:
+        base_url: ARI base, e.g. `http://127.0.0.1:8088/ari` (no trailing slash needed).
+        username, password: ARI credentials; sent as HTTP Basic auth, never logged.
+        pool_size: most connections open at once. Asterisk's `http.conf` `sessionlimit`
+            defaults to 100 and resets connections above it; keep this well below.
+        timeout: seconds a request may take before `RequestTimeout`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        pool_size: int = 32,
+        timeout: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session (created on first use, inside the running loop)."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, limit_per_host=self._pool_size, keepalive_timeout=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers=self._auth, raise_for_status=False
+            )
+        return self._session
+
+    @property
+    def auth_headers(self) -> Mapping[str, str]:
+        """Headers that authenticate a request (for the WebSocket upgrade)."""
+        return self._auth
+
+    def url(self, op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> yarl.URL:
+        """The fully encoded URL of one operation call."""
+        text = self.base_url + build_path(op, path)
+        pairs = build_query(op, query)
+        if pairs:
+            text += "?" + urlencode(pairs, quote_via=quote, safe="")
+        return yarl.URL(text, encoded=True)
+
+    async def request(
+        self,
+        op: Operation,
+        path: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: object = None,
+        *,
+        timeout: float | None = None,
+    ) -> HttpResponse:
+        """Call one ARI operation and return the 2xx answer.
+
+        Raises:
+            AriError: Asterisk answered with a non-2xx status (subclass by status).
+            RequestTimeout: no answer within `timeout` (default: the transport's).
+            ConnectError, TransportError: Asterisk could not be reached or the link broke.
+            ValueError: a path or query parameter is missing, unknown or of the wrong type.
+        """
+        url = self.url(op, path or {}, query or {})
+        data = None if body is None else msgspec.json.encode(body)
+        limit = self.timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                async with self.session.request(
+                    op.method,
+                    url,
+                    data=data,
+                    headers=_JSON_HEADERS if data is not None else None,
+                ) as resp:
+                    payload = await resp.read()
+                    if resp.status >= 300:
+                        raise ari_error(resp.status, resp.reason or "", payload)
+                    return HttpResponse(resp.status, payload)
+        except TimeoutError:
+            raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(
+                f"cannot connect to Asterisk at {self.base_url}: {exc.os_error}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        op: Operation,
+        path: Mapping[str, str] | None = None,
+        *,
+        chunk_size: int = 64 * 1024,
+        timeout: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Open a binary response (such as a stored recording's file) as chunks.
+
+        The timeout bounds the time to the response headers; reading the body is not limited,
+        so a large file can take as long as it needs.
+        """
+        url = self.url(op, path or {}, {})
+        limit = self.timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                resp = await self.session.request(op.method, url)
+        except TimeoutError:
+            raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(
+                f"cannot connect to Asterisk at {self.base_url}: {exc.os_error}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
+        try:
+            if resp.status >= 300:
+                raise ari_error(resp.status, resp.reason or "", await resp.read())
+            yield resp.content.iter_chunked(chunk_size)
+        finally:
+            resp.release()
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
