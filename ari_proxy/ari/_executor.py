@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -21,6 +20,7 @@ from .._exceptions import (
     NotFoundError,
     UnknownKindError,
 )
+from ..api._backend import Result
 from ..protocol import Key, new_id
 from ..protocol._kinds import KINDS, Args, Call, Reply
 from ._http import HttpTransport
@@ -32,27 +32,6 @@ logger = logging.getLogger(__name__)
 
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _object = msgspec.json.Decoder(dict[str, Any])
-
-
-@dataclass(slots=True)
-class Result:
-    """What a kind produced.
-
-    Attributes:
-        key: the key of a Get, create or stage reply (stamped with node and app).
-        keys: the keys of a list reply.
-        data: the entity (or other JSON) Asterisk returned, raw, for DATA replies.
-        entities: the raw JSON of each listed entity, in the order of `keys`.
-        variable: the value of a VARIABLE reply.
-        binds: the dialog bindings the request asks for (only when its key has a dialog).
-    """
-
-    key: Key | None = None
-    keys: list[Key] = field(default_factory=list)
-    data: bytes | None = None
-    entities: list[bytes] = field(default_factory=list)
-    variable: str | None = None
-    binds: tuple[tuple[str, str], ...] = ()
 
 
 def go_error_text(status: int, reason: str) -> str:

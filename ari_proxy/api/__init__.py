@@ -1,0 +1,86 @@
+"""The interface both clients implement: namespaces, handles, staged operations and events."""
+
+from ._backend import Backend, Result
+from ._bridges import BridgeHandle, Bridges
+from ._channels import ChannelHandle, Channels
+from ._client import Client, PendingSubscription
+from ._events import (
+    ConnectionGap,
+    EventHub,
+    Overflow,
+    Subscription,
+    UnknownEvent,
+    decode_event,
+    event_keys,
+    event_type,
+    raw_event,
+)
+from ._handles import Handle, Staged
+from ._media import (
+    LiveRecordingHandle,
+    PlaybackHandle,
+    Playbacks,
+    Recordings,
+    SoundHandle,
+    Sounds,
+    StoredRecordingHandle,
+)
+from ._system import (
+    ApplicationHandle,
+    Applications,
+    Asterisk,
+    DeviceStateHandle,
+    DeviceStates,
+    EndpointHandle,
+    Endpoints,
+    Events,
+    LogChannelHandle,
+    Logging,
+    Mailboxes,
+    MailboxHandle,
+    ModuleHandle,
+    Modules,
+)
+
+__all__ = [
+    "ApplicationHandle",
+    "Applications",
+    "Asterisk",
+    "Backend",
+    "BridgeHandle",
+    "Bridges",
+    "ChannelHandle",
+    "Channels",
+    "Client",
+    "ConnectionGap",
+    "DeviceStateHandle",
+    "DeviceStates",
+    "EndpointHandle",
+    "Endpoints",
+    "EventHub",
+    "Events",
+    "Handle",
+    "LiveRecordingHandle",
+    "LogChannelHandle",
+    "Logging",
+    "MailboxHandle",
+    "Mailboxes",
+    "ModuleHandle",
+    "Modules",
+    "Overflow",
+    "PendingSubscription",
+    "PlaybackHandle",
+    "Playbacks",
+    "Recordings",
+    "Result",
+    "SoundHandle",
+    "Sounds",
+    "Staged",
+    "StoredRecordingHandle",
+    "Subscription",
+    "UnknownEvent",
+    "decode_event",
+    "event_keys",
+    "event_type",
+    "raw_event",
+]

@@ -1,0 +1,83 @@
+"""The contract between the shared interface and the two ways of reaching Asterisk.
+
+`Client` (the interface users program against) turns each method into a request kind, a key and
+a payload, and hands them to a `Backend`: the native backend runs them against one Asterisk over
+HTTP, the proxy backend sends them over the bus. Both return a `Result`, so the interface cannot
+tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..protocol import Key
+from ._events import EventHub
+
+__all__ = ["Backend", "Result"]
+
+
+@dataclass(slots=True)
+class Result:
+    """What a request kind produced.
+
+    Attributes:
+        key: the key of a Get, create or stage reply (stamped with node and app).
+        keys: the keys of a list reply.
+        data: the entity (or other JSON) Asterisk returned, raw, in ARI's own shape.
+        entities: the raw JSON of each listed entity, in the order of `keys`, when known.
+        variable: the value of a variable read.
+        binds: the dialog bindings the request asks for (only when its key has a dialog).
+    """
+
+    key: Key | None = None
+    keys: list[Key] = field(default_factory=list)
+    data: bytes | None = None
+    entities: list[bytes] = field(default_factory=list)
+    variable: str | None = None
+    binds: tuple[tuple[str, str], ...] = ()
+
+
+class Backend(Protocol):
+    """How a client reaches Asterisk: directly (native) or over the bus (proxy)."""
+
+    @property
+    def application(self) -> str:
+        """The application this client acts for (stamped on keys, used for subscriptions)."""
+        ...
+
+    @property
+    def node(self) -> str:
+        """The Asterisk entity ID when there is exactly one (native), else `""`."""
+        ...
+
+    @property
+    def hub(self) -> EventHub:
+        """Where the backend delivers events."""
+        ...
+
+    async def execute(
+        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+    ) -> Result:
+        """Run one request kind; raise the package's exceptions on failure."""
+        ...
+
+    def download(
+        self, key: Key, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream a stored recording's file."""
+        ...
+
+    async def retain(self, dialog: str) -> None:
+        """Make events of `dialog` (or, for `""`, of the application) reach the hub."""
+        ...
+
+    def release(self, dialog: str) -> None:
+        """Undo one `retain` (the backend finishes any unsubscribing in the background)."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...

@@ -1,0 +1,269 @@
+"""`Client`: the ARI interface that the native and the proxy client both implement.
+
+Every method ends in `Client.request(kind, key, payload)`, which hands the request to the
+backend; the namespaces (`channels`, `bridges`, ...) and handles only build keys and payloads.
+A client owns the subscriptions it opens and the child clients it makes, and closing it closes
+them; children share the parent's connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import ClientClosedError
+from ..ari._models import Message
+from ..protocol import Key
+from ._backend import Backend, Result
+from ._events import EventHub, Overflow, Subscription
+
+if TYPE_CHECKING:
+    from ._bridges import Bridges
+    from ._channels import Channels
+    from ._media import Playbacks, Recordings, Sounds
+    from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
+
+__all__ = ["Client", "PendingSubscription"]
+
+logger = logging.getLogger(__name__)
+
+
+class PendingSubscription:
+    """A subscription being opened: await it, or use it as an async context manager.
+
+    ```python
+    async with client.subscribe("StasisStart") as events: ...   # closed on exit
+    events = await client.subscribe("StasisStart")               # close it yourself
+    ```
+    Either way the subscription is live (its bus subjects subscribed) before your code runs on.
+    """
+
+    __slots__ = ("_client", "_options", "_sub", "_types")
+
+    def __init__(self, client: Client, types: tuple[str, ...], options: dict[str, Any]) -> None:
+        self._client = client
+        self._types = types
+        self._options = options
+        self._sub: Subscription | None = None
+
+    async def _open(self) -> Subscription:
+        self._sub = await self._client._open_subscription(self._types, **self._options)
+        return self._sub
+
+    def __await__(self) -> Generator[Any, None, Subscription]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Subscription:
+        return await self._open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sub is not None:
+            self._sub.close()
+
+
+class Client:
+    """An asyncio ARI client: resource namespaces, handles, and event subscriptions.
+
+    Obtain one from `ari_proxy.ari.connect()` (direct to one Asterisk) or
+    `ari_proxy.client.connect()` (over NATS or RabbitMQ); the two behave the same.
+
+    Attributes:
+        timeout: default seconds per request (None: the backend's default).
+        dialog: the dialog this client is scoped to (`""`: none). Requests carry it in their
+            keys, entities they create join it, and subscriptions see the dialog's events.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        timeout: float | None = None,
+        dialog: str = "",
+        parent: Client | None = None,
+    ) -> None:
+        from ._bridges import Bridges
+        from ._channels import Channels
+        from ._media import Playbacks, Recordings, Sounds
+        from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
+
+        self._backend = backend
+        self._parent = parent
+        self.timeout = timeout
+        self.dialog = dialog
+        self._closed = False
+        self._subscriptions: set[Subscription] = set()
+        self._children: set[Client] = set()
+        self.channels: Channels = Channels(self)
+        self.bridges: Bridges = Bridges(self)
+        self.playbacks: Playbacks = Playbacks(self)
+        self.recordings: Recordings = Recordings(self)
+        self.sounds: Sounds = Sounds(self)
+        self.endpoints: Endpoints = Endpoints(self)
+        self.device_states: DeviceStates = DeviceStates(self)
+        self.mailboxes: Mailboxes = Mailboxes(self)
+        self.applications: Applications = Applications(self)
+        self.asterisk: Asterisk = Asterisk(self)
+        self.events: Events = Events(self)
+
+    # --- identity ----------------------------------------------------------------------------
+
+    @property
+    def application(self) -> str:
+        """The ARI application this client acts for."""
+        return self._backend.application
+
+    @property
+    def node(self) -> str:
+        """The Asterisk entity ID when the client talks to one Asterisk, else `""`."""
+        return self._backend.node
+
+    @property
+    def hub(self) -> EventHub:
+        """The event fan-out (its counters show published and dropped events)."""
+        return self._backend.hub
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called (on this client or a parent)."""
+        return self._closed
+
+    def key(self, kind: str, ident: str, node: str | None = None) -> Key:
+        """A key for an entity of this client: its application, node and dialog."""
+        return Key(kind, ident, self.node if node is None else node, self.dialog, self.application)
+
+    def adopt(self, key: Key) -> Key:
+        """A key returned by a server, carrying this client's dialog."""
+        if self.dialog and key.dialog != self.dialog:
+            return key.with_dialog(self.dialog)
+        return key
+
+    # --- requests ----------------------------------------------------------------------------
+
+    async def request(
+        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+    ) -> Result:
+        """Send one request kind (the low-level door every method goes through).
+
+        Raises:
+            ClientClosedError: the client was closed.
+            AriError: Asterisk refused (subclass by HTTP status).
+            RequestTimeout, TransportError, NoProxyError: the request did not get through.
+        """
+        if self._closed:
+            raise ClientClosedError("client is closed")
+        if key is not None and self.dialog and key.dialog != self.dialog:
+            key = key.with_dialog(self.dialog)
+        return await self._backend.execute(
+            kind, key, payload, timeout=self.timeout if timeout is None else timeout
+        )
+
+    # --- events ------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        *types: str,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> PendingSubscription:
+        """Subscribe to events: of `types` (all when none), of the entity `key` (any when None).
+
+        Each subscription has its own queue of `maxsize` events; when it is full, `overflow`
+        decides (drop the new event, drop the oldest, or close the subscription) and the drop is
+        counted in `Subscription.dropped` and `client.hub.dropped`. `where` filters further.
+        """
+        options = {"key": key, "maxsize": maxsize, "overflow": overflow, "where": where}
+        return PendingSubscription(self, types, options)
+
+    async def _open_subscription(
+        self,
+        types: tuple[str, ...],
+        *,
+        key: Key | None,
+        maxsize: int,
+        overflow: Overflow,
+        where: Callable[[Message], bool] | None,
+    ) -> Subscription:
+        if self._closed:
+            raise ClientClosedError("client is closed")
+        if self.dialog:
+            key = (key or Key()).with_dialog(self.dialog)
+        scope = key.dialog if key is not None else ""
+        await self._backend.retain(scope)
+        sub = self.hub.subscribe(
+            types or None, key, maxsize=maxsize, overflow=overflow, where=where
+        )
+        self._subscriptions.add(sub)
+
+        def forget(closed: Subscription) -> None:
+            self._subscriptions.discard(closed)
+            self._backend.release(scope)
+
+        sub._on_close.append(forget)
+        return sub
+
+    async def once(
+        self,
+        *types: str,
+        key: Key | None = None,
+        timeout: float | None = None,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Message:
+        """Wait for one event (subscribe, take the first, unsubscribe).
+
+        Events that happen before the call are not seen: subscribe first when the event is
+        caused by your own request.
+
+        Raises:
+            TimeoutError: none arrived within `timeout`.
+        """
+        async with self.subscribe(*types, key=key, where=where, maxsize=1) as sub:
+            return await sub.next(timeout)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def child(self) -> Client:
+        """A client sharing this connection that owns (and closes) its own subscriptions."""
+        return self._make_child(self.dialog)
+
+    def scoped(self, dialog: str) -> Client:
+        """A child client in `dialog`: its requests carry the dialog, and it sees its events."""
+        return self._make_child(dialog)
+
+    def _make_child(self, dialog: str) -> Client:
+        if self._closed:
+            raise ClientClosedError("client is closed")
+        child = Client(self._backend, timeout=self.timeout, dialog=dialog, parent=self)
+        self._children.add(child)
+        return child
+
+    @property
+    def subscriptions(self) -> int:
+        """Open subscriptions of this client and its children."""
+        return len(self._subscriptions) + sum(c.subscriptions for c in self._children)
+
+    async def close(self) -> None:
+        """Close every subscription and child; the root client also closes the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for child in list(self._children):
+            await child.close()
+        for sub in list(self._subscriptions):
+            sub.close()
+        if self._parent is not None:
+            self._parent._children.discard(self)
+        else:
+            await self._backend.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        scope = f" dialog={self.dialog}" if self.dialog else ""
+        return f"<{type(self).__name__} app={self.application} node={self.node or '*'}{scope}>"

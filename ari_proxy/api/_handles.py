@@ -1,0 +1,144 @@
+"""Handles: references to ARI entities that carry a `Key` and do no I/O until awaited.
+
+A handle can exist before its entity does (IDs are chosen client-side), which is what lets an
+application subscribe to an entity's events before creating it. `Staged` packages that pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import msgspec
+
+from .._exceptions import ProtocolError
+from ..ari._models import Message
+from ..protocol import Key
+
+if TYPE_CHECKING:
+    from ._backend import Result
+    from ._client import Client, PendingSubscription
+
+__all__ = ["Handle", "Staged", "decode_model"]
+
+M = TypeVar("M")
+H = TypeVar("H", bound="Handle")
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decode_model(data: bytes | None, model: type[M]) -> M:
+    """Decode ARI JSON into a model type (decoders are cached per type)."""
+    decoder = _decoders.get(model)
+    if decoder is None:
+        decoder = _decoders[model] = msgspec.json.Decoder(model)
+    try:
+        return decoder.decode(data or b"{}")  # type: ignore[no-any-return]
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"cannot read {getattr(model, '__name__', model)}: {exc}") from None
+
+
+class Handle:
+    """A reference to one ARI entity: its `key`, and the client that acts on it."""
+
+    __slots__ = ("_client", "key")
+    kind: ClassVar[str] = ""
+
+    def __init__(self, client: Client, key: Key) -> None:
+        self._client = client
+        self.key = key
+
+    @property
+    def id(self) -> str:
+        """The entity's ID."""
+        return self.key.id
+
+    @property
+    def node(self) -> str:
+        """The Asterisk entity ID the entity lives on (`""` when not known yet)."""
+        return self.key.node
+
+    def subscribe(self, *types: str, **options: Any) -> PendingSubscription:
+        """Subscribe to this entity's events (all types when none are named).
+
+        Use as `async with handle.subscribe("ChannelDestroyed") as events:` or
+        `events = await handle.subscribe(...)`; see `Client.subscribe` for the options.
+        """
+        return self._client.subscribe(*types, key=self.key, **options)
+
+    async def once(
+        self,
+        *types: str,
+        timeout: float | None = None,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Message:
+        """Wait for the next event of this entity (of `types`, if given).
+
+        Raises:
+            TimeoutError: none arrived within `timeout`.
+        """
+        return await self._client.once(*types, key=self.key, timeout=timeout, where=where)
+
+    async def _request(
+        self, kind: str, payload: Any = None, timeout: float | None = None
+    ) -> Result:
+        return await self._client.request(kind, self.key, payload, timeout=timeout)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.key))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key}>"
+
+
+class Staged(Generic[H]):
+    """An operation whose handle exists but which has not run yet: stage, subscribe, execute.
+
+    ```python
+    staged = await client.channels.stage_originate("Local/100@default", app="demo")
+    async with staged.subscribe("StasisStart") as events:
+        channel = await staged.execute()
+        await events.next(timeout=5)
+    ```
+    Through the proxy, staging also picks the Asterisk node, so the subscription is made on the
+    node that will run the operation.
+    """
+
+    __slots__ = ("_executed", "_run", "handle")
+
+    def __init__(self, handle: H, run: Callable[[H], Awaitable[H]]) -> None:
+        self.handle = handle
+        self._run = run
+        self._executed = False
+
+    @property
+    def key(self) -> Key:
+        """The key the operation will create."""
+        return self.handle.key
+
+    @property
+    def id(self) -> str:
+        """The ID the operation will create."""
+        return self.handle.key.id
+
+    def subscribe(self, *types: str, **options: Any) -> PendingSubscription:
+        """Subscribe to the future entity's events; see `Handle.subscribe`."""
+        return self.handle.subscribe(*types, **options)
+
+    async def execute(self) -> H:
+        """Run the staged operation and return the handle.
+
+        Raises:
+            RuntimeError: it was already executed.
+            AriError, TransportError, RequestTimeout: as the operation itself.
+        """
+        if self._executed:
+            raise RuntimeError("a staged operation runs once")
+        self._executed = True
+        return await self._run(self.handle)
+
+    def __repr__(self) -> str:
+        return f"<Staged {self.handle!r}{' executed' if self._executed else ''}>"

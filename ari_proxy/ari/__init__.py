@@ -1,0 +1,17 @@
+"""The native ARI client: all of ARI in Asterisk 22, typed, talking to one Asterisk directly."""
+
+from ._client import AriClient, Connecting, NativeBackend, connect
+from ._executor import Executor
+from ._http import HttpTransport
+from ._websocket import ConnectionState, EventStream
+
+__all__ = [
+    "AriClient",
+    "Connecting",
+    "ConnectionState",
+    "EventStream",
+    "Executor",
+    "HttpTransport",
+    "NativeBackend",
+    "connect",
+]
