@@ -94,7 +94,7 @@ class EventStream:
         self._listeners.append(callback)
 
     def _set_state(self, state: ConnectionState) -> None:
-        if state is self.state:
+        if state is self.state or (self._closing and state is not ConnectionState.CLOSED):
             return
         self.state = state
         if state is ConnectionState.CONNECTED:
@@ -136,7 +136,7 @@ class EventStream:
     async def _run(self) -> None:
         lost_at: float | None = None
         loop = asyncio.get_running_loop()
-        while not self.closing:
+        while True:
             try:
                 async with self.http.session.ws_connect(
                     self.url,
@@ -162,8 +162,8 @@ class EventStream:
                     logger.warning("ARI events WebSocket: %s: %s", type(exc).__name__, exc)
             finally:
                 self._ws = None
-            if self.closing:
-                break
+            if self._closing:  # the attribute, not the property: it changed during the awaits
+                return
             if self.connects:  # connected before: this is a gap in the events
                 if lost_at is None or self._connected.is_set():
                     lost_at = loop.time()
