@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..protocol import Key
-from ._events import EventHub
+from ._events import EventHub, Subscription
 
 __all__ = ["Backend", "Result"]
 
@@ -76,6 +76,10 @@ class Backend(Protocol):
 
     def release(self, dialog: str) -> None:
         """Undo one `retain` (the backend finishes any unsubscribing in the background)."""
+        ...
+
+    async def listen(self, *, maxsize: int = 1000) -> Subscription:
+        """The application's StasisStart events, each given to exactly one listening instance."""
         ...
 
     async def close(self) -> None:

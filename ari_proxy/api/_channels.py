@@ -184,7 +184,9 @@ class Channels:
 
         async def run(h: ChannelHandle) -> ChannelHandle:
             request = p.ChannelOriginate(_replace_channel_id(payload.originate_request, h.id))
-            done = await self._client.request("ChannelOriginate", h.key, request)
+            # As Go: the reference key (node, app, dialog), not the new channel's key, which
+            # the kind would read as the originator: a channel that does not exist yet.
+            done = await self._client.request("ChannelOriginate", h.key.new("", ""), request)
             return ChannelHandle(self._client, self._client.adopt(done.key or h.key))
 
         return Staged(handle, run)

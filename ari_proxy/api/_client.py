@@ -13,18 +13,18 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ClientClosedError
-from ..ari._models import Message
-from ..protocol import Key
+from ..ari._models import Message, StasisStart
+from ..protocol import Key, new_id
 from ._backend import Backend, Result
 from ._events import EventHub, Overflow, Subscription
 
 if TYPE_CHECKING:
     from ._bridges import Bridges
-    from ._channels import Channels
+    from ._channels import ChannelHandle, Channels
     from ._media import Playbacks, Recordings, Sounds
     from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
 
-__all__ = ["Client", "PendingSubscription"]
+__all__ = ["Call", "Calls", "Client", "PendingSubscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,89 @@ class PendingSubscription:
     async def __aexit__(self, *exc: object) -> None:
         if self._sub is not None:
             self._sub.close()
+
+
+class Call:
+    """A call that `listen()` gave to this instance.
+
+    Attributes:
+        event: the StasisStart that brought the call.
+        channel: the channel's handle, in the call's dialog.
+        client: a child client scoped to the call's dialog: entities it creates join the
+            dialog, and its subscriptions see the dialog's events. Closing it ends the call's
+            subscriptions (not the call).
+        events: every event of the call's dialog, opened before the channel was bound to it,
+            so nothing after the StasisStart is missed.
+    """
+
+    __slots__ = ("channel", "client", "event", "events")
+
+    def __init__(
+        self, event: StasisStart, channel: ChannelHandle, client: Client, events: Subscription
+    ) -> None:
+        self.event = event
+        self.channel = channel
+        self.client = client
+        self.events = events
+
+    @property
+    def dialog(self) -> str:
+        """The call's dialog ID."""
+        return self.client.dialog
+
+    async def close(self) -> None:
+        """Close the call's subscriptions and its child client."""
+        await self.client.close()
+
+    async def __aenter__(self) -> Call:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<Call {self.channel.key}>"
+
+
+class Calls:
+    """The calls `listen()` hands to this instance: an async iterator of `Call`."""
+
+    __slots__ = ("_client", "_sub")
+
+    def __init__(self, client: Client, sub: Subscription) -> None:
+        self._client = client
+        self._sub = sub
+
+    @property
+    def dropped(self) -> int:
+        """StasisStart events lost to a full queue (see `listen(maxsize=...)`)."""
+        return self._sub.dropped
+
+    def __aiter__(self) -> Calls:
+        return self
+
+    async def __anext__(self) -> Call:
+        event = await self._sub.__anext__()
+        return await self._client._take_call(event)  # type: ignore[arg-type]
+
+    async def next(self, timeout: float | None = None) -> Call:
+        """The next call.
+
+        Raises:
+            TimeoutError: none within `timeout`.
+        """
+        event = await self._sub.next(timeout)
+        return await self._client._take_call(event)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop taking calls."""
+        self._sub.close()
+
+    async def __aenter__(self) -> Calls:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Client:
@@ -221,6 +304,41 @@ class Client:
         """
         async with self.subscribe(*types, key=key, where=where, maxsize=1) as sub:
             return await sub.next(timeout)
+
+    async def listen(self, *, maxsize: int = 1000) -> Calls:
+        """Take calls: each StasisStart of the application goes to exactly one listening
+        instance in the cluster, and the instance that takes a call gets that call's later
+        events through the call's dialog (so an instance handling K of N calls receives the
+        events of about K calls).
+
+        ```python
+        async with await client.listen() as calls:
+            async for call in calls:
+                await call.channel.answer()
+        ```
+        """
+        if self._closed:
+            raise ClientClosedError("client is closed")
+        sub = await self._backend.listen(maxsize=maxsize)
+        self._subscriptions.add(sub)
+        sub._on_close.append(self._subscriptions.discard)
+        return Calls(self, sub)
+
+    async def _take_call(self, event: StasisStart) -> Call:
+        from ._channels import ChannelHandle
+
+        dialog = new_id("dl")
+        scoped = self.scoped(dialog)
+        try:
+            events = await scoped.subscribe()
+            key = Key(
+                "channel", event.channel.id, event.asterisk_id or "", dialog, event.application
+            )
+            await scoped.request("ChannelSubscribe", key)
+        except BaseException:
+            await scoped.close()
+            raise
+        return Call(event, ChannelHandle(scoped, key), scoped, events)
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -270,6 +270,9 @@ class Subscription:
                 self._queue.popleft()
             else:
                 logger.warning("subscription %r overflowed (%d queued): closed", self, self.maxsize)
+                # The next read must raise, as documented: a reader that fell behind learns it
+                # lost events before it handles stale ones.
+                self._queue.clear()
                 self._close(SubscriptionOverflowError(f"subscription fell {self.maxsize} behind"))
                 return
         self._queue.append(event)

@@ -201,12 +201,25 @@ class Logging(_Namespace):
     async def create(
         self, name: str, levels: str | Sequence[str], *, node: str | None = None
     ) -> LogChannelHandle:
-        """Create log channel `name` logging `levels` (such as `notice,warning`)."""
+        """Create log channel `name` logging `levels` (such as `notice,warning`).
+
+        Asterisk places a relative `name` in its log directory and from then on knows the
+        channel only by that full path, so the returned handle carries the path as listed.
+
+        Raises:
+            ConflictError: a log channel of that name exists.
+        """
         joined = levels if isinstance(levels, str) else ",".join(levels)
         key = self._client.key("logging", name, node)
         payload = p.AsteriskLoggingChannel(levels=joined)
         result = await self._client.request("AsteriskLoggingCreate", key, payload)
-        return LogChannelHandle(self._client, self._client.adopt(result.key or key))
+        created = self._client.adopt(result.key or key)
+        # Look the path up: with the bare name, data(), rotate() and delete() would miss it.
+        listed = await self._client.request("AsteriskLoggingList", created.new("", ""))
+        for listed_key in listed.keys:
+            if listed_key.id == name or listed_key.id.endswith("/" + name):
+                return LogChannelHandle(self._client, created.new("logging", listed_key.id))
+        return LogChannelHandle(self._client, created)
 
 
 class LogChannelHandle(Handle):

@@ -21,7 +21,14 @@ from typing import Any
 from .._exceptions import ConnectError, ProtocolError
 from ..api._backend import Result
 from ..api._client import Client
-from ..api._events import ConnectionGap, EventHub, decode_event, event_keys, event_type
+from ..api._events import (
+    ConnectionGap,
+    EventHub,
+    Subscription,
+    decode_event,
+    event_keys,
+    event_type,
+)
 from ..api._handles import decode_model
 from ..protocol import Key
 from ..protocol._dialogs import DialogRouter
@@ -145,6 +152,10 @@ class NativeBackend:
 
     def release(self, dialog: str) -> None:
         """Nothing to do (see `retain`)."""
+
+    async def listen(self, *, maxsize: int = 1000) -> Subscription:
+        """Every StasisStart of the applications: this client is the only instance."""
+        return self._hub.subscribe(["StasisStart"], maxsize=maxsize)
 
     async def start(self, timeout: float) -> None:
         """Check the credentials with one REST call, then open the event stream."""

@@ -200,10 +200,21 @@ class ErrorCode(enum.StrEnum):
     """Machine codes our servers put in `Response.code` (Go peers ignore the field)."""
 
     ARI_DOWN = "ari_down"
+    """The proxy's ARI connection is down; nothing was attempted."""
+    ARI_ERROR = "ari_error"
+    """Asterisk answered with an error status (see `status`)."""
     BAD_REQUEST = "bad_request"
+    """The request was malformed or incomplete; Asterisk was not asked."""
+    BUSY = "busy"
+    """The proxy has too many requests in flight; retry later."""
     NOT_FOUND = "not_found"
+    """The entity does not exist."""
     NOT_IMPLEMENTED = "not_implemented"
+    """Unknown kind."""
     TIMEOUT = "timeout"
+    """Asterisk did not answer in time."""
+    TOO_LARGE = "too_large"
+    """The request or the reply exceeds the size the bus carries."""
 
 
 class Response(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -211,8 +222,9 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
 
     `error` is always sent (`""` on success); `data`, `key` and `keys` are omitted when
     unset, and an absent `keys` decodes as `()`. Two extensions Go ignores: `status`, the
-    HTTP status of the ARI error behind `error` (omitted when 0), and `code`, a short
-    machine code such as an `ErrorCode` (omitted when empty).
+    HTTP status of the ARI error behind `error` (omitted when 0), `code`, a short
+    machine code such as an `ErrorCode`, and `message`, Asterisk's own explanation (both
+    omitted when empty).
     """
 
     error: str = kept("")
@@ -221,6 +233,7 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     keys: tuple[Key, ...] = ()
     status: int = 0
     code: str = ""
+    message: str = ""
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,52 @@
+"""`ari_proxy.connect()`: one entry point for both ways of reaching Asterisk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .ari._client import Connecting
+from .client._client import ProxyConnecting
+
+__all__ = ["connect"]
+
+
+def connect(
+    url: str | Sequence[str] | None = None,
+    *,
+    application: str | Sequence[str] | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    **options: Any,
+) -> Connecting | ProxyConnecting:
+    """Connect to ARI directly or through ari-proxy, chosen by the URL's scheme.
+
+    `http://` and `https://` connect to one Asterisk (`ari_proxy.ari.connect`, which needs
+    `username` and `password`); `nats://`, `tls://`, `amqp://` and `amqps://` connect to the
+    proxies on a message bus (`ari_proxy.client.connect`). The client behaves the same either
+    way, so switching is a change of URL. Without `url`, `$ARI_URL` is used, then
+    `$MESSAGEBUS_URL`, then `nats://127.0.0.1:4222`.
+
+    ```python
+    async with ari_proxy.connect("nats://127.0.0.1:4222", application="demo") as client: ...
+    async with ari_proxy.connect("http://127.0.0.1:8088/ari", application="demo",
+                                 username="ari", password="secret") as client: ...
+    ```
+    """
+    if url is None:
+        url = (
+            os.environ.get("ARI_URL") or os.environ.get("MESSAGEBUS_URL") or "nats://127.0.0.1:4222"
+        )
+    first = url if isinstance(url, str) else next(iter(url), "")
+    if first.startswith(("http://", "https://")):
+        from .ari import connect as native
+
+        if not isinstance(url, str):
+            raise ValueError("connect to one Asterisk at a time over HTTP")
+        return native(url, username, password, application, **options)
+    from .client import connect as proxied
+
+    if application is not None and not isinstance(application, str):
+        application = ",".join(application)
+    return proxied(application, url, **options)

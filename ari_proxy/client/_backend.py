@@ -1,0 +1,404 @@
+"""The proxy backend: the shared interface's requests and events, over NATS or RabbitMQ.
+
+Routing (PROTOCOL.md §1.2, with Go's defects fixed):
+
+- a key with a node goes to that node's proxy (`ari.<class>.<app>.<node>`), unicast;
+- a create without a node goes to the application's create subject, where exactly one proxy
+  takes it (queue group);
+- anything else is a broadcast to the application's proxies (`ari.<class>.<app>`: the client's
+  own application when the key has none; Go sprays every application's proxies), gathered until
+  every live proxy answered (the cluster map says how many) or the window ends. Lists merge and
+  de-duplicate all replies; other requests take the first success.
+
+Events: one bus subscription per subject per connection, reference-counted and shared by every
+subscription, demultiplexed locally by the `EventHub`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+
+from .._exceptions import (
+    AriProxyError,
+    NoProxyError,
+    NotFoundError,
+    ProtocolError,
+    RequestTimeout,
+    UnknownKindError,
+)
+from ..api._backend import Result
+from ..api._events import EventHub, Subscription, decode_event
+from ..bus._transport import BusMessage, Transport
+from ..bus._transport import Subscription as BusSubscription
+from ..protocol import (
+    Announcement,
+    Key,
+    Request,
+    RequestClass,
+    Response,
+    Subjects,
+    check_token,
+    decode_announcement,
+    decode_response,
+    encode_request,
+)
+from ..protocol._kinds import KINDS, KindSpec, Reply
+from ._cluster import Cluster
+from ._replies import error_from_reply, result_from_reply
+
+__all__ = ["ProxyBackend"]
+
+logger = logging.getLogger(__name__)
+
+# Payload field -> its struct type, so a request always carries its payload (a Go server
+# dereferences it without a nil check and dies without it).
+_PAYLOAD_TYPES: dict[str, type[Any]] = {
+    field.name: next(
+        t for t in getattr(field.type, "__args__", (field.type,)) if t is not type(None)
+    )
+    for field in msgspec.structs.fields(Request)
+    if field.name not in ("kind", "key")
+}
+
+
+class ProxyBackend:
+    """Requests and events of one application over one bus connection.
+
+    Args:
+        transport: a connected bus transport.
+        application: the client's application; keys without an app are sent for it.
+        prefix: subject prefix (`ari.`).
+        timeout: seconds per request (and per gather window).
+        retries: extra attempts of a unicast request that timed out.
+        ping_interval: seconds between pings that keep the cluster map fresh.
+        node_max_age: seconds after which a silent proxy is forgotten.
+        discovery_wait: how long a broadcast waits for a first announcement when the map has
+            no proxy for the application yet (instead of returning an incomplete answer).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        application: str,
+        *,
+        prefix: str = "ari.",
+        timeout: float = 2.0,
+        retries: int = 0,
+        ping_interval: float = 10.0,
+        node_max_age: float = 30.0,
+        discovery_wait: float = 1.0,
+        owns_transport: bool = True,
+    ) -> None:
+        check_token(application, "application")
+        self.transport = transport
+        self.subjects = Subjects(prefix)
+        self.timeout = timeout
+        self.retries = retries
+        self.ping_interval = ping_interval
+        self.discovery_wait = discovery_wait
+        self.cluster = Cluster(max_age=node_max_age)
+        self.bad_events = 0
+        self._application = application
+        self._owns_transport = owns_transport
+        self._hub = EventHub()
+        self._listen_hub = EventHub()
+        self._retained: dict[str, tuple[int, BusSubscription | None]] = {}
+        self._retain_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._announced = asyncio.Event()
+        self._announce_sub: BusSubscription | None = None
+        self._listen_sub: BusSubscription | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- identity ----------------------------------------------------------------------------
+
+    @property
+    def application(self) -> str:
+        return self._application
+
+    @property
+    def node(self) -> str:
+        return ""
+
+    @property
+    def hub(self) -> EventHub:
+        return self._hub
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen to announcements, ping, and keep pinging (and pruning) periodically."""
+        self._announce_sub = await self.transport.subscribe(
+            self.subjects.announce, self._on_announcement
+        )
+        await self.ping()
+        self._pinger = asyncio.get_running_loop().create_task(self._ping_loop(), name="ari-ping")
+
+    def _on_announcement(self, message: BusMessage) -> None:
+        try:
+            announcement: Announcement = decode_announcement(message.data)
+        except ProtocolError as exc:
+            logger.debug("ignoring a malformed announcement: %s", exc)
+            return
+        self.cluster.seen(announcement.node, announcement.application)
+        if announcement.application == self._application:
+            self._announced.set()
+
+    async def ping(self) -> None:
+        """Ask every proxy to announce itself."""
+        await self.transport.ping(self.subjects.ping, b'{"kind":"","key":null}')
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            self.cluster.prune()
+            try:
+                await self.ping()
+            except AriProxyError as exc:
+                logger.warning("ping failed: %s", exc)
+
+    async def _discover(self, limit: float) -> None:
+        if self.cluster.expected(self._application):
+            return
+        self._announced.clear()
+        await self.ping()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(limit, self.discovery_wait)):
+                await self._announced.wait()
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _request(self, spec: KindSpec, key: Key, payload: Any) -> bytes:
+        fields: dict[str, Any] = {}
+        if spec.payload is not None:
+            if payload is None:
+                payload = _PAYLOAD_TYPES[spec.payload]()
+            fields[spec.payload] = payload
+        return encode_request(Request(kind=spec.name, key=key, **fields))
+
+    async def execute(
+        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+    ) -> Result:
+        """Send one request to the right proxies and return what they answered.
+
+        Raises:
+            UnknownKindError: `kind` is not in the kind table.
+            NoProxyError: no proxy serves the application (or the node).
+            RequestTimeout: no answer in time.
+            AriError: the proxy (Asterisk) refused.
+        """
+        spec = KINDS.get(kind)
+        if spec is None:
+            raise UnknownKindError(f"unknown request kind {kind!r}")
+        key = key or Key()
+        if not key.app:
+            key = Key(key.kind, key.id, key.node, key.dialog, self._application)
+        data = self._request(spec, key, payload)
+        limit = self.timeout if timeout is None else timeout
+        if key.node:
+            subject = self.subjects.request(spec.cls, key.app, key.node)
+            reply = await self._unicast(subject, data, limit)
+        elif spec.cls is RequestClass.CREATE:
+            reply = await self._unicast(self.subjects.request(spec.cls, key.app), data, limit)
+        elif spec.reply is Reply.KEYS:
+            return await self._gather_all(spec, key, data, limit)
+        else:
+            reply = await self._gather_first(spec, key, data, limit)
+        if not reply.ok:
+            raise error_from_reply(reply)
+        return result_from_reply(spec, reply)
+
+    async def _unicast(self, subject: str, data: bytes, limit: float) -> Response:
+        for attempt in range(self.retries + 1):
+            try:
+                raw = await self.transport.request(subject, data, timeout=limit)
+            except RequestTimeout:
+                if attempt == self.retries:
+                    raise
+                logger.debug("request on %s timed out, retrying", subject)
+                continue
+            return decode_response(raw)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _gather(
+        self, spec: KindSpec, key: Key, data: bytes, limit: float, first_good: bool
+    ) -> list[Response]:
+        await self._discover(limit)
+        expected = self.cluster.expected(key.app)
+        replies: list[Response] = []
+
+        def enough(raws: list[bytes]) -> bool:
+            for raw in raws[len(replies) :]:
+                try:
+                    replies.append(decode_response(raw))
+                except ProtocolError as exc:
+                    replies.append(Response(error=f"malformed reply: {exc}", code="bad_reply"))
+            if first_good and any(r.ok for r in replies):
+                return True
+            return expected > 0 and len(replies) >= expected
+
+        subject = self.subjects.request(spec.cls, key.app)
+        raws = await self.transport.gather(subject, data, timeout=limit, enough=enough)
+        enough(raws)
+        if not replies:
+            if expected == 0:
+                raise NoProxyError(f"no proxy serves application {key.app!r}")
+            raise RequestTimeout(f"{spec.name}: no proxy answered within {limit:g}s")
+        return replies
+
+    async def _gather_first(self, spec: KindSpec, key: Key, data: bytes, limit: float) -> Response:
+        replies = await self._gather(spec, key, data, limit, first_good=True)
+        for reply in replies:
+            if reply.ok:
+                return reply
+        return _most_telling(replies)
+
+    async def _gather_all(self, spec: KindSpec, key: Key, data: bytes, limit: float) -> Result:
+        replies = await self._gather(spec, key, data, limit, first_good=False)
+        good = [r for r in replies if r.ok]
+        if not good:
+            raise error_from_reply(_most_telling(replies))
+        merged = Result()
+        seen: set[Key] = set()
+        for reply in good:
+            for item in reply.keys:
+                if item not in seen:
+                    seen.add(item)
+                    merged.keys.append(item)
+        for reply in replies:
+            if not reply.ok:
+                logger.warning("%s: a proxy failed: %s", spec.name, reply.error)
+        return merged
+
+    @asynccontextmanager
+    async def download(
+        self, key: Key, *, timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A stored recording's file, as one chunk (the proxy sends it whole, within limits)."""
+        result = await self.execute("RecordingStoredFile", key, timeout=timeout)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield result.data or b""
+
+        yield chunks()
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _event_subject(self, dialog: str) -> str:
+        if dialog:
+            return self.subjects.dialog_event(dialog)
+        return f"{self.subjects.prefix}event.{self._application}.>"
+
+    def _handler(self, dialog: str) -> Any:
+        hub = self._hub
+
+        def deliver(message: BusMessage) -> None:
+            try:
+                event = decode_event(message.data)
+            except ProtocolError as exc:
+                self.bad_events += 1
+                logger.warning("ignoring a malformed event on %s: %s", message.subject, exc)
+                return
+            hub.publish(event, dialog)
+
+        return deliver
+
+    async def retain(self, dialog: str) -> None:
+        """Subscribe the event subject of `dialog` (or of the application) once per connection."""
+        async with self._retain_lock:
+            count, sub = self._retained.get(dialog, (0, None))
+            if count == 0:
+                sub = await self.transport.subscribe(
+                    self._event_subject(dialog), self._handler(dialog)
+                )
+            self._retained[dialog] = (count + 1, sub)
+
+    def release(self, dialog: str) -> None:
+        """Drop one reference; the last one unsubscribes in the background."""
+        count, sub = self._retained.get(dialog, (0, None))
+        if count > 1:
+            self._retained[dialog] = (count - 1, sub)
+            return
+        self._retained.pop(dialog, None)
+        if sub is not None and not self._closed:
+            self._spawn(self._unsubscribe(dialog, sub))
+
+    async def _unsubscribe(self, dialog: str, sub: BusSubscription) -> None:
+        async with self._retain_lock:
+            if dialog in self._retained:  # retained again meanwhile: keep a fresh subscription
+                return
+            try:
+                await sub.unsubscribe()
+            except AriProxyError as exc:
+                logger.debug("unsubscribe %s: %s", sub.subject, exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def bus_subscriptions(self) -> int:
+        """Event subjects currently subscribed on the bus."""
+        return len(self._retained) + (self._listen_sub is not None)
+
+    async def listen(self, *, maxsize: int = 1000) -> Subscription:
+        """StasisStart events of the application, each delivered to exactly one listening
+        instance in the cluster (a queue group on the application's event subject)."""
+        if self._listen_sub is None:
+            listen_hub = self._listen_hub
+
+            def deliver(message: BusMessage) -> None:
+                try:
+                    event = decode_event(message.data)
+                except ProtocolError:
+                    self.bad_events += 1
+                    return
+                listen_hub.publish(event)
+
+            self._listen_sub = await self.transport.subscribe(
+                self._event_subject(""), deliver, group=f"ari-proxy-listen.{self._application}"
+            )
+        return self._listen_hub.subscribe(["StasisStart"], maxsize=maxsize)
+
+    async def close(self) -> None:
+        """Stop pinging, unsubscribe everything, close the transport (when owned)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pinger
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task
+        subs = [s for _, s in self._retained.values() if s is not None]
+        subs += [s for s in (self._announce_sub, self._listen_sub) if s is not None]
+        self._retained.clear()
+        for sub in subs:
+            with contextlib.suppress(AriProxyError):
+                await sub.unsubscribe()
+        self._hub.close()
+        self._listen_hub.close()
+        if self._owns_transport:
+            await self.transport.close()
+
+
+def _most_telling(replies: list[Response]) -> Response:
+    """Of several failures, the one that says most: an entity found in the wrong state beats
+    "not found" from the proxies that do not have it."""
+    failures = [r for r in replies if not r.ok]
+    for reply in failures:
+        error = error_from_reply(reply)
+        if not isinstance(error, NotFoundError | UnknownKindError):
+            return reply
+    return failures[0]

@@ -1,0 +1,139 @@
+"""The proxy client: the ARI interface over NATS or RabbitMQ, for any number of Asterisk nodes.
+
+```python
+async with ari_proxy.client.connect(application="myapp", url="nats://127.0.0.1:4222") as ari:
+    async with await ari.listen() as calls:
+        async for call in calls:
+            await call.channel.answer()
+```
+Everything else reads as with `ari_proxy.ari.connect()`: only the way of connecting differs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from ..api._client import Client
+from ..bus._transport import BusState
+from ._backend import ProxyBackend
+from ._cluster import Node
+
+__all__ = ["ProxyClient", "ProxyConnecting", "connect"]
+
+
+class ProxyClient(Client):
+    """A client that reaches Asterisk through ari-proxy servers on a message bus."""
+
+    _backend: ProxyBackend
+
+    def nodes(self) -> list[Node]:
+        """The live proxies of this client's application (from their announcements)."""
+        return self._backend.cluster.nodes(self.application)
+
+    def all_nodes(self) -> list[Node]:
+        """Every live proxy on the bus, of every application."""
+        return self._backend.cluster.nodes()
+
+    def on_node_change(self, callback: Callable[[str, Node], None]) -> None:
+        """Call `callback("joined" | "left", node)` when a proxy appears or is forgotten."""
+        self._backend.cluster.on_change(callback)
+
+    async def refresh(self) -> None:
+        """Ping now: every proxy re-announces itself."""
+        await self._backend.ping()
+
+    @property
+    def bus_state(self) -> BusState:
+        """The bus connection's state."""
+        return self._backend.transport.state
+
+
+class ProxyConnecting:
+    """The result of `connect()`: await it, or use it as an async context manager."""
+
+    __slots__ = ("_client", "_factory")
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: ProxyClient | None = None
+
+    def __await__(self) -> Generator[Any, None, ProxyClient]:
+        return self._factory().__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> ProxyClient:
+        self._client = await self._factory()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+def connect(
+    application: str | None = None,
+    url: str | Sequence[str] | None = None,
+    *,
+    prefix: str = "ari.",
+    timeout: float = 2.0,
+    retries: int = 0,
+    ping_interval: float = 10.0,
+    node_max_age: float = 30.0,
+    discovery_wait: float = 1.0,
+    name: str = "",
+    **bus_options: Any,
+) -> ProxyConnecting:
+    """Connect to the ari-proxy servers of `application` on a message bus.
+
+    Args:
+        application: the ARI application (default `$ARI_APPLICATION`).
+        url: bus URL(s), `nats://...` or `amqp://...` (default `$MESSAGEBUS_URL`, else
+            `nats://127.0.0.1:4222`); several URLs (a list or comma-separated) for a cluster.
+        prefix: subject prefix, as the servers use it.
+        timeout: default seconds per request, and the window of a broadcast.
+        retries: extra attempts of a unicast request that timed out (creates included: they
+            carry client-generated IDs, so a duplicate is refused by Asterisk, not executed).
+        ping_interval: seconds between discovery pings.
+        node_max_age: seconds of silence after which a proxy is forgotten.
+        discovery_wait: how long a broadcast waits for the first proxy to announce itself.
+        name: connection name shown by the broker.
+        bus_options: passed to the bus transport (credentials, TLS, ...).
+
+    Returns:
+        A `ProxyConnecting`: `await` it for a `ProxyClient`, or `async with connect(...) as c`.
+
+    Raises (when awaited):
+        ConnectError: the bus is unreachable.
+    """
+    from ..bus import connect as bus_connect
+
+    app = application or os.environ.get("ARI_APPLICATION", "")
+    if not app:
+        raise ValueError("connect() needs an application (or $ARI_APPLICATION)")
+    urls = url if url is not None else os.environ.get("MESSAGEBUS_URL", "nats://127.0.0.1:4222")
+    url_list = [
+        u.strip() for u in (urls.split(",") if isinstance(urls, str) else urls) if u.strip()
+    ]
+
+    async def start() -> ProxyClient:
+        transport = bus_connect(url_list, prefix=prefix, name=name, **bus_options)
+        await transport.connect()
+        backend = ProxyBackend(
+            transport,
+            app,
+            prefix=prefix,
+            timeout=timeout,
+            retries=retries,
+            ping_interval=ping_interval,
+            node_max_age=node_max_age,
+            discovery_wait=discovery_wait,
+        )
+        try:
+            await backend.start()
+        except BaseException:
+            await backend.close()
+            raise
+        return ProxyClient(backend, timeout=timeout)
+
+    return ProxyConnecting(start)
