@@ -139,7 +139,8 @@ class ProxyBackend:
         self._announce_sub = await self.transport.subscribe(
             self.subjects.announce, self._on_announcement
         )
-        await self.ping()
+        # Wait (briefly) for the first announcement, so `nodes()` is useful right away.
+        await self._discover(self.discovery_wait)
         self._pinger = asyncio.get_running_loop().create_task(self._ping_loop(), name="ari-ping")
 
     def _on_announcement(self, message: BusMessage) -> None:
