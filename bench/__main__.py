@@ -1,0 +1,42 @@
+"""`python -m bench [native|proxy|all]`: start what is needed, measure side by side, print tables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import platform
+
+from ari_proxy.testing import ensure_nats, make_spec, start, stop
+
+
+async def main(which: list[str], n: int) -> None:
+    inst = start(make_spec("bench-1"))
+    inst2 = None
+    try:
+        print(f"Machine: {platform.machine()}, Python {platform.python_version()}, Asterisk 22 sandbox")
+        print()
+        if "native" in which:
+            from . import native
+
+            print(await native.run(inst, n=n))
+            print()
+        if "proxy" in which:
+            from . import proxy
+
+            inst2 = start(make_spec("bench-2"))
+            print(await proxy.run(inst, inst2, ensure_nats(), n=n))
+            print()
+    finally:
+        stop(inst.name)
+        if inst2 is not None:
+            stop(inst2.name)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("which", nargs="*", default=["native", "proxy"])
+    parser.add_argument("-n", type=int, default=2000, help="requests per contender and mode")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main(args.which, args.n))
