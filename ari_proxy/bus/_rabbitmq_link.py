@@ -1,0 +1,322 @@
+"""The supervised RabbitMQ connection: connect, watch, reconnect forever, restore.
+
+`Link` owns the one AMQP connection of a transport and its fixed channels. It connects to each
+URL in turn with jittered exponential backoff, declares the four exchanges, calls the owner's
+`on_setup` hook (which restores every subscription) and only then reports CONNECTED. When the
+connection, or its consume channel, dies it counts a gap, reports RECONNECTING, calls `on_lost`
+and starts over. Nothing here is aio-pika's Robust* machinery: the owner decides what to
+restore, in which order, and can see it happen.
+
+Channels of one connection:
+
+| channel  | carries                                   | confirms | if the broker closes it  |
+|----------|-------------------------------------------|----------|--------------------------|
+| topology | declarations, bindings, deletions         | no       | reopened on next use     |
+| consume  | every consumer (prefetch-bounded)         | no       | full reconnect           |
+| confirm  | replies, pings                            | yes      | reopened on next use     |
+| events   | events and announcements, from the outbox | no       | reopened on next use     |
+
+(Reply channels for client requests are opened by `ReplyPool` on the same connection.) A
+declaration the broker refuses closes only the topology channel; a consumer lost with a dead
+consume channel cannot be repaired without re-consuming everything, hence a full reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import aiormq
+import aiormq.abc
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
+
+from .._backoff import Backoff
+from .._exceptions import ClientClosedError, TransportError
+from ._memory import StateKeeper
+from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors, redact_text, translate
+from ._rabbitmq_topology import EXCHANGES
+from ._transport import BusState
+from ._url import redact_url
+
+__all__ = ["ChannelName", "Link"]
+
+log = logging.getLogger(__name__)
+
+Channel = aiormq.abc.AbstractChannel
+Connection = aiormq.abc.AbstractConnection
+ChannelName = Literal["topology", "consume", "confirm", "events"]
+
+
+@dataclass(eq=False)
+class _Channels:
+    topology: Channel
+    consume: Channel
+    confirm: Channel
+    events: Channel
+
+
+class Link:
+    """One supervised AMQP connection with its fixed channels.
+
+    Args:
+        urls: broker URLs, tried in turn (credentials are redacted in every log line).
+        ssl_context: TLS settings for `amqps://`.
+        client_properties: sent to the broker (`connection_name`).
+        prefetch: per-consumer prefetch of the consume channel (0: unlimited).
+        connect_timeout: bound of one connection attempt, in seconds.
+        backoff: delays between rounds of attempts.
+        on_setup: awaited on every new connection once the exchanges are declared, before
+            CONNECTED is reported; raising a backend error or `TransportError` makes the
+            attempt fail and be retried.
+        on_lost: called when an established connection is lost.
+        on_consumer_cancel: called when the broker cancels a consumer (its queue was deleted).
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        ssl_context: ssl.SSLContext | None,
+        client_properties: FieldTable,
+        prefetch: int,
+        connect_timeout: float,
+        backoff: Backoff,
+        on_setup: Callable[[], Awaitable[None]],
+        on_lost: Callable[[], None],
+        on_consumer_cancel: Callable[[Basic.Cancel], None],
+    ) -> None:
+        self._urls = urls
+        self._ssl_context = ssl_context
+        self._client_properties = client_properties
+        self._prefetch = prefetch
+        self._connect_timeout = connect_timeout
+        self._backoff = backoff
+        self._on_setup = on_setup
+        self._on_lost = on_lost
+        self._on_consumer_cancel = on_consumer_cancel
+
+        self._state = StateKeeper()
+        self._conn: Connection | None = None
+        self._channels: _Channels | None = None
+        self._generation = 0
+        self._connected = asyncio.Event()
+        self._reopen_lock = asyncio.Lock()
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self.gaps = 0
+        """How many times an established connection was lost."""
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> BusState:
+        """Where the link is: CONNECTING until the first connection."""
+        return self._state.state
+
+    @property
+    def started(self) -> bool:
+        """`start()` was called."""
+        return self._supervisor is not None
+
+    @property
+    def generation(self) -> int:
+        """Changes with every connection made or lost: what was set up on another generation
+        belongs to a dead connection."""
+        return self._generation
+
+    @property
+    def up(self) -> bool:
+        """A connection with its channels is there (possibly still being set up)."""
+        conn = self._conn
+        return conn is not None and not conn.is_closed and self._channels is not None
+
+    @property
+    def closing(self) -> bool:
+        """`begin_close()` was called."""
+        return self._closing
+
+    def on_state(self, callback: Callable[[BusState], None]) -> None:
+        """Call `callback` on every state change."""
+        self._state.add(callback)
+
+    async def wait_connected(self) -> tuple[Connection, int]:
+        """The connection and its generation, once CONNECTED.
+
+        Raises:
+            ClientClosedError: the link is closing.
+        """
+        while True:
+            if self._closing:
+                raise ClientClosedError("the RabbitMQ transport is closed")
+            conn = self._conn
+            if self._state.state is BusState.CONNECTED and conn is not None and not conn.is_closed:
+                return conn, self._generation
+            # Not connected, or the loss is not processed yet: the supervisor sets the event
+            # once the connection is back, and begin_close() sets it to wake us.
+            self._connected.clear()
+            await self._connected.wait()
+
+    async def channel(self, name: ChannelName) -> Channel:
+        """The named channel of the current connection, reopened if the broker closed it.
+
+        Raises:
+            TransportError: no connection, or the consume channel is gone (a reconnect
+                follows), or the channel cannot be reopened.
+        """
+        channels = self._channels
+        if channels is not None:
+            channel: Channel = getattr(channels, name)
+            if not channel.is_closed:
+                return channel
+        async with self._reopen_lock:
+            conn, channels = self._conn, self._channels
+            if conn is None or conn.is_closed or channels is None:
+                raise TransportError("not connected to RabbitMQ")
+            channel = getattr(channels, name)
+            if channel.is_closed:
+                if name == "consume":
+                    raise TransportError("the consume channel was closed; reconnecting")
+                with amqp_errors():
+                    channel = await conn.channel(publisher_confirms=name == "confirm")
+                setattr(channels, name, channel)
+            return channel
+
+    async def declare_exchanges(self) -> None:
+        """Declare the four exchanges (again), exactly as Go peers declare them.
+
+        Raises:
+            TransportError: not connected, or the broker refused a declaration.
+        """
+        channel = await self.channel("topology")
+        with amqp_errors():
+            await _declare_exchanges(channel)
+
+    # --- supervision ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting in the background (once)."""
+        if self._supervisor is None and not self._closing:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name="rabbitmq-link"
+            )
+
+    async def _supervise(self) -> None:
+        index = 0
+        while not self._closing:
+            url = self._urls[index % len(self._urls)]
+            try:
+                conn = await self._open(url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "cannot connect to RabbitMQ at %s: %s",
+                    redact_url(url),
+                    translate(exc, connecting=True),
+                )
+                index += 1
+                if index % len(self._urls) == 0:
+                    await asyncio.sleep(self._backoff.next())
+                continue
+            self._backoff.reset()
+            log.info("connected to RabbitMQ at %s", redact_url(url))
+            self._state.set(BusState.CONNECTED)
+            self._connected.set()
+            reason = await self._watch(conn)
+            if self.closing:  # the property: mypy would keep the loop condition's narrowing
+                return
+            self._lost(reason)
+            with contextlib.suppress(*BACKEND_ERRORS):
+                await conn.close()
+
+    async def _open(self, url: str) -> Connection:
+        async with asyncio.timeout(self._connect_timeout):
+            conn: Connection = await aiormq.connect(
+                url, context=self._ssl_context, client_properties=self._client_properties
+            )
+        try:
+            channels = _Channels(
+                topology=await conn.channel(publisher_confirms=False),
+                consume=await conn.channel(publisher_confirms=False),
+                confirm=await conn.channel(publisher_confirms=True),
+                events=await conn.channel(publisher_confirms=False),
+            )
+            if self._prefetch:
+                await channels.consume.basic_qos(prefetch_count=self._prefetch)
+            channels.consume.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
+            await _declare_exchanges(channels.topology)
+            self._generation += 1
+            self._conn = conn
+            self._channels = channels
+            await self._on_setup()
+        except BaseException:
+            self._conn = None
+            self._generation += 1
+            with contextlib.suppress(*BACKEND_ERRORS):
+                await conn.close()
+            raise
+        return conn
+
+    async def _watch(self, conn: Connection) -> BaseException | None:
+        """Wait until the connection or its consume channel is gone; return why."""
+        assert self._channels is not None
+        watchers = [conn.closing, self._channels.consume.closing]
+        try:
+            done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+        for future in done:
+            if not future.cancelled() and future.exception() is not None:
+                return future.exception()
+        return None
+
+    def _lost(self, reason: BaseException | None) -> None:
+        self.gaps += 1
+        self._generation += 1  # what the lost connection held is never reused
+        self._connected.clear()
+        self._conn = None
+        log.warning("lost the connection to RabbitMQ (%s); reconnecting", redact_text(repr(reason)))
+        self._state.set(BusState.RECONNECTING)
+        try:
+            self._on_lost()
+        except Exception:
+            log.exception("the connection-lost hook failed")
+
+    # --- closing ----------------------------------------------------------------------------
+
+    def begin_close(self) -> None:
+        """Refuse new work and wake everyone waiting for the connection (they raise
+        `ClientClosedError`); the connection stays up until `close()`."""
+        self._closing = True
+        self._connected.set()
+
+    async def close(self) -> None:
+        """Stop reconnecting, close the connection, report CLOSED."""
+        self.begin_close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(*BACKEND_ERRORS):
+                await conn.close()
+        self._state.set(BusState.CLOSED)
+
+
+async def _declare_exchanges(channel: Channel) -> None:
+    for exchange in EXCHANGES:
+        await channel.exchange_declare(
+            exchange.name,
+            exchange_type=exchange.type,
+            durable=exchange.durable,
+            auto_delete=exchange.auto_delete,
+            internal=exchange.internal,
+            arguments=None,
+        )

@@ -1,0 +1,380 @@
+"""The registry of live RabbitMQ subscriptions: declared, bound and consumed on every connection.
+
+Every `serve`, `on_ping` and `subscribe` creates a `RabbitSubscription` kept here until it is
+unsubscribed. On each new connection `restore_all()` declares its queue, binds it and consumes
+it again ("reconnect by composition"), so a broker failover never leaves dead subscriptions
+behind (Go issue #60), and `remove()` really cancels the consumer: Go re-subscribes after an
+unsubscribe (weakness 32).
+
+Deliveries are acked once their handler is scheduled (at most once, like Go): a redelivered
+`ChannelOriginate` would place a second call, worse than a lost request whose client sees it
+time out. Handlers run through the `HandlerRunner` every backend shares: a plain function
+inline, a coroutine as a task, at most `max_inflight` per subscription (beyond, the message is
+dropped and counted); exceptions are logged and never reach the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import functools
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiormq.abc
+from pamqp.commands import Basic
+
+from .._exceptions import TransportError
+from ..protocol import new_id
+from ._memory import HandlerRunner, drain_all
+from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors
+from ._rabbitmq_link import Link
+from ._rabbitmq_topology import QueueSpec, Route, serve_private_queue, topic_matches
+from ._transport import BusMessage, Handler
+
+__all__ = ["Kind", "RabbitSubscription", "Registry"]
+
+log = logging.getLogger(__name__)
+
+Delivered = aiormq.abc.DeliveredMessage
+
+
+class Kind(enum.Enum):
+    """What a subscription receives, which decides its queue."""
+
+    SERVE = "serve"  # a plain request subject, on the process's one private queue
+    SERVE_GROUP = "serve group"  # a request subject on a queue a group of servers shares
+    PING = "ping"
+    ANNOUNCE = "announce"
+    EVENT = "event"
+    EVENT_GROUP = "event group"  # listen(): each event to one member of the group
+
+
+@dataclass(eq=False)
+class RabbitSubscription:
+    """A live subscription (implements `Subscription`): what to declare, bind and consume,
+    restored after every reconnect."""
+
+    registry: Registry = field(repr=False)
+    kind: Kind
+    subject: str
+    runner: HandlerRunner = field(repr=False)
+    queue: QueueSpec
+    binding: Route
+    queue_name: str = ""
+    """The queue's name on the broker (broker-named queues get a new one per connection)."""
+    consumer_tag: str = ""
+    generation: int = -1
+    """The link generation it is active on; any other value: not active."""
+    closed: bool = False
+
+    async def unsubscribe(self) -> None:
+        """Stop receiving: cancel the consumer and delete the queue unless it is shared.
+        Idempotent; broker errors are logged, not raised (delivery has stopped anyway)."""
+        await self.registry.remove(self)
+
+
+@dataclass(eq=False)
+class _ServeQueue:
+    """The process's one queue for its plain request subjects (Go's `<ulid>-q`)."""
+
+    spec: QueueSpec
+    consumer_tag: str = ""
+    generation: int = -1
+
+
+class Registry:
+    """The live subscriptions of one transport, and their consumers on the current link."""
+
+    def __init__(self, link: Link, *, max_inflight: int) -> None:
+        self._link = link
+        self._max_inflight = max_inflight
+        # One lock for every topology change, so that a restore after a reconnect and a
+        # subscribe racing with it never declare or consume the same thing twice.
+        self._lock = asyncio.Lock()
+        self._subs: dict[RabbitSubscription, None] = {}
+        self._serve_queue = _ServeQueue(serve_private_queue())
+        self._background: set[asyncio.Task[None]] = set()
+        # Runners of ended subscriptions whose handler tasks still run: close() waits for them.
+        self._retired: set[HandlerRunner] = set()
+        self.dropped = 0
+        """Messages dropped because their subscription had `max_inflight` handlers running."""
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    @property
+    def serve_queue(self) -> QueueSpec:
+        """This process's one private queue for its plain request subjects."""
+        return self._serve_queue.spec
+
+    def runner(self, subject: str, handler: Handler) -> HandlerRunner:
+        """A handler runner for a new subscription, counting its drops here."""
+        return HandlerRunner(
+            subject, handler, max_inflight=self._max_inflight, on_drop=self._count_drop
+        )
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+
+    async def drain(self, deadline: float) -> None:
+        """Wait, until `deadline` (event loop time), for the handler tasks of every
+        subscription, current or ended; cancel those still running then."""
+        runners = {sub.runner for sub in self._subs} | self._retired
+        await drain_all(runners, deadline)
+        self._retired.clear()
+
+    def _retire(self, sub: RabbitSubscription) -> None:
+        self._retired = {runner for runner in self._retired if runner.inflight}
+        if sub.runner.inflight:
+            self._retired.add(sub.runner)
+
+    # --- adding, removing, restoring --------------------------------------------------------
+
+    async def add(self, sub: RabbitSubscription) -> RabbitSubscription:
+        """Register `sub` and, when connected, declare, bind and consume it now.
+
+        Raises:
+            TransportError: the broker refused the queue or binding (`sub` is dropped). A link
+                lost meanwhile is not an error: the reconnect restores `sub`.
+        """
+        async with self._lock:
+            self._subs[sub] = None
+            if not self._link.up:
+                return sub
+            try:
+                with amqp_errors():
+                    await self._activate(sub)
+            except TransportError:
+                if self._link.up:
+                    self._drop_sub(sub)
+                    raise
+                # The link went down meanwhile: the reconnect restores `sub`.
+            except BaseException:
+                self._drop_sub(sub)
+                raise
+        return sub
+
+    def _drop_sub(self, sub: RabbitSubscription) -> None:
+        self._subs.pop(sub, None)
+        sub.closed = True
+
+    async def restore_all(self) -> None:
+        """Declare, bind and consume every subscription on a new connection (the link's
+        setup hook). A refusal is logged and retried at the next reconnect.
+
+        Raises:
+            TransportError: the new connection was lost meanwhile.
+        """
+        async with self._lock:
+            for sub in list(self._subs):
+                if sub.generation != self._link.generation:
+                    await self._restore(sub)
+
+    async def _restore(self, sub: RabbitSubscription) -> None:
+        try:
+            with amqp_errors():
+                await self._activate(sub)
+        except TransportError as exc:
+            if not self._link.up:
+                raise
+            log.error("could not restore the subscription to %s: %s", sub.subject, exc)
+
+    async def remove(self, sub: RabbitSubscription) -> None:
+        """Unregister `sub` and undo it on the broker."""
+        if sub.closed:
+            return
+        sub.closed = True
+        async with self._lock:
+            self._subs.pop(sub, None)
+            self._retire(sub)
+            if not self._link.up or sub.generation != self._link.generation:
+                return
+            try:
+                with amqp_errors():
+                    await self._deactivate(sub)
+            except TransportError as exc:
+                log.warning("while unsubscribing from %s: %s", sub.subject, exc)
+
+    async def stop(self) -> None:
+        """Cancel every consumer and delete this process's private queues (closing)."""
+        async with self._lock:
+            subs = list(self._subs)
+            for sub in subs:
+                sub.closed = True
+            if not self._link.up:
+                return
+            generation = self._link.generation
+            for sub in subs:
+                if sub.kind is Kind.SERVE or sub.generation != generation:
+                    continue
+                await self._quietly(self._cancel(sub.consumer_tag))
+                if not sub.queue.shared and not sub.queue.auto_delete:
+                    await self._quietly(self._delete(sub.queue_name))
+            queue = self._serve_queue
+            if queue.generation == generation:
+                queue.generation = -1
+                await self._quietly(self._cancel(queue.consumer_tag))
+                await self._quietly(self._delete(queue.spec.name))
+
+    async def close(self) -> None:
+        """Forget every subscription and stop background recoveries."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._subs.clear()
+
+    # --- the broker side --------------------------------------------------------------------
+
+    async def _activate(self, sub: RabbitSubscription) -> None:
+        """Declare, bind and consume `sub` on the current connection (lock held)."""
+        topology = await self._link.channel("topology")
+        if sub.kind is Kind.SERVE:
+            name = await self._ensure_serve_queue(topology)
+            await topology.queue_bind(
+                name, sub.binding.exchange, routing_key=sub.binding.routing_key
+            )
+            sub.queue_name = name
+            sub.generation = self._link.generation
+            return
+        spec = sub.queue
+        declared = await topology.queue_declare(
+            spec.name,
+            durable=spec.durable,
+            exclusive=spec.exclusive,
+            auto_delete=spec.auto_delete,
+            arguments=dict(spec.arguments) or None,
+        )
+        name = declared.queue or spec.name
+        await topology.queue_bind(name, sub.binding.exchange, routing_key=sub.binding.routing_key)
+        consume = await self._link.channel("consume")
+        sub.consumer_tag = new_id("co")  # set first: deliveries may precede ConsumeOk
+        await consume.basic_consume(
+            name,
+            functools.partial(self._on_delivery, sub),
+            no_ack=False,
+            consumer_tag=sub.consumer_tag,
+        )
+        sub.queue_name = name
+        sub.generation = self._link.generation
+
+    async def _ensure_serve_queue(self, topology: aiormq.abc.AbstractChannel) -> str:
+        queue = self._serve_queue
+        if queue.generation != self._link.generation:
+            spec = queue.spec
+            await topology.queue_declare(
+                spec.name, durable=spec.durable, arguments=dict(spec.arguments) or None
+            )
+            consume = await self._link.channel("consume")
+            queue.consumer_tag = new_id("co")
+            await consume.basic_consume(
+                spec.name, self._on_serve_delivery, no_ack=False, consumer_tag=queue.consumer_tag
+            )
+            queue.generation = self._link.generation
+        return queue.spec.name
+
+    async def _deactivate(self, sub: RabbitSubscription) -> None:
+        """Undo `_activate` (lock held; `sub` already unregistered)."""
+        if sub.kind is Kind.SERVE:
+            queue = self._serve_queue
+            serving = [s for s in self._subs if s.kind is Kind.SERVE]
+            if not serving and queue.generation == self._link.generation:
+                # The last one: the whole queue goes, its bindings with it.
+                queue.generation = -1
+                await self._cancel(queue.consumer_tag)
+                await self._delete(queue.spec.name)
+            elif not any(s.binding == sub.binding for s in serving):
+                topology = await self._link.channel("topology")
+                await topology.queue_unbind(
+                    queue.spec.name, sub.binding.exchange, routing_key=sub.binding.routing_key
+                )
+            return
+        await self._cancel(sub.consumer_tag)
+        # Shared queues stay, with their bindings: other members use them (Go never deletes
+        # them either). Auto-deleted queues went with their consumer.
+        if not sub.queue.shared and not sub.queue.auto_delete:
+            await self._delete(sub.queue_name)
+
+    async def _cancel(self, tag: str) -> None:
+        await (await self._link.channel("consume")).basic_cancel(tag)
+
+    async def _delete(self, name: str) -> None:
+        await (await self._link.channel("topology")).queue_delete(name)
+
+    @staticmethod
+    async def _quietly(operation: Coroutine[Any, Any, None]) -> None:
+        try:
+            with amqp_errors():
+                await operation
+        except TransportError as exc:
+            log.debug("while closing: %s", exc)
+
+    def on_consumer_cancel(self, frame: Basic.Cancel) -> None:
+        """The broker cancelled a consumer, typically because someone deleted its queue:
+        declare and consume it again (in the background)."""
+        task = asyncio.get_running_loop().create_task(self._recover(frame.consumer_tag or ""))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _recover(self, tag: str) -> None:
+        async with self._lock:
+            if not self._link.up:
+                return
+            if tag == self._serve_queue.consumer_tag:
+                self._serve_queue.generation = -1
+                targets = [s for s in self._subs if s.kind is Kind.SERVE]
+            else:
+                targets = [s for s in self._subs if s.consumer_tag == tag]
+            for sub in targets:
+                log.warning("the broker cancelled the consumer of %s; restoring it", sub.subject)
+                sub.generation = -1
+                with contextlib.suppress(TransportError):
+                    await self._restore(sub)
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    async def _on_delivery(self, sub: RabbitSubscription, message: Delivered) -> None:
+        tag = getattr(message.delivery, "consumer_tag", None)
+        if sub.closed or tag != sub.consumer_tag:
+            # After unsubscribe: a shared queue's message goes back to the other members.
+            await _settle(message, requeue=sub.queue.shared)
+            return
+        sub.runner(_bus_message(message))
+        await _settle(message)
+
+    async def _on_serve_delivery(self, message: Delivered) -> None:
+        bus_message = _bus_message(message)
+        for sub in list(self._subs):
+            if (
+                sub.kind is Kind.SERVE
+                and not sub.closed
+                and topic_matches(sub.binding.routing_key, bus_message.subject)
+            ):
+                sub.runner(bus_message)
+        await _settle(message)
+
+
+def _bus_message(message: Delivered) -> BusMessage:
+    properties = message.header.properties
+    return BusMessage(
+        subject=message.routing_key or "",
+        data=message.body,
+        reply=properties.reply_to or "",
+        correlation_id=properties.correlation_id or "",
+    )
+
+
+async def _settle(message: Delivered, *, requeue: bool | None = None) -> None:
+    """Ack (or, with `requeue` given, reject) a delivery. The channel may be gone, which is
+    fine: the broker then requeues the message by itself."""
+    tag = message.delivery_tag
+    if tag is None:
+        return
+    with contextlib.suppress(*BACKEND_ERRORS):
+        if requeue is None:
+            await message.channel.basic_ack(tag, wait=False)
+        else:
+            await message.channel.basic_reject(tag, requeue=requeue, wait=False)
