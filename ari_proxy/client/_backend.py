@@ -366,7 +366,7 @@ class ProxyBackend:
                 listen_hub.publish(event)
 
             self._listen_sub = await self.transport.subscribe(
-                self._event_subject(""), deliver, group=f"ari-proxy-listen.{self._application}"
+                self._event_subject(""), deliver, group=f"ari-proxy-listen-{self._application}"
             )
         return self._listen_hub.subscribe(["StasisStart"], maxsize=maxsize)
 
