@@ -2,7 +2,8 @@
 
 `client` is a connected `ari_proxy.Client` for a fresh application: direct (native ARI over
 HTTP and WebSocket) or proxied (an in-process ari-proxy server on the same Asterisk, and the
-proxy client, over NATS or over RabbitMQ). Every test in this folder runs once per way and must pass the same.
+proxy client, over NATS or over RabbitMQ). Every test in this folder runs once per way and
+must pass the same.
 """
 
 from __future__ import annotations
