@@ -117,11 +117,13 @@ class BridgeHandle(Handle):
         mute: bool = False,
         inhibit_connected_line_updates: bool = False,
     ) -> None:
-        """Add a channel to the bridge.
+        """Add a channel to the bridge (a channel in another bridge moves to this one).
 
         Raises:
-            UnprocessableEntityError: the channel does not exist or is not in Stasis.
-            ConflictError: the channel is in another bridge or not ready.
+            BadRequestError: no such channel (Asterisk 22 answers 400 "Channel not found").
+            UnprocessableEntityError: the channel is not in a Stasis application.
+            NotFoundError: no such bridge.
+            ConflictError: the bridge is not a Stasis bridge (or is being destroyed).
         """
         await self._request(
             "BridgeAddChannel",
