@@ -105,6 +105,8 @@ class ProxyBackend:
         self.discovery_wait = discovery_wait
         self.cluster = Cluster(max_age=node_max_age)
         self.bad_events = 0
+        #: Event messages this connection received from the bus (dialogs, app, listen).
+        self.events_received = 0
         self._application = application
         self._owns_transport = owns_transport
         self._hub = EventHub()
@@ -302,6 +304,7 @@ class ProxyBackend:
         hub = self._hub
 
         def deliver(message: BusMessage) -> None:
+            self.events_received += 1
             try:
                 event = decode_event(message.data)
             except ProtocolError as exc:
@@ -358,6 +361,7 @@ class ProxyBackend:
             listen_hub = self._listen_hub
 
             def deliver(message: BusMessage) -> None:
+                self.events_received += 1
                 try:
                     event = decode_event(message.data)
                 except ProtocolError:
