@@ -272,10 +272,11 @@ class ProxyBackend:
         merged = Result()
         seen: set[Key] = set()
         for reply in good:
-            for item in reply.keys:
-                if item not in seen:
-                    seen.add(item)
-                    merged.keys.append(item)
+            # De-duplicate across replies (two proxies of one node both answer a broadcast),
+            # never within one (a Go server's sound keys carry no id and all look alike).
+            fresh = [item for item in reply.keys if item not in seen]
+            merged.keys.extend(fresh)
+            seen.update(fresh)
         for reply in replies:
             if not reply.ok:
                 logger.warning("%s: a proxy failed: %s", spec.name, reply.error)

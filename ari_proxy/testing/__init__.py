@@ -12,6 +12,7 @@ from ._services import (
     tcp_open,
 )
 from ._sipp import SippResult, sipp_calls
+from ._tcpproxy import TcpProxy
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -22,6 +23,7 @@ __all__ = [
     "NatsCluster",
     "SandboxError",
     "SippResult",
+    "TcpProxy",
     "ensure_nats",
     "ensure_rabbitmq",
     "ensure_root",
