@@ -1,0 +1,108 @@
+"""Announcements: `{"node":..,"application":..}` on `<prefix>announce`, one per application.
+
+Clients count the announcements they saw to know how many replies a broadcast gathers
+(PROTOCOL.md §6). The server announces when it becomes ready, after every ARI reconnect, on every
+ping and periodically, but only while its ARI connection is up (Go keeps announcing while ARI is
+down and never at startup: weakness 15), so clients never count a server that cannot answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from .._exceptions import AriProxyError
+from ..bus import BusMessage, Transport
+from ..protocol import Announcement, Subjects, encode_announcement
+from ._counters import Counters
+from ._logging import RateLimiter
+
+__all__ = ["Announcer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Announcer:
+    """Publishes the server's announcements.
+
+    Args:
+        bus: the message bus.
+        subjects: the subject builder (prefix).
+        applications: one announcement per application.
+        node: the current Asterisk entity ID.
+        is_up: whether ARI is connected (no announcement otherwise).
+        counters: where to count.
+        interval: seconds between periodic announcements.
+    """
+
+    def __init__(
+        self,
+        bus: Transport,
+        subjects: Subjects,
+        applications: Sequence[str],
+        *,
+        node: Callable[[], str],
+        is_up: Callable[[], bool],
+        counters: Counters,
+        interval: float = 60.0,
+    ) -> None:
+        self.bus = bus
+        self.subjects = subjects
+        self.applications = tuple(applications)
+        self._node = node
+        self._is_up = is_up
+        self.counters = counters
+        self.interval = interval
+        self._limiter = RateLimiter(30.0)
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def announce(self) -> None:
+        """Announce every application now, if ARI is up; failures are logged, not raised."""
+        if not self._is_up():
+            return
+        node = self._node()
+        for app in self.applications:
+            body = encode_announcement(Announcement(node=node, application=app))
+            try:
+                await self.bus.publish(self.subjects.announce, body)
+            except AriProxyError as exc:
+                held = self._limiter.allow("announce")
+                if held is not None:
+                    logger.warning(
+                        "could not announce: %s",
+                        exc,
+                        extra={"app": app, "node": node, "suppressed": held},
+                    )
+                return
+            self.counters.announcements += 1
+        logger.debug("announced", extra={"node": node, "apps": list(self.applications)})
+
+    def soon(self) -> None:
+        """Announce from a synchronous callback (a ping, a state change)."""
+        task = asyncio.get_running_loop().create_task(self.announce(), name="announce")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def on_ping(self, message: BusMessage) -> None:
+        """A ping arrived: answer with announcements (the body does not matter)."""
+        self.soon()
+
+    def start(self) -> None:
+        """Start the periodic announcements."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._every(), name="announcer")
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.announce()
+
+    async def stop(self) -> None:
+        """Stop the periodic and pending announcements."""
+        tasks = [t for t in (self._task, *self._pending) if t is not None]
+        self._task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

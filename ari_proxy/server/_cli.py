@@ -1,0 +1,136 @@
+"""The `ari-proxy` command: configuration, logging, signals, exit codes.
+
+Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the server could not start or
+failed, 2 for a configuration error (one line on stderr, never holding a secret).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .._exceptions import AriProxyError
+from ._config import SETTINGS, ConfigError, ServerConfig, load_config
+from ._logging import configure_logging
+from ._server import Server
+
+__all__ = ["main"]
+
+logger = logging.getLogger("ari_proxy.server")
+
+PROG = "ari-proxy"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors that never repeat a value (it could be a password)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            names = [
+                word.split("=", 1)[0]
+                for word in message.split(":", 1)[1].split()
+                if word[:1] == "-"
+            ]
+            message = "unrecognized arguments: " + (" ".join(names) or "(values without a flag)")
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("ari-proxy")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser: one flag per setting, plus `--config` and `--version`."""
+    parser = _Parser(
+        prog=PROG,
+        description="ARI proxy: serves one Asterisk's ARI over NATS or RabbitMQ, "
+        "wire-compatible with CyCoreSystems/ari-proxy v5.",
+        epilog="Every flag also reads an environment variable (ari.http_url: ARI_HTTP_URL) and a "
+        "YAML key (ari: {http_url: ...}); precedence flag > environment > file > default.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    parser.add_argument("-V", "--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="debug logging ($VERBOSE)",
+    )
+    for setting in SETTINGS:
+        if setting.name == "verbose":
+            continue
+        parser.add_argument(
+            setting.flag,
+            dest=setting.name,
+            default=argparse.SUPPRESS,
+            metavar="VALUE",
+            help=f"{setting.help} (${setting.env})",
+        )
+    parser.add_argument(
+        "--nats.url", dest="nats.url", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the proxy server until SIGTERM or SIGINT; return the exit code."""
+    args = vars(build_parser().parse_args(argv))
+    config_file = args.pop("config", None)
+    flags = {name: str(value) for name, value in args.items()}
+    try:
+        config = load_config(flags, os.environ, config_file)
+    except ConfigError as exc:
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return 2
+    configure_logging(verbose=config.verbose)
+    try:
+        return asyncio.run(serve(config))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run one server with signal handling; return the exit code."""
+    try:
+        server = Server(config)
+    except (ValueError, AriProxyError) as exc:
+        logger.error("cannot start: %s", exc)
+        return 2
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        if len(received) == 1:
+            logger.info("shutting down", extra={"signal": sig.name})
+            server.request_stop()
+        elif main_task is not None:
+            logger.warning("second signal: stopping now", extra={"signal": sig.name})
+            main_task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await server.run()
+    except asyncio.CancelledError:
+        return 1 if received else 130
+    except AriProxyError as exc:
+        logger.error("server failed: %s", exc)
+        return 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0

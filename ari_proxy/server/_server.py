@@ -1,0 +1,546 @@
+"""The proxy server: one Asterisk's ARI on one side, the message bus on the other.
+
+```python
+config = ServerConfig(applications=("myapp",), ari_username="u", ari_password="p",
+                      ari_http_url="http://127.0.0.1:8088/ari", bus_urls=("nats://127.0.0.1:4222",))
+async with Server(config) as server:   # connected, subscribed, announced
+    await server.wait_stopped()        # until server.request_stop() (the CLI: SIGTERM)
+```
+
+Startup: connect ARI (retrying forever, as Go does) to learn the node, connect the bus, subscribe
+to the 12 request subjects of each application and to pings, announce. Then: requests are
+dispatched (bounded in number, each with a timeout), events are published from a bounded queue,
+announcements repeat, and the entity ID is re-checked, periodically and after every reconnect;
+when it changes, the node-level subscriptions move to the new node (Go exits: weakness 16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import msgspec
+
+from .._backoff import Backoff
+from .._exceptions import AriProxyError
+from ..ari import ConnectionState, EventStream, Executor, HttpTransport
+from ..ari._operations import OPERATIONS
+from ..bus import BusMessage, Subscription, Transport, connect, redact_url
+from ..bus._url import url_scheme
+from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response
+from ._announcer import Announcer
+from ._config import ServerConfig
+from ._counters import Counters
+from ._dispatch import ARI_DOWN_TEXT, Dispatcher, Outcome, Router, error_response
+from ._logging import RateLimiter
+from ._publisher import EventPublisher
+
+__all__ = ["Server"]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_GROUP = "ariproxy"
+"""The queue group of the create subjects, shared with Go servers (PROTOCOL.md §2.1)."""
+
+# A reply this large that the bus refused was most likely over its max payload.
+_LARGE_REPLY = 64 * 1024
+# Room left in a bus message for the JSON around a base64 file.
+_REPLY_OVERHEAD = 1024
+
+
+class _Info(msgspec.Struct):
+    """The members of `/asterisk/info` the server reads."""
+
+    class _System(msgspec.Struct):
+        entity_id: str = ""
+
+    class _Status(msgspec.Struct):
+        startup_time: str = ""
+
+    system: _System | None = None
+    status: _Status | None = None
+
+
+_info_decoder = msgspec.json.Decoder(_Info)
+
+
+class Server:
+    """An ari-proxy server for one Asterisk and one or more ARI applications.
+
+    Args:
+        config: the configuration.
+        bus: a transport to use instead of connecting to `config.bus_urls` (tests use a
+            `MemoryTransport`); the server does not close a transport it was given.
+
+    Attributes:
+        counters: running totals (see `Counters`); `stats()` adds the live gauges.
+        node: the Asterisk entity ID ("" until ARI first answered).
+    """
+
+    def __init__(self, config: ServerConfig, *, bus: Transport | None = None) -> None:
+        self.config = config
+        self.counters = Counters()
+        self.node = ""
+        self.subjects = Subjects(config.prefix)
+        self.applications = config.applications
+        self._own_bus = bus is None
+        if bus is None:
+            nats = url_scheme(config.bus_urls[0]) in ("nats", "tls")
+            urls = config.bus_urls if nats else rabbitmq_urls(config)
+            bus = connect(list(urls), **bus_options(config))
+        self.bus = bus
+        self.http = HttpTransport(
+            config.ari_http_url,
+            config.ari_username,
+            config.ari_password,
+            pool_size=config.ari_max_connections,
+            timeout=config.request_timeout,
+        )
+        self.router = Router(config.max_dialog_bindings)
+        node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
+        executors = {app: Executor(self.http, app, node) for app in self.applications}
+        self.dispatcher = Dispatcher(
+            executors,
+            self.router,
+            node=node,
+            request_timeout=config.request_timeout,
+            file_limit=self._file_limit,
+        )
+        self.publisher = EventPublisher(
+            self.bus,
+            self.subjects,
+            self.router,
+            applications=self.applications,
+            node=node,
+            counters=self.counters,
+            queue_size=config.event_queue_size,
+        )
+        self.stream = EventStream(
+            self.http,
+            config.websocket_url,
+            self.applications,
+            on_frame=self.publisher.offer,
+            on_connected=self._on_ari_connected,
+        )
+        self.stream.on_state(self._on_ari_state)
+        self.announcer = Announcer(
+            self.bus,
+            self.subjects,
+            self.applications,
+            node=node,
+            is_up=lambda: self.ari_connected and not self._stopping,
+            counters=self.counters,
+            interval=config.announce_interval,
+        )
+        self._startup_time = ""
+        # (app, class, subscription, subject) of every request subscription.
+        self._subscriptions: list[tuple[str, RequestClass, Subscription, str]] = []
+        self._ping: Subscription | None = None
+        self._subscribed_node = ""
+        self._move_lock = asyncio.Lock()
+        self._executing: set[asyncio.Task[None]] = set()
+        self._replying: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._checker: asyncio.Task[None] | None = None
+        self._limiter = RateLimiter(10.0)
+        self._started = False
+        self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    # --- state -----------------------------------------------------------------------------------
+
+    @property
+    def ari_connected(self) -> bool:
+        """Whether the ARI WebSocket is connected (requests are refused while it is not)."""
+        return self.stream.state is ConnectionState.CONNECTED
+
+    @property
+    def ready(self) -> bool:
+        """Whether the server is subscribed and serving."""
+        return self._started and not self._stopping
+
+    def stats(self) -> dict[str, object]:
+        """Counters plus live gauges: dialog bindings, requests in flight, events queued."""
+        stats = self.counters.snapshot()
+        stats.update(
+            dialog_bindings=len(self.router),
+            dialog_bindings_evicted=self.router.evicted,
+            inflight=len(self._executing),
+            events_queued=self.publisher.queued,
+            node=self.node,
+            ari_connected=self.ari_connected,
+            bus_state=self.bus.state.value,
+        )
+        return stats
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, ari_timeout: float | None = None) -> None:
+        """Connect ARI and the bus, subscribe and announce.
+
+        ARI is retried until it answers (forever by default, as Go does; each failure is logged),
+        the bus likewise.
+
+        Raises:
+            ConnectError: ARI did not answer within `ari_timeout`.
+            ClientClosedError: the server was stopped meanwhile.
+        """
+        logger.info(
+            "starting",
+            extra={
+                "apps": list(self.applications),
+                "ari": self.config.ari_http_url,
+                "bus": [redact_url(url) for url in self.config.bus_urls],
+                "config": self.config.describe(),  # secrets as ***, URLs redacted
+            },
+        )
+        self.publisher.start()
+        await self.stream.start(ari_timeout if ari_timeout is not None else 10.0**9)
+        await self.bus.connect()
+        async with self._move_lock:
+            await self._subscribe_all()
+        self._started = True
+        self.announcer.start()
+        self._checker = asyncio.get_running_loop().create_task(
+            self._check_entity_forever(), name="entity checker"
+        )
+        await self.announcer.announce()
+        logger.info("serving", extra={"apps": list(self.applications), "node": self.node})
+
+    def request_stop(self) -> None:
+        """Ask `run()` / `wait_stopped()` to shut the server down (safe from a signal handler)."""
+        self._stop_requested.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until `request_stop()` is called."""
+        await self._stop_requested.wait()
+
+    async def run(self) -> None:
+        """Start, serve until `request_stop()`, then stop gracefully."""
+        start = asyncio.get_running_loop().create_task(self.start(), name="server start")
+        stop = asyncio.get_running_loop().create_task(self.wait_stopped())
+        try:
+            await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if start.done():
+                start.result()  # raise what startup raised
+                await stop
+            else:
+                start.cancel()
+                await asyncio.gather(start, return_exceptions=True)
+        finally:
+            stop.cancel()
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop taking requests, let those in flight finish and queued events go out (within
+        `shutdown_grace`), then close ARI and the bus. Idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        self._stop_requested.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        try:
+            if self._checker is not None:
+                self._checker.cancel()
+            await self.announcer.stop()
+            await self._unsubscribe_all()
+            pending = self._executing | self._replying
+            if pending:
+                logger.info("waiting for requests in flight", extra={"inflight": len(pending)})
+                _, late = await asyncio.wait(pending, timeout=max(0.1, deadline - loop.time()))
+                for task in late:
+                    task.cancel()
+                if late:
+                    logger.warning("cancelled requests still running", extra={"count": len(late)})
+                    await asyncio.wait(late, timeout=1.0)
+            await self.stream.close()
+            left = await self.publisher.flush(max(0.5, deadline - loop.time()))
+            if left:
+                logger.warning("events left unpublished at shutdown", extra={"count": left})
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            if self._checker is not None:
+                await asyncio.gather(self._checker, return_exceptions=True)
+            if self._own_bus:
+                await self.bus.close()
+            await self.http.close()
+        finally:
+            logger.info("stopped", extra={"stats": self.stats()})
+            self._stopped.set()
+
+    # --- subscriptions ---------------------------------------------------------------------------
+
+    async def _subscribe_all(self) -> None:
+        node = self.node
+        for app in self.applications:
+            for cls, subject in self.subjects.server_subscriptions(app, node):
+                await self._serve(app, cls, subject)
+        self._ping = await self.bus.on_ping(self.subjects.ping, self.announcer.on_ping)
+        self._subscribed_node = node
+
+    async def _serve(self, app: str, cls: RequestClass, subject: str) -> None:
+        group = QUEUE_GROUP if cls is RequestClass.CREATE else ""
+        sub = await self.bus.serve(subject, self._handler(app, cls), group=group)
+        self._subscriptions.append((app, cls, sub, subject))
+
+    async def _unsubscribe_all(self) -> None:
+        subs = [entry[2] for entry in self._subscriptions]
+        if self._ping is not None:
+            subs.append(self._ping)
+        self._subscriptions.clear()
+        self._ping = None
+        results = await asyncio.gather(
+            *(asyncio.wait_for(sub.unsubscribe(), 2.0) for sub in subs), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            logger.warning("some subscriptions did not end cleanly", extra={"count": len(failed)})
+
+    async def _move_node(self) -> None:
+        """Move the node-level subscriptions to the current node; retried until it works."""
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        while not self._stopping:
+            try:
+                async with self._move_lock:
+                    await self._move_node_once()
+                break
+            except AriProxyError as exc:
+                logger.warning("could not move the subscriptions to the new node: %s", exc)
+                await asyncio.sleep(backoff.next())
+        await self.announcer.announce()
+
+    async def _move_node_once(self) -> None:
+        old, new = self._subscribed_node, self.node
+        if not self._started or old == new or self._stopping:
+            return
+        for app in self.applications:
+            for cls in RequestClass:
+                stale = self.subjects.request(cls, app, old)
+                for entry in [e for e in self._subscriptions if e[3] == stale]:
+                    await entry[2].unsubscribe()
+                    self._subscriptions.remove(entry)
+                await self._serve(app, cls, self.subjects.request(cls, app, new))
+        self._subscribed_node = new
+        logger.warning(
+            "moved the node-level subscriptions to the new node",
+            extra={"old_node": old, "node": new},
+        )
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def _handler(self, app: str, cls: RequestClass) -> Callable[[BusMessage], None]:
+        """The bus handler for one subscription: decides at once, runs the request as a task."""
+
+        def on_request(message: BusMessage) -> None:
+            self.counters.requests += 1
+            if len(message.data) > self.config.max_request_size:
+                text = (
+                    f"request of {len(message.data)} bytes exceeds the "
+                    f"{self.config.max_request_size} bytes this server accepts"
+                )
+                self._reply_soon(message, error_response(text, ErrorCode.TOO_LARGE))
+                self._warn("too-large", text, message.subject, app)
+            elif not self.ari_connected:
+                # Go's rule 1: refused at once while the ARI WebSocket is down.
+                self._reply_soon(message, error_response(ARI_DOWN_TEXT, ErrorCode.ARI_DOWN))
+            elif len(self._executing) >= self.config.max_inflight:
+                text = f"server busy: {self.config.max_inflight} requests in flight"
+                self._reply_soon(message, error_response(text, ErrorCode.BUSY))
+                self._warn("busy", text, message.subject, app)
+            else:
+                task = asyncio.get_running_loop().create_task(self._handle(app, cls, message))
+                self._executing.add(task)
+                task.add_done_callback(self._executing.discard)
+
+        return on_request
+
+    async def _handle(self, app: str, cls: RequestClass, message: BusMessage) -> None:
+        try:
+            outcome = await self.dispatcher.dispatch(app, cls, message.data)
+        except Exception as exc:  # a bug: answer, log, and keep serving
+            held = self._limiter.allow("internal")
+            if held is not None:
+                logger.exception(
+                    "request failed unexpectedly",
+                    extra={"subject": message.subject, "app": app, "suppressed": held},
+                )
+            text = f"internal error: {type(exc).__name__}"
+            outcome = Outcome(error_response(text, "internal"))
+        if outcome.response is None:
+            self.counters.ignored += 1
+            return
+        if outcome.bad_input:
+            self.dispatcher.log_bad_input(outcome, message.subject, app)
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "request",
+                extra={
+                    "kind": outcome.kind,
+                    "subject": message.subject,
+                    "app": app,
+                    "error": outcome.response.error,
+                },
+            )
+        await self._reply(message, outcome.response)
+
+    def _reply_soon(self, message: BusMessage, response: Response) -> None:
+        task = asyncio.get_running_loop().create_task(self._reply(message, response))
+        self._replying.add(task)
+        task.add_done_callback(self._replying.discard)
+
+    async def _reply(self, message: BusMessage, response: Response) -> None:
+        if response.error:
+            self.counters.errors[str(response.code or "error")] += 1
+        if not message.reply:
+            return
+        body = encode_response(response)
+        try:
+            await self.bus.reply(message, body)
+        except AriProxyError as exc:
+            if len(body) > _LARGE_REPLY:
+                # Most likely over the bus's max payload: say so in a reply that fits.
+                text = f"the reply ({len(body)} bytes) is larger than the bus carries: {exc}"
+                self.counters.errors[str(ErrorCode.TOO_LARGE)] += 1
+                with contextlib.suppress(AriProxyError):
+                    await self.bus.reply(
+                        message, encode_response(error_response(text, ErrorCode.TOO_LARGE))
+                    )
+                    self.counters.replies += 1
+                return
+            self._warn("reply", f"could not reply: {exc}", message.subject, "")
+            return
+        self.counters.replies += 1
+
+    def _warn(self, topic: str, text: str, subject: str, app: str) -> None:
+        held = self._limiter.allow(topic)
+        if held is not None:
+            logger.warning(text, extra={"subject": subject, "app": app, "suppressed": held})
+
+    def _file_limit(self) -> int:
+        limit = self.config.max_file_size
+        max_payload = getattr(self.bus, "max_payload", 0)
+        if isinstance(max_payload, int) and max_payload > _REPLY_OVERHEAD:
+            limit = min(limit, (max_payload - _REPLY_OVERHEAD) * 3 // 4)
+        return limit
+
+    # --- ARI -------------------------------------------------------------------------------------
+
+    async def _on_ari_connected(self, lost_at: float | None) -> None:
+        """Before events are read on a new WebSocket: learn (or re-check) the node."""
+        await self._refresh_node()
+        if lost_at is not None:
+            gap = asyncio.get_running_loop().time() - lost_at
+            logger.warning(
+                "ARI reconnected; events in the gap are lost",
+                extra={"node": self.node, "gap_s": round(gap, 3)},
+            )
+
+    def _on_ari_state(self, state: ConnectionState) -> None:
+        if state is ConnectionState.CONNECTED and self._started and not self._stopping:
+            self.announcer.soon()
+        elif state is ConnectionState.RECONNECTING:
+            logger.warning("ARI connection lost; requests are refused until it is back")
+
+    async def _refresh_node(self) -> None:
+        """Read `/asterisk/info`; adopt a new entity ID and forget stale dialog bindings.
+
+        Raises:
+            AriProxyError: Asterisk did not answer.
+            ProtocolError: the answer has no entity ID.
+        """
+        response = await self.http.request(
+            OPERATIONS["asterisk.getInfo"], timeout=self.config.request_timeout
+        )
+        info = _info_decoder.decode(response.body)
+        node = info.system.entity_id if info.system is not None else ""
+        startup = info.status.startup_time if info.status is not None else ""
+        if not node:
+            raise AriProxyError("Asterisk reported an empty entity ID (asterisk.conf entityid)")
+        if self._startup_time and startup != self._startup_time and len(self.router):
+            # Asterisk restarted: every bound entity is gone, and no event will say so.
+            logger.info("Asterisk restarted; dropping dialog bindings", extra={"node": node})
+            self.router.clear()
+        self._startup_time = startup
+        if node == self.node:
+            return
+        old, self.node = self.node, node
+        if not old:
+            logger.info("connected to Asterisk", extra={"node": node})
+            return
+        self.counters.node_changes += 1
+        self.router.clear()
+        logger.warning("Asterisk entity ID changed", extra={"old_node": old, "node": node})
+        task = asyncio.get_running_loop().create_task(self._move_node(), name="move node")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _check_entity_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.entity_check_interval)
+            if not self.ari_connected:
+                continue
+            try:
+                await self._refresh_node()
+            except (AriProxyError, msgspec.DecodeError) as exc:
+                held = self._limiter.allow("entity-check")
+                if held is not None:
+                    logger.warning("entity ID check failed: %s", exc, extra={"suppressed": held})
+
+
+def bus_options(config: ServerConfig) -> dict[str, Any]:
+    """The transport options for `config`'s bus URLs (credentials, TLS, name, prefix)."""
+    options: dict[str, Any] = {"prefix": config.prefix, "name": config.bus_name}
+    tls = _tls_context(config)
+    if url_scheme(config.bus_urls[0]) in ("nats", "tls"):
+        options.update(
+            user=config.bus_user or None,
+            password=config.bus_password or None,
+            token=config.bus_token or None,
+            creds_file=config.bus_creds_file or None,
+            nkeys_seed=config.bus_nkey_seed_file or None,
+            tls=tls,
+        )
+    elif tls is not None:
+        options["ssl_context"] = tls
+    return options
+
+
+def rabbitmq_urls(config: ServerConfig) -> tuple[str, ...]:
+    """AMQP URLs with `messagebus.user`/`password` filled in where a URL has no user info."""
+    if not config.bus_user:
+        return config.bus_urls
+    urls = []
+    for url in config.bus_urls:
+        parts = urlsplit(url)
+        if parts.username is None:
+            auth = quote(config.bus_user, safe="")
+            if config.bus_password:
+                auth += ":" + quote(config.bus_password, safe="")
+            parts = parts._replace(netloc=f"{auth}@{parts.netloc}")
+        urls.append(urlunsplit(parts))
+    return tuple(urls)
+
+
+def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not (config.bus_tls_ca_file or config.bus_tls_cert_file):
+        return None
+    context = ssl.create_default_context(cafile=config.bus_tls_ca_file or None)
+    if config.bus_tls_cert_file:
+        context.load_cert_chain(config.bus_tls_cert_file, config.bus_tls_key_file or None)
+    return context
