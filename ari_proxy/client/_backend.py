@@ -17,6 +17,7 @@ subscription, demultiplexed locally by the `EventHub`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -113,7 +114,8 @@ class ProxyBackend:
         self._listen_hub = EventHub()
         self._retained: dict[str, tuple[int, BusSubscription | None]] = {}
         self._retain_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._released: collections.deque[tuple[str, BusSubscription]] = collections.deque()
+        self._reaper: asyncio.Task[None] | None = None
         self._announced = asyncio.Event()
         self._announce_sub: BusSubscription | None = None
         self._listen_sub: BusSubscription | None = None
@@ -321,9 +323,16 @@ class ProxyBackend:
         async with self._retain_lock:
             count, sub = self._retained.get(dialog, (0, None))
             if count == 0:
-                sub = await self.transport.subscribe(
-                    self._event_subject(dialog), self._handler(dialog)
-                )
+                # Released but not yet unsubscribed: take it back rather than subscribe twice
+                # (two live subscriptions would deliver every event twice).
+                pending = next((p for p in self._released if p[0] == dialog), None)
+                if pending is not None:
+                    self._released.remove(pending)
+                    sub = pending[1]
+                else:
+                    sub = await self.transport.subscribe(
+                        self._event_subject(dialog), self._handler(dialog)
+                    )
             self._retained[dialog] = (count + 1, sub)
 
     def release(self, dialog: str) -> None:
@@ -333,22 +342,24 @@ class ProxyBackend:
             self._retained[dialog] = (count - 1, sub)
             return
         self._retained.pop(dialog, None)
-        if sub is not None and not self._closed:
-            self._spawn(self._unsubscribe(dialog, sub))
+        if sub is None or self._closed:
+            return
+        # One reaper task handles every pending unsubscribe, however many are released at once.
+        self._released.append((dialog, sub))
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
 
-    async def _unsubscribe(self, dialog: str, sub: BusSubscription) -> None:
-        async with self._retain_lock:
-            if dialog in self._retained:  # retained again meanwhile: keep a fresh subscription
-                return
-            try:
-                await sub.unsubscribe()
-            except AriProxyError as exc:
-                logger.debug("unsubscribe %s: %s", sub.subject, exc)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _reap(self) -> None:
+        while self._released:
+            dialog, sub = self._released.popleft()
+            async with self._retain_lock:
+                current = self._retained.get(dialog)
+                if current is not None and current[1] is sub:
+                    continue  # retained again meanwhile: the subscription is in use
+                try:
+                    await sub.unsubscribe()
+                except AriProxyError as exc:
+                    logger.debug("unsubscribe %s: %s", sub.subject, exc)
 
     @property
     def bus_subscriptions(self) -> int:
@@ -384,9 +395,9 @@ class ProxyBackend:
             self._pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pinger
-        for task in list(self._tasks):
+        if self._reaper is not None:
             with contextlib.suppress(Exception):
-                await task
+                await self._reaper
         subs = [s for _, s in self._retained.values() if s is not None]
         subs += [s for s in (self._announce_sub, self._listen_sub) if s is not None]
         self._retained.clear()
