@@ -29,7 +29,6 @@ class Result:
         data: the entity (or other JSON) Asterisk returned, raw, in ARI's own shape.
         entities: the raw JSON of each listed entity, in the order of `keys`, when known.
         variable: the value of a variable read.
-        binds: the dialog bindings the request asks for (only when its key has a dialog).
     """
 
     key: Key | None = None
@@ -37,7 +36,6 @@ class Result:
     data: bytes | None = None
     entities: list[bytes] = field(default_factory=list)
     variable: str | None = None
-    binds: tuple[tuple[str, str], ...] = ()
 
 
 class Backend(Protocol):

@@ -136,11 +136,15 @@ class NativeBackend:
     async def execute(
         self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
     ) -> Result:
-        result = await self.executor.execute(kind, key, payload, timeout=timeout)
-        if result.binds and key is not None:
-            for entity_kind, ident in result.binds:
-                self.dialogs.bind(key.dialog, entity_kind, ident)
-        return result
+        call = self.executor.prepare(kind, key, payload)
+        dialog = call.key.dialog
+        added = self.dialogs.bind_all(dialog, self.executor.bindings(call)) if dialog else []
+        try:
+            return await self.executor.run(call, timeout=timeout)
+        except BaseException:
+            for entity in added:  # the entity was not created: leave no binding behind
+                self.dialogs.unbind(dialog, *entity)
+            raise
 
     def download(
         self, key: Key, *, timeout: float | None = None

@@ -106,6 +106,15 @@ class Executor:
                 call.generated = new_id(suffix)
         return call
 
+    @staticmethod
+    def bindings(call: Call) -> tuple[tuple[str, str], ...]:
+        """The dialog bindings `(entity kind, id)` a prepared call asks for (none without a
+        dialog). Bind them before `run()`: the first events of a new entity can arrive on the
+        WebSocket before the HTTP answer."""
+        if not call.key.dialog or call.spec.binds is None:
+            return ()
+        return tuple((kind, ident) for kind, ident in call.spec.binds(call) if kind and ident)
+
     async def execute(
         self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
     ) -> Result:
@@ -136,10 +145,7 @@ class Executor:
                 body = response.body
         except AriError as exc:
             raise self._wrap(call, exc) from None
-        result = self._result(call, body)
-        if call.key.dialog and spec.binds is not None:
-            result.binds = tuple((k, i) for k, i in spec.binds(call) if k and i)
-        return result
+        return self._result(call, body)
 
     def _wrap(self, call: Call, exc: AriError) -> AriError:
         source = ""

@@ -12,6 +12,10 @@ from ._datetime import (
     format_go_datetime,
     parse_go_datetime,
 )
+from ._dialogs import (
+    ENDING_EVENTS,
+    DialogRouter,
+)
 from ._errors import (
     ProtocolError,
 )
@@ -117,6 +121,7 @@ from ._subjects import (
 )
 
 __all__ = [
+    "ENDING_EVENTS",
     "GO_EPOCH_DATETIME",
     "GO_ZERO_DATETIME",
     "KINDS",
@@ -161,6 +166,7 @@ __all__ = [
     "ConfigTuple",
     "DTMFOptions",
     "DeviceStateUpdate",
+    "DialogRouter",
     "EndpointListByTech",
     "EndpointRefer",
     "EndpointSendMessage",

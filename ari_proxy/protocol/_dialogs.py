@@ -39,10 +39,11 @@ class DialogRouter:
     def __len__(self) -> int:
         return len(self._bound)
 
-    def bind(self, dialog: str, kind: str, ident: str) -> None:
-        """Route the events of entity `(kind, ident)` to `dialog` too."""
+    def bind(self, dialog: str, kind: str, ident: str) -> bool:
+        """Route the events of entity `(kind, ident)` to `dialog` too; return whether that is
+        a new binding."""
         if not (dialog and kind and ident):
-            return
+            return False
         entity = (kind, ident)
         dialogs = self._bound.get(entity)
         if dialogs is None:
@@ -50,8 +51,27 @@ class DialogRouter:
                 self._bound.popitem(last=False)
                 self.evicted += 1
             self._bound[entity] = [dialog]
-        elif dialog not in dialogs:
-            dialogs.append(dialog)
+            return True
+        if dialog in dialogs:
+            return False
+        dialogs.append(dialog)
+        return True
+
+    def bind_all(self, dialog: str, entities: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+        """Bind `dialog` to each of `entities`; return the bindings that are new (for `unbind`)."""
+        return [entity for entity in entities if self.bind(dialog, *entity)]
+
+    def unbind(self, dialog: str, kind: str, ident: str) -> None:
+        """Stop routing entity `(kind, ident)`'s events to `dialog`."""
+        dialogs = self._bound.get((kind, ident))
+        if dialogs is not None and dialog in dialogs:
+            dialogs.remove(dialog)
+            if not dialogs:
+                del self._bound[(kind, ident)]
+
+    def clear(self) -> None:
+        """Forget every binding (the entities' Asterisk restarted or was replaced)."""
+        self._bound.clear()
 
     def dialogs(self, entities: Iterable[tuple[str, str]]) -> list[str]:
         """The dialogs bound to any of `entities`, each once, in binding order."""

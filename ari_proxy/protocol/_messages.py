@@ -207,6 +207,8 @@ class ErrorCode(enum.StrEnum):
     """The request was malformed or incomplete; Asterisk was not asked."""
     BUSY = "busy"
     """The proxy has too many requests in flight; retry later."""
+    INTERNAL = "internal"
+    """The proxy failed in a way it did not expect (a bug: the reply says what)."""
     NOT_FOUND = "not_found"
     """The entity does not exist."""
     NOT_IMPLEMENTED = "not_implemented"

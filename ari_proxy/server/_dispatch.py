@@ -54,7 +54,6 @@ __all__ = [
     "ARI_DOWN_TEXT",
     "Dispatcher",
     "Outcome",
-    "Router",
     "error_response",
     "shape_data",
 ]
@@ -82,22 +81,6 @@ class _ConfigData(msgspec.Struct):
     Type: str
     Name: str
     Fields: msgspec.Raw
-
-
-class Router(DialogRouter):
-    """The dialog bindings of a server: `DialogRouter` plus undoing a single binding."""
-
-    def unbind(self, dialog: str, kind: str, ident: str) -> None:
-        """Stop routing entity `(kind, ident)`'s events to `dialog`."""
-        dialogs = self._bound.get((kind, ident))
-        if dialogs is not None and dialog in dialogs:
-            dialogs.remove(dialog)
-            if not dialogs:
-                del self._bound[(kind, ident)]
-
-    def clear(self) -> None:
-        """Forget every binding (the entities' Asterisk restarted or was replaced)."""
-        self._bound.clear()
 
 
 class _TooLarge(Exception):
@@ -197,7 +180,7 @@ class Dispatcher:
     def __init__(
         self,
         executors: Mapping[str, Executor],
-        router: Router,
+        router: DialogRouter,
         *,
         node: Callable[[], str],
         request_timeout: float,
@@ -273,14 +256,9 @@ class Dispatcher:
         if spec.operation is not None and OPERATIONS[spec.operation].response == "binary":
             return await self._binary(executor, spec, request)
         dialog = call.key.dialog
-        added: list[tuple[str, str]] = []
-        if dialog and spec.binds is not None:
-            # Bound before Asterisk is asked, as Go does: the first events of a new playback or
-            # channel can arrive on the WebSocket before the HTTP answer does.
-            for entity in spec.binds(call):
-                if entity[0] and entity[1] and dialog not in self.router.dialogs([entity]):
-                    self.router.bind(dialog, *entity)
-                    added.append(entity)
+        # Bound before Asterisk is asked, as Go does: the first events of a new playback or
+        # channel can arrive on the WebSocket before the HTTP answer does.
+        added = self.router.bind_all(dialog, executor.bindings(call)) if dialog else []
         try:
             result = await executor.run(call, timeout=self.request_timeout)
         except BaseException:

@@ -33,10 +33,11 @@ from ..ari._operations import OPERATIONS
 from ..bus import BusMessage, Subscription, Transport, connect, redact_url
 from ..bus._url import url_scheme
 from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response
+from ..protocol._dialogs import DialogRouter
 from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters
-from ._dispatch import ARI_DOWN_TEXT, Dispatcher, Outcome, Router, error_response
+from ._dispatch import ARI_DOWN_TEXT, Dispatcher, Outcome, error_response
 from ._logging import RateLimiter
 from ._publisher import EventPublisher
 
@@ -101,7 +102,7 @@ class Server:
             pool_size=config.ari_max_connections,
             timeout=config.request_timeout,
         )
-        self.router = Router(config.max_dialog_bindings)
+        self.router = DialogRouter(config.max_dialog_bindings)
         node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
         executors = {app: Executor(self.http, app, node) for app in self.applications}
         self.dispatcher = Dispatcher(
@@ -381,7 +382,7 @@ class Server:
                     extra={"subject": message.subject, "app": app, "suppressed": held},
                 )
             text = f"internal error: {type(exc).__name__}"
-            outcome = Outcome(error_response(text, "internal"))
+            outcome = Outcome(error_response(text, ErrorCode.INTERNAL))
         if outcome.response is None:
             self.counters.ignored += 1
             return

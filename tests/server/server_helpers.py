@@ -132,7 +132,7 @@ async def collect(nc: NatsClient, *subjects: str) -> AsyncIterator[Collector]:
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll `predicate` every 20 ms until it holds (for state no event announces)."""
     async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110 - polling server state, not waiting on an event
+        while not predicate():
             await asyncio.sleep(0.02)
 
 

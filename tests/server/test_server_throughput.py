@@ -45,7 +45,7 @@ async def _rate(nc: NatsClient, subject: str, body: bytes, total: int) -> float:
 async def _offer(server: Server, frame: bytes, total: int) -> None:
     """Offer `total` frames as a WebSocket reader would, never overflowing the queue."""
     for _ in range(total):
-        while server.publisher.queued >= 5000:  # noqa: ASYNC110 - back-pressure by polling
+        while server.publisher.queued >= 5000:
             await asyncio.sleep(0.001)
         server.publisher.offer(frame)
 

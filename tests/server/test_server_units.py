@@ -19,10 +19,17 @@ from server_helpers import server_config, wait_until
 
 from ari_proxy.ari import Executor, HttpTransport
 from ari_proxy.bus import BusMessage, MemoryBroker, MemoryTransport
-from ari_proxy.protocol import Key, RequestClass, Subjects, decode_response, encode_response
+from ari_proxy.protocol import (
+    DialogRouter,
+    Key,
+    RequestClass,
+    Subjects,
+    decode_response,
+    encode_response,
+)
 from ari_proxy.server import Server
 from ari_proxy.server._counters import Counters
-from ari_proxy.server._dispatch import Dispatcher, Router, shape_data
+from ari_proxy.server._dispatch import Dispatcher, shape_data
 from ari_proxy.server._publisher import EventPublisher
 from ari_proxy.testing import Instance
 
@@ -85,7 +92,7 @@ async def dispatcher() -> AsyncIterator[Dispatcher]:
     http = HttpTransport("http://127.0.0.1:9/ari", "u", "p", timeout=2.0)
     executors = {"app": Executor(http, "app", lambda: NODE)}
     yield Dispatcher(
-        executors, Router(), node=lambda: NODE, request_timeout=2.0, file_limit=lambda: 10
+        executors, DialogRouter(), node=lambda: NODE, request_timeout=2.0, file_limit=lambda: 10
     )
     await http.close()
 
@@ -165,7 +172,7 @@ async def test_unreachable_asterisk_is_ari_down(dispatcher: Dispatcher) -> None:
 
 
 def _publisher(
-    bus: MemoryTransport, router: Router, counters: Counters, size: int = 100
+    bus: MemoryTransport, router: DialogRouter, counters: Counters, size: int = 100
 ) -> EventPublisher:
     return EventPublisher(
         bus,
@@ -191,7 +198,7 @@ async def test_every_event_is_published_stamped_and_routed_once() -> None:
     await client_bus.connect()
     got = await _listen(client_bus)
     counters = Counters()
-    router = Router()
+    router = DialogRouter()
     router.bind("d1", "channel", "c1")
     router.bind("d1", "bridge", "b1")  # one dialog, two of the event's entities
     router.bind("d2", "bridge", "b1")
@@ -245,7 +252,7 @@ async def test_full_queue_drops_the_oldest() -> None:
     await client.connect()
     got = await _listen(client)
     counters = Counters()
-    publisher = _publisher(bus, Router(), counters, size=3)
+    publisher = _publisher(bus, DialogRouter(), counters, size=3)
     for n in range(5):  # not started: nothing drains the queue
         publisher.offer(json.dumps({"type": "X", "n": n, "application": "app"}))
     assert counters.events_dropped == 2 and publisher.queued == 3
@@ -261,7 +268,7 @@ async def test_events_wait_for_the_bus() -> None:
     await client.connect()
     got = await _listen(client)
     counters = Counters()
-    publisher = _publisher(bus, Router(), counters)
+    publisher = _publisher(bus, DialogRouter(), counters)
     publisher.start()
     broker.cut(bus)
     publisher.offer('{"type":"X","application":"app"}')
