@@ -60,7 +60,7 @@ def until() -> Until:
     async def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             # Polling on purpose: the conditions are plain expressions over test state.
-            while not predicate():  # noqa: ASYNC110
+            while not predicate():
                 await asyncio.sleep(0.005)
 
     return wait

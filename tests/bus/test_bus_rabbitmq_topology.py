@@ -424,7 +424,7 @@ async def test_topology_is_declared_again_after_a_cut(
             await proxy.restore()
             for transport in (server, client):
                 async with asyncio.timeout(10):
-                    while transport.state is not BusState.CONNECTED:  # noqa: ASYNC110
+                    while transport.state is not BusState.CONNECTED:
                         await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)
 
