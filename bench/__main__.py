@@ -1,10 +1,11 @@
-"""`python -m bench [native|proxy|all]`: start what is needed, measure side by side, print tables."""
+"""`python -m bench [native] [proxy]`: start what is needed, measure side by side, print tables."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import platform
 
 from ari_proxy.testing import ensure_nats, make_spec, start, stop
@@ -14,7 +15,8 @@ async def main(which: list[str], n: int) -> None:
     inst = start(make_spec("bench-1"))
     inst2 = None
     try:
-        print(f"Machine: {platform.machine()}, Python {platform.python_version()}, Asterisk 22 sandbox")
+        machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
+        print(f"Machine: {machine}, Python {platform.python_version()}, Asterisk 22 sandbox")
         print()
         if "native" in which:
             from . import native

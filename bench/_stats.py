@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-
-import asyncio
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,9 @@ class Sample:
         return len(self.latencies) / self.wall if self.wall else 0.0
 
 
-async def serial(name: str, op: Callable[[], Awaitable[object]], n: int, warmup: int = 50) -> Sample:
+async def serial(
+    name: str, op: Callable[[], Awaitable[object]], n: int, warmup: int = 50
+) -> Sample:
     """Run `op` `n` times one after another."""
     for _ in range(warmup):
         await op()
@@ -69,7 +70,10 @@ async def concurrent(
 def table(title: str, rows: list[list[str]], header: list[str]) -> str:
     """A Markdown table."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
     out = [f"### {title}", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)

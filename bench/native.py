@@ -7,8 +7,6 @@ difference is the client's own work (kind table, key, encoding, error mapping).
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import msgspec
 
