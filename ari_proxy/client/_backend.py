@@ -119,6 +119,8 @@ class ProxyBackend:
         self._announced = asyncio.Event()
         self._announce_sub: BusSubscription | None = None
         self._listen_sub: BusSubscription | None = None
+        self._legacy_sub: BusSubscription | None = None
+        self._legacy_task: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -153,7 +155,9 @@ class ProxyBackend:
         except ProtocolError as exc:
             logger.debug("ignoring a malformed announcement: %s", exc)
             return
-        self.cluster.seen(announcement.node, announcement.application)
+        self.cluster.seen(
+            announcement.node, announcement.application, frozenset(announcement.features)
+        )
         if announcement.application == self._application:
             self._announced.set()
 
@@ -178,6 +182,8 @@ class ProxyBackend:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(limit, self.discovery_wait)):
                 await self._announced.wait()
+                # The other proxies answer the same ping within moments: let them.
+                await asyncio.sleep(min(0.05, self.discovery_wait / 10))
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -364,27 +370,60 @@ class ProxyBackend:
     @property
     def bus_subscriptions(self) -> int:
         """Event subjects currently subscribed on the bus."""
-        return len(self._retained) + (self._listen_sub is not None)
+        listening = (self._listen_sub, self._legacy_sub)
+        return len(self._retained) + sum(s is not None for s in listening)
 
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
         """StasisStart events of the application, each delivered to exactly one listening
-        instance in the cluster (a queue group on the application's event subject)."""
+        instance in the cluster.
+
+        Our servers also publish each StasisStart on the application's listen subject, so a
+        queue group there hands out calls without the instance receiving anyone else's events.
+        Go servers do not: while the cluster has one, the application's event subject is also
+        taken in a queue group (every event reaches one instance, which keeps only the
+        StasisStart events of the Go servers' nodes).
+        """
         if self._listen_sub is None:
-            listen_hub = self._listen_hub
-
-            def deliver(message: BusMessage) -> None:
-                self.events_received += 1
-                try:
-                    event = decode_event(message.data)
-                except ProtocolError:
-                    self.bad_events += 1
-                    return
-                listen_hub.publish(event)
-
+            group = f"ari-proxy-listen-{self._application}"
             self._listen_sub = await self.transport.subscribe(
-                self._event_subject(""), deliver, group=f"ari-proxy-listen-{self._application}"
+                self.subjects.listen(self._application), self._deliver_call, group=group
             )
+            self.cluster.on_change(self._on_node_change)
+            await self._update_legacy_listen()
         return self._listen_hub.subscribe(["StasisStart"], maxsize=maxsize)
+
+    def _deliver_call(self, message: BusMessage, *, legacy: bool = False) -> None:
+        self.events_received += 1
+        try:
+            event = decode_event(message.data)
+        except ProtocolError:
+            self.bad_events += 1
+            return
+        if legacy and event.asterisk_id in self._listen_nodes():
+            return  # that node's server sends it on the listen subject too
+        self._listen_hub.publish(event)
+
+    def _listen_nodes(self) -> set[str]:
+        return {n.node for n in self.cluster.nodes(self._application) if "listen" in n.features}
+
+    def _on_node_change(self, change: str, node: Any) -> None:
+        if node.application == self._application and not self._closed:
+            self._legacy_task = asyncio.get_running_loop().create_task(self._update_legacy_listen())
+
+    async def _update_legacy_listen(self) -> None:
+        nodes = self.cluster.nodes(self._application)
+        needed = any("listen" not in n.features for n in nodes)
+        async with self._retain_lock:
+            if needed and self._legacy_sub is None:
+                self._legacy_sub = await self.transport.subscribe(
+                    self._event_subject(""),
+                    lambda message: self._deliver_call(message, legacy=True),
+                    group=f"ari-proxy-listen-legacy-{self._application}",
+                )
+            elif not needed and self._legacy_sub is not None:
+                sub, self._legacy_sub = self._legacy_sub, None
+                with contextlib.suppress(AriProxyError):
+                    await sub.unsubscribe()
 
     async def close(self) -> None:
         """Stop pinging, unsubscribe everything, close the transport (when owned)."""
@@ -399,7 +438,9 @@ class ProxyBackend:
             with contextlib.suppress(Exception):
                 await self._reaper
         subs = [s for _, s in self._retained.values() if s is not None]
-        subs += [s for s in (self._announce_sub, self._listen_sub) if s is not None]
+        subs += [
+            s for s in (self._announce_sub, self._listen_sub, self._legacy_sub) if s is not None
+        ]
         self._retained.clear()
         for sub in subs:
             with contextlib.suppress(AriProxyError):

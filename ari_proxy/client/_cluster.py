@@ -25,6 +25,8 @@ class Node:
     application: str
     last_seen: float
     """`time.monotonic()` of its latest announcement."""
+    features: frozenset[str] = frozenset()
+    """What the proxy offers beyond Go's protocol (`listen`); empty for a Go server."""
 
 
 NodeCallback = Callable[[str, Node], None]
@@ -40,6 +42,7 @@ class Cluster:
         self.max_age = max_age
         self._clock = clock
         self._members: dict[tuple[str, str], float] = {}
+        self._features: dict[tuple[str, str], frozenset[str]] = {}
         self._callbacks: list[NodeCallback] = []
 
     def on_change(self, callback: NodeCallback) -> None:
@@ -53,7 +56,7 @@ class Cluster:
             except Exception:
                 logger.exception("cluster callback failed")
 
-    def seen(self, node: str, application: str) -> None:
+    def seen(self, node: str, application: str, features: frozenset[str] = frozenset()) -> None:
         """Record an announcement."""
         if not node or not application:
             return
@@ -61,16 +64,22 @@ class Cluster:
         key = (node, application)
         joined = key not in self._members
         self._members[key] = now
+        self._features[key] = features
         if joined:
             logger.info("proxy joined: node %s application %s", node, application)
-            self._notify("joined", Node(node, application, now))
+            self._notify("joined", Node(node, application, now, features))
 
     def prune(self) -> list[Node]:
         """Forget proxies silent for longer than `max_age`; return them."""
         limit = self._clock() - self.max_age
-        gone = [Node(n, a, t) for (n, a), t in self._members.items() if t < limit]
+        gone = [
+            Node(n, a, t, self._features.get((n, a), frozenset()))
+            for (n, a), t in self._members.items()
+            if t < limit
+        ]
         for member in gone:
             del self._members[(member.node, member.application)]
+            self._features.pop((member.node, member.application), None)
             logger.warning(
                 "proxy left: node %s application %s (silent %.0fs)",
                 member.node,
@@ -84,13 +93,13 @@ class Cluster:
         """Drop every entry of `node` (it said it is gone, or requests to it fail)."""
         for key in [k for k in self._members if k[0] == node]:
             seen = self._members.pop(key)
-            self._notify("left", Node(key[0], key[1], seen))
+            self._notify("left", Node(key[0], key[1], seen, self._features.pop(key, frozenset())))
 
     def nodes(self, application: str = "", node: str = "") -> list[Node]:
         """Live proxies, optionally of one application and/or node."""
         limit = self._clock() - self.max_age
         return [
-            Node(n, a, t)
+            Node(n, a, t, self._features.get((n, a), frozenset()))
             for (n, a), t in sorted(self._members.items())
             if t >= limit and (not application or a == application) and (not node or n == node)
         ]

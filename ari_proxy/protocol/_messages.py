@@ -243,11 +243,17 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
         return not self.error
 
 
-class Announcement(msgspec.Struct, frozen=True):
-    """A server's announcement that it serves `application` on Asterisk `node` (§6)."""
+class Announcement(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A server's announcement that it serves `application` on Asterisk `node` (§6).
 
-    node: str = ""
-    application: str = ""
+    Extension: `features`, what our servers offer beyond Go's protocol (omitted when empty, so
+    Go peers see exactly Go's announcement). `listen`: StasisStart events are also published
+    on `<prefix>listen.<app>.<node>`, for clients that distribute calls.
+    """
+
+    node: str = kept("")
+    application: str = kept("")
+    features: tuple[str, ...] = ()
 
 
 # --- encoding and decoding -------------------------------------------------------------------

@@ -94,6 +94,11 @@ class Subjects:
         """The subject a server publishes its events on: `<prefix>event.<app>.<node>`."""
         return f"{self.prefix}event.{check_token(app, 'application')}.{check_token(node, 'node')}"
 
+    def listen(self, app: str, node: str = "") -> str:
+        """Where our servers also publish StasisStart: `<prefix>listen.<app>.<node>`, or with no
+        node the subscription subject `<prefix>listen.<app>.*` (an extension; Go has none)."""
+        return f"{self.prefix}listen.{app}.{node or '*'}"
+
     def dialog_event(self, dialog: str) -> str:
         """The subject of an event's dialog copy: `<prefix>dialogevent.<dialog>`."""
         return f"{self.prefix}dialogevent.{check_token(dialog, 'dialog')}"

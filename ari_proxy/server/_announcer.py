@@ -64,7 +64,9 @@ class Announcer:
             return
         node = self._node()
         for app in self.applications:
-            body = encode_announcement(Announcement(node=node, application=app))
+            body = encode_announcement(
+                Announcement(node=node, application=app, features=("listen",))
+            )
             try:
                 await self.bus.publish(self.subjects.announce, body)
             except AriProxyError as exc:

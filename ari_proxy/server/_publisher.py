@@ -149,6 +149,10 @@ class EventPublisher:
             return
         if await self._send(subject, data):
             self.counters.events_published += 1
+        if head.type == "StasisStart":
+            # Also on the listen subject, where clients distributing calls take each StasisStart
+            # without receiving every other event of the application.
+            await self._send(self.subjects.listen(app, node), data)
         if not len(self.router):
             return
         try:

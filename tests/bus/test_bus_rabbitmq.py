@@ -45,7 +45,7 @@ from ari_proxy.bus._rabbitmq_errors import _MAP, redact_text, translate
 from ari_proxy.protocol import new_id
 from ari_proxy.testing._tcpproxy import TcpProxy
 
-VECTORS = Path(os.environ.get("ARI_PROXY_VECTORS", "/work/shared/vectors"))
+VECTORS = Path(os.environ["ARI_PROXY_VECTORS"])
 
 Make = Callable[..., Awaitable[RabbitTransport]]
 

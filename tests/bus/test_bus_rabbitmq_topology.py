@@ -42,7 +42,7 @@ from ari_proxy.bus._rabbitmq_topology import (
 from ari_proxy.protocol import Subjects
 from ari_proxy.testing._tcpproxy import TcpProxy
 
-VECTORS = Path(os.environ.get("ARI_PROXY_VECTORS", "/work/shared/vectors"))
+VECTORS = Path(os.environ["ARI_PROXY_VECTORS"])
 APP, NODE = "rtest", "02:fc:00:00:00:01"  # as in the Go recording, so queue names compare
 ULID = re.compile(r"\b[0-9a-hjkmnp-tv-z]{26}\b")
 

@@ -79,6 +79,9 @@ async def test_listen_spreads_100_calls_over_4_instances(
         clients = [await connect(bus_url, app_name) for _ in range(4)]
         driver = await connect(bus_url, app_name)
         try:
+            async with asyncio.timeout(10):
+                while len(driver.nodes()) < 2:
+                    await asyncio.sleep(0.05)
             assert {n.node for n in driver.nodes()} == {asterisk.entity_id, asterisk2.entity_id}
             readiness = [asyncio.Event() for _ in clients]
             tasks = [

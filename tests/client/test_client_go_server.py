@@ -9,7 +9,9 @@ exceptions as against our server.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from ari_proxy.bus import BusMessage, MemoryBroker
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.protocol import decode_request
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "go-v5-nats.jsonl"
+VECTORS = Path(os.environ["ARI_PROXY_VECTORS"]) / "go-v5-nats.jsonl"
 NODE = "02:fc:00:00:00:01"
 
 
@@ -159,3 +161,26 @@ async def test_unknown_kind_reply(go_client: ProxyClient) -> None:
 def test_the_vectors_are_there() -> None:
     assert VECTORS.exists()
     assert msgspec.json.decode(VECTORS.read_text().splitlines()[0])["role"] == "ping"
+
+
+async def test_listen_takes_calls_from_a_go_server(go_client: ProxyClient) -> None:
+    # A Go server publishes StasisStart only on the application's event subject (it announces
+    # no `listen` feature), so the client takes calls from there too.
+    backend = go_client._backend
+    calls = await go_client.listen()
+    try:
+        assert backend.bus_subscriptions >= 2  # the listen subject and the event subject
+        event = (
+            b'{"type":"StasisStart","application":"test","asterisk_id":"%s",'
+            b'"timestamp":"2026-11-26T05:55:00.000+0000","args":[],'
+            b'"channel":{"id":"go-call-1","name":"PJSIP/x-1","state":"Ring"}}' % NODE.encode()
+        )
+        publisher = backend.transport  # any connection on the broker can publish
+        await publisher.publish(f"ari.event.test.{NODE}", event)
+        async with asyncio.timeout(2):
+            event_in = await calls._sub.next()
+        assert event_in.channel.id == "go-call-1"  # type: ignore[attr-defined]
+        # A ChannelVarset of the same node is not a call.
+        assert calls._sub.qsize() == 0
+    finally:
+        calls.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Vector, all_vectors, dialog_pairs, load_vectors
+from protocol_vectors import Vector, all_vectors, dialog_pairs, load_vectors
 
 from ari_proxy.protocol import (
     ProtocolError,

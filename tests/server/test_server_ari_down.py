@@ -57,7 +57,7 @@ async def test_ari_down_then_back(
             await asyncio.to_thread(start, inst.spec)
             await wait_until(lambda: server.ari_connected, timeout=20)
             await announcements.wait_for(lambda: len(ours()) > before)
-            assert ours()[-1] == {"node": node, "application": app_name}
+            assert ours()[-1] == {"node": node, "application": app_name, "features": ["listen"]}
         reply = await request(nc, subject, {"kind": "AsteriskInfo", "key": None})
         assert reply["data"]["asterisk"]["system"]["entity_id"] == node
         assert server.stats()["errors"]["ari_down"] == 1  # type: ignore[index]
@@ -77,7 +77,10 @@ async def test_new_entity_id_moves_the_subscriptions(
             await wait_until(lambda: server.node == "02:00:de:ad:be:ef", timeout=20)
             new = server.node
             await got.wait_for(
-                lambda: {"node": new, "application": app_name} in got.json("ari.announce")
+                lambda: (
+                    {"node": new, "application": app_name, "features": ["listen"]}
+                    in got.json("ari.announce")
+                )
             )
             # The node-level subjects moved: the new one answers, the old one has nobody.
             await wait_until(lambda: server.stats()["node_changes"] == 1)

@@ -29,7 +29,7 @@ from ari_proxy.testing import Instance
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
-VECTORS = Path(os.environ.get("ARI_PROXY_VECTORS", "/work/shared/vectors")) / "go-v5-nats.jsonl"
+VECTORS = Path(os.environ["ARI_PROXY_VECTORS"]) / "go-v5-nats.jsonl"
 GO_APP = "test"
 GO_NODE = "02:fc:00:00:00:01"
 EXTRA_REPLY_FIELDS = {"status", "code", "message"}
@@ -300,7 +300,11 @@ async def test_replay_of_the_go_vectors(
                     before = len(announced())
                     await nc.publish(subject, json.dumps(data, separators=(",", ":")).encode())
                     await announcements.wait_for(lambda b=before: len(announced()) > b)
-                    assert announced()[-1] == {"node": node, "application": app_name}
+                    assert announced()[-1] == {
+                        "node": node,
+                        "application": app_name,
+                        "features": ["listen"],
+                    }
                     continue
                 if record.reply_to == "rp":
                     replies = await gather(nc, subject, data, expected=1, timeout=3.0)
