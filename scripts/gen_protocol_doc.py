@@ -140,7 +140,8 @@ With the default prefix `ari.` (configurable; it must end with `.`):
 | `ari.create`, `ari.create.<app>`, `ari.create.<app>.<node>` | client → servers | one server (NATS queue group `ariproxy`; RabbitMQ queue `ariproxy-<subject>`) |
 | `ari.event.<app>.<node>` | server → clients | every ARI event of `<app>` on `<node>` |
 | `ari.dialogevent.<dialog>` | server → clients | a copy of each event of an entity bound to `<dialog>` |
-| `ari.announce` | server → clients | `{"node":..,"application":..}` |
+| `ari.announce` | server → clients | `{"node":..,"application":..,"features":["listen"]}` |
+| `ari.listen.<app>.<node>` | server → clients | ours: each StasisStart again, for `listen()` (a queue group takes each once) |
 | `ari.ping` | client → servers | any body; servers answer with announcements |
 
 A server runs one set of the request subjects per application it serves (`ARI_APPLICATION=a,b`).
@@ -226,10 +227,22 @@ the request that made it fails, when Asterisk restarts, and when the table is fu
 
 ## Announcements
 
-`{"node":"<entity id>","application":"<app>"}` on `ari.announce`, one per application: when the
-server is ready, after each ARI reconnect, on every ping and every `proxy.announce_interval`
-(60 s), but only while ARI is connected (Go announces on a timer even while ARI is down, and
-not at startup: weakness 15).
+`{"node":"<entity id>","application":"<app>","features":["listen"]}` on `ari.announce`, one per
+application: when the server is ready, after each ARI reconnect, on every ping and every
+`proxy.announce_interval` (60 s), but only while ARI is connected (Go announces on a timer even
+while ARI is down, and not at startup: weakness 15). `features` is ours (Go peers ignore it):
+`listen` says the server also publishes each StasisStart on `ari.listen.<app>.<node>`.
+
+## Distributing calls: `listen()`
+
+A client instance in `listen()` takes calls in a queue group (NATS queue group, RabbitMQ shared
+queue `ari-proxy-listen.*`) on `ari.listen.<app>.*`, so each StasisStart reaches exactly one
+instance of the cluster. That instance binds the channel to a new dialog (`ChannelSubscribe`
+with the dialog in the key) and receives the call's later events on `ari.dialogevent.<dialog>`,
+so an instance handling K of N calls receives the events of about K calls. While a Go server
+(no `listen` feature) is in the cluster, the client also takes `ari.event.<app>.>` in a queue
+group and keeps only the StasisStart events of Go servers' nodes (Go's own clients deliver each
+StasisStart to every instance on NATS: weakness 23).
 """
 
 _DIFFERENCES = """\

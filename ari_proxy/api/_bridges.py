@@ -99,6 +99,7 @@ class BridgeHandle(Handle):
 
     __slots__ = ()
     kind = "bridge"
+    follow_kind = "BridgeSubscribe"
 
     async def data(self) -> Bridge:
         """The bridge's current state."""

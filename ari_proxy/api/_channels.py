@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..ari._models import Channel, LiveRecording, RTPstat
+import msgspec
+
+from ..ari._models import Channel, RTPstat
 from ..protocol import Key, new_id
 from ..protocol import _payloads as p
 from ._handles import Handle, Staged, decode_model
@@ -224,6 +226,36 @@ class Channels:
         )
         return ChannelHandle(self._client, self._client.adopt(result.key or Key()))
 
+    def _external_media(
+        self,
+        format: str,
+        external_host: str,
+        app: str | None,
+        channel_id: str | None,
+        encapsulation: str,
+        transport: str,
+        connection_type: str,
+        direction: str,
+        variables: Mapping[str, str] | None,
+        data: str,
+        transport_data: str,
+    ) -> p.ChannelExternalMedia:
+        return p.ChannelExternalMedia(
+            p.ExternalMediaOptions(
+                channel_id=channel_id or new_id("ch"),
+                app=app or self._client.application,
+                external_host=external_host,
+                encapsulation=encapsulation,
+                transport=transport,
+                connection_type=connection_type,
+                format=format,
+                direction=direction,
+                variables=dict(variables) if variables else None,
+                data=data,
+                transport_data=transport_data,
+            )
+        )
+
     async def external_media(
         self,
         *,
@@ -242,25 +274,49 @@ class Channels:
     ) -> ChannelHandle:
         """Create a channel that sends and receives media to `external_host` (RTP, AudioSocket
         or WebSocket encapsulation), in application `app`."""
-        payload = p.ChannelExternalMedia(
-            p.ExternalMediaOptions(
-                channel_id=channel_id or new_id("ch"),
-                app=app or self._client.application,
-                external_host=external_host,
-                encapsulation=encapsulation,
-                transport=transport,
-                connection_type=connection_type,
-                format=format,
-                direction=direction,
-                variables=dict(variables) if variables else None,
-                data=data,
-                transport_data=transport_data,
-            )
-        )
+        payload = self._external_media(
+            format, external_host, app, channel_id, encapsulation, transport, connection_type,
+            direction, variables, data, transport_data,
+        )  # fmt: skip
         result = await self._client.request(
             "ChannelExternalMedia", self._client.key("", "", node), payload
         )
         return ChannelHandle(self._client, self._client.adopt(result.key or Key()))
+
+    async def stage_external_media(
+        self,
+        *,
+        format: str,
+        external_host: str = "",
+        app: str | None = None,
+        channel_id: str | None = None,
+        encapsulation: str = "rtp",
+        transport: str = "udp",
+        connection_type: str = "client",
+        direction: str = "both",
+        variables: Mapping[str, str] | None = None,
+        data: str = "",
+        transport_data: str = "",
+        node: str | None = None,
+    ) -> Staged[ChannelHandle]:
+        """Stage an external media channel: the options are checked and the ID and node fixed
+        now, the channel is made by `execute()`. (Go's client sends the wrong kind for this.)"""
+        payload = self._external_media(
+            format, external_host, app, channel_id, encapsulation, transport, connection_type,
+            direction, variables, data, transport_data,
+        )  # fmt: skip
+        result = await self._client.request(
+            "ChannelStageExternalMedia", self._client.key("", "", node), payload
+        )
+        handle = ChannelHandle(self._client, self._client.adopt(result.key or Key()))
+
+        async def run(h: ChannelHandle) -> ChannelHandle:
+            options = msgspec.structs.replace(payload.options, channel_id=h.id)
+            staged = p.ChannelExternalMedia(options)
+            done = await self._client.request("ChannelExternalMedia", h.key.new("", ""), staged)
+            return ChannelHandle(self._client, self._client.adopt(done.key or h.key))
+
+        return Staged(handle, run)
 
 
 def _joined(value: str | Sequence[str] | None) -> str:
@@ -270,8 +326,6 @@ def _joined(value: str | Sequence[str] | None) -> str:
 
 
 def _replace_channel_id(request: p.OriginateRequest, channel_id: str) -> p.OriginateRequest:
-    import msgspec
-
     return msgspec.structs.replace(request, channel_id=channel_id)
 
 
@@ -281,6 +335,7 @@ class ChannelHandle(Handle):
 
     __slots__ = ()
     kind = "channel"
+    follow_kind = "ChannelSubscribe"
 
     async def data(self) -> Channel:
         """The channel's current state."""
@@ -491,8 +546,6 @@ class ChannelHandle(Handle):
         target = self.key.new("channel", self.id)
 
         async def run(h: PlaybackHandle) -> PlaybackHandle:
-            import msgspec
-
             staged = msgspec.structs.replace(payload, playback_id=h.id)
             done = await self._client.request("ChannelPlay", target, staged)
             return PlaybackHandle(self._client, self._client.adopt(done.key or h.key))
@@ -611,8 +664,6 @@ class ChannelHandle(Handle):
         target = self.key
 
         async def run(h: ChannelHandle) -> ChannelHandle:
-            import msgspec
-
             staged = msgspec.structs.replace(payload, snoop_id=h.id)
             done = await self._client.request("ChannelSnoop", target, staged)
             return ChannelHandle(self._client, self._client.adopt(done.key or h.key))
@@ -625,7 +676,3 @@ def _variables(data: bytes | None) -> dict[str, str]:
     from ..ari._models import Variables
 
     return {k: str(v) for k, v in decode_model(data, Variables).variables.items()}
-
-
-# Keep the LiveRecording import used for type checkers reading the module.
-_ = LiveRecording

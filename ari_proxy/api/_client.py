@@ -9,7 +9,7 @@ them; children share the parent's connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ClientClosedError
@@ -39,16 +39,29 @@ class PendingSubscription:
     Either way the subscription is live (its bus subjects subscribed) before your code runs on.
     """
 
-    __slots__ = ("_client", "_options", "_sub", "_types")
+    __slots__ = ("_before", "_client", "_options", "_sub", "_types")
 
-    def __init__(self, client: Client, types: tuple[str, ...], options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        types: tuple[str, ...],
+        options: dict[str, Any],
+        before: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self._client = client
         self._types = types
         self._options = options
+        self._before = before
         self._sub: Subscription | None = None
 
     async def _open(self) -> Subscription:
         self._sub = await self._client._open_subscription(self._types, **self._options)
+        if self._before is not None:
+            try:
+                await self._before()
+            except BaseException:
+                self._sub.close()
+                raise
         return self._sub
 
     def __await__(self) -> Generator[Any, None, Subscription]:
@@ -250,15 +263,18 @@ class Client:
         maxsize: int = 1000,
         overflow: Overflow = Overflow.DROP_NEWEST,
         where: Callable[[Message], bool] | None = None,
+        before: Callable[[], Awaitable[object]] | None = None,
     ) -> PendingSubscription:
         """Subscribe to events: of `types` (all when none), of the entity `key` (any when None).
 
         Each subscription has its own queue of `maxsize` events; when it is full, `overflow`
         decides (drop the new event, drop the oldest, or close the subscription) and the drop is
         counted in `Subscription.dropped` and `client.hub.dropped`. `where` filters further.
+        `before` runs once the subscription is live (handles use it to bind their entity to
+        the client's dialog).
         """
         options = {"key": key, "maxsize": maxsize, "overflow": overflow, "where": where}
-        return PendingSubscription(self, types, options)
+        return PendingSubscription(self, types, options, before)
 
     async def _open_subscription(
         self,

@@ -43,6 +43,8 @@ class Handle:
 
     __slots__ = ("_client", "key")
     kind: ClassVar[str] = ""
+    #: The request that routes this entity's events to a dialog (`ChannelSubscribe`, ...).
+    follow_kind: ClassVar[str] = ""
 
     def __init__(self, client: Client, key: Key) -> None:
         self._client = client
@@ -62,8 +64,11 @@ class Handle:
         """Subscribe to this entity's events (all types when none are named).
 
         Use as `async with handle.subscribe("ChannelDestroyed") as events:` or
-        `events = await handle.subscribe(...)`; see `Client.subscribe` for the options.
+        `events = await handle.subscribe(...)`; see `Client.subscribe` for the options. In a
+        dialog-scoped client the entity is first bound to the dialog, so its events reach it.
         """
+        if self.key.dialog and self.follow_kind:
+            options.setdefault("before", lambda: self._request(self.follow_kind))
         return self._client.subscribe(*types, key=self.key, **options)
 
     async def once(

@@ -56,6 +56,7 @@ class PlaybackHandle(Handle):
 
     __slots__ = ()
     kind = "playback"
+    follow_kind = "PlaybackSubscribe"
 
     async def data(self) -> Playback:
         """The playback's current state (queued, playing, continuing, done, ...)."""
@@ -142,6 +143,7 @@ class LiveRecordingHandle(Handle):
 
     __slots__ = ()
     kind = "liverecording"
+    follow_kind = "RecordingLiveSubscribe"
 
     async def data(self) -> LiveRecording:
         """The recording's state (queued, recording, paused, done, failed, canceled)."""

@@ -68,6 +68,12 @@ class Applications(_Namespace):
         key = self._client.key("application", name or self._client.application, node)
         return ApplicationHandle(self._client, key)
 
+    async def get(self, name: str | None = None) -> ApplicationHandle:
+        """Find an application (a round trip). Raises NotFoundError when none has that name."""
+        key = self._client.key("application", name or self._client.application)
+        result = await self._client.request("ApplicationGet", key)
+        return ApplicationHandle(self._client, self._client.adopt(result.key or key))
+
     async def list(self) -> list[ApplicationHandle]:
         """Every registered application."""
         return [ApplicationHandle(self._client, k) for k in await self._keys("ApplicationList")]
@@ -157,6 +163,12 @@ class Modules(_Namespace):
         """A handle for a module such as `res_stasis.so` (no I/O)."""
         return ModuleHandle(self._client, self._client.key("module", name, node))
 
+    async def get(self, name: str) -> ModuleHandle:
+        """Find a loaded module (a round trip). Raises NotFoundError when it is not loaded."""
+        key = self._client.key("module", name)
+        result = await self._client.request("AsteriskModuleGet", key)
+        return ModuleHandle(self._client, self._client.adopt(result.key or key))
+
     async def list(self) -> list[ModuleHandle]:
         """Every loaded module."""
         return [ModuleHandle(self._client, k) for k in await self._keys("AsteriskModuleList")]
@@ -193,6 +205,13 @@ class Logging(_Namespace):
     def handle(self, name: str, *, node: str | None = None) -> LogChannelHandle:
         """A handle for a log channel (no I/O)."""
         return LogChannelHandle(self._client, self._client.key("logging", name, node))
+
+    async def get(self, name: str) -> LogChannelHandle:
+        """Find a log channel by the name Asterisk lists (files by full path). Raises
+        NotFoundError when there is none."""
+        key = self._client.key("logging", name)
+        result = await self._client.request("AsteriskLoggingGet", key)
+        return LogChannelHandle(self._client, self._client.adopt(result.key or key))
 
     async def list(self) -> list[LogChannelHandle]:
         """Every log channel."""
@@ -303,6 +322,12 @@ class DeviceStates(_Namespace):
         """A handle for a device such as `Stasis:agent-1` (no I/O)."""
         return DeviceStateHandle(self._client, self._client.key("devicestate", name, node))
 
+    async def get(self, name: str) -> DeviceStateHandle:
+        """Find a device state (a round trip)."""
+        key = self._client.key("devicestate", name)
+        result = await self._client.request("DeviceStateGet", key)
+        return DeviceStateHandle(self._client, self._client.adopt(result.key or key))
+
     async def list(self) -> list[DeviceStateHandle]:
         """Every device state Asterisk knows."""
         return [DeviceStateHandle(self._client, k) for k in await self._keys("DeviceStateList")]
@@ -337,6 +362,12 @@ class Endpoints(_Namespace):
         return EndpointHandle(
             self._client, self._client.key("endpoint", f"{tech}/{resource}", node)
         )
+
+    async def get(self, tech: str, resource: str) -> EndpointHandle:
+        """Find an endpoint (a round trip). Raises NotFoundError when there is none."""
+        key = self._client.key("endpoint", f"{tech}/{resource}")
+        result = await self._client.request("EndpointGet", key)
+        return EndpointHandle(self._client, self._client.adopt(result.key or key))
 
     async def list(self, tech: str | None = None) -> list[EndpointHandle]:
         """Every endpoint, or those of one technology.
@@ -385,6 +416,27 @@ class EndpointHandle(Handle):
         """State and channels of the endpoint."""
         return decode_model((await self._request("EndpointData")).data, Endpoint)
 
+    async def send_message(
+        self, from_: str, body: str = "", *, variables: Mapping[str, str] | None = None
+    ) -> None:
+        """Send a text message to this endpoint from `from_`."""
+        payload = p.EndpointSendMessage(from_=from_, body=body, variables=dict(variables or {}))
+        await self._request("EndpointSendMessageToEndpoint", payload)
+
+    async def refer(
+        self,
+        from_: str,
+        refer_to: str,
+        *,
+        to_self: bool = False,
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send this endpoint a SIP REFER, asking it to contact `refer_to`."""
+        payload = p.EndpointRefer(
+            from_=from_, refer_to=refer_to, to_self=to_self, variables=dict(variables or {})
+        )
+        await self._request("EndpointReferToEndpoint", payload)
+
 
 class Mailboxes(_Namespace):
     """`client.mailboxes`: mailboxes for message-waiting indication (needs res_ari_mailboxes)."""
@@ -394,6 +446,12 @@ class Mailboxes(_Namespace):
     def handle(self, name: str, *, node: str | None = None) -> MailboxHandle:
         """A handle for a mailbox such as `1000@default` (no I/O)."""
         return MailboxHandle(self._client, self._client.key("mailbox", name, node))
+
+    async def get(self, name: str) -> MailboxHandle:
+        """Find a mailbox (a round trip). Raises NotFoundError when there is none."""
+        key = self._client.key("mailbox", name)
+        result = await self._client.request("MailboxGet", key)
+        return MailboxHandle(self._client, self._client.adopt(result.key or key))
 
     async def list(self) -> list[MailboxHandle]:
         """Every mailbox."""

@@ -1437,6 +1437,42 @@ _ROWS: list[KindSpec] = [
         go=False,
         summary="Send a REFER.",
     ),
+    KindSpec(
+        "EndpointSendMessageToEndpoint",
+        _COMMAND,
+        "endpoint",
+        payload="endpoint_send_message",
+        payload_required=True,
+        operation="endpoints.sendMessageToEndpoint",
+        args=lambda c: Args(
+            _endpoint_args(c).path,
+            {"from": c.payload.from_, "body": _opt(c.payload.body)},
+            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
+        ),
+        validate=_endpoint_key,
+        go=False,
+        summary="Send a text message to one endpoint (key id `tech/resource`).",
+    ),
+    KindSpec(
+        "EndpointReferToEndpoint",
+        _COMMAND,
+        "endpoint",
+        payload="endpoint_refer",
+        payload_required=True,
+        operation="endpoints.referToEndpoint",
+        args=lambda c: Args(
+            _endpoint_args(c).path,
+            {
+                "from": c.payload.from_,
+                "refer_to": c.payload.refer_to,
+                "to_self": c.payload.to_self or None,
+            },
+            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
+        ),
+        validate=_endpoint_key,
+        go=False,
+        summary="Send a REFER to one endpoint (key id `tech/resource`).",
+    ),
     # --- events ------------------------------------------------------------------------------
     KindSpec(
         "UserEvent",
