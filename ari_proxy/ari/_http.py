@@ -83,8 +83,12 @@ class HttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, limit_per_host=self._pool_size, keepalive_timeout=30
             )
+            # No session-wide timeout: each request is bounded by its own (one timer, not two).
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._auth, raise_for_status=False
+                connector=connector,
+                headers=self._auth,
+                raise_for_status=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             )
         return self._session
 
