@@ -1,0 +1,127 @@
+"""The examples (the Go project's bridge, play, record and stasisStart, in Python) really run,
+through the proxy and directly."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import pytest_asyncio
+
+import ari_proxy
+from ari_proxy.server import Server, ServerConfig
+from ari_proxy.testing import Instance
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+@pytest_asyncio.fixture(params=["native", "proxy"])
+async def client(
+    request: pytest.FixtureRequest, asterisk: Instance, app_name: str, nats_url: str
+) -> AsyncIterator[ari_proxy.Client]:
+    if request.param == "native":
+        async with ari_proxy.connect(
+            asterisk.http_url,
+            application=app_name,
+            username=asterisk.username,
+            password=asterisk.password,
+        ) as native:
+            yield native
+        return
+    server = Server(
+        ServerConfig(
+            applications=(app_name,),
+            ari_username=asterisk.username,
+            ari_password=asterisk.password,
+            ari_http_url=asterisk.http_url,
+            bus_urls=(nats_url,),
+            shutdown_grace=2.0,
+        )
+    )
+    await server.start(ari_timeout=30)
+    try:
+        async with ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as proxied:
+            yield proxied
+    finally:
+        await server.stop()
+
+
+async def call_in(client: ari_proxy.Client, extension: str = "wait") -> ari_proxy.ChannelHandle:
+    """A caller: a Local channel whose ;1 half enters the application."""
+    return await client.channels.originate(f"Local/{extension}@default")
+
+
+async def test_play(client: ari_proxy.Client) -> None:
+    play = load("play")
+    async with asyncio.timeout(30):
+        runner = asyncio.create_task(play.run(client, 2, media="sound:beep"))
+        await asyncio.sleep(0.2)
+        callers = [await call_in(client) for _ in range(2)]
+        await runner
+        for caller in callers:  # the example hung every call up
+            with pytest.raises(ari_proxy.NotFoundError):
+                for _ in range(50):
+                    await caller.data()
+                    await asyncio.sleep(0.02)
+
+
+async def test_record(client: ari_proxy.Client) -> None:
+    record = load("record")
+    name = f"example-{client.application}"
+    async with asyncio.timeout(40):
+        runner = asyncio.create_task(record.run(client, 1, name=name, max_duration=1))
+        await asyncio.sleep(0.2)
+        await call_in(client, "echo")
+        await runner
+        stored = client.recordings.stored(name)
+        data = await stored.data()
+        assert (data.name, data.format) == (name, "wav")
+        assert (await stored.read())[:4] == b"RIFF"
+        await stored.delete()
+
+
+async def test_bridge(client: ari_proxy.Client) -> None:
+    bridge = load("bridge")
+    async with asyncio.timeout(40):
+        runner = asyncio.create_task(bridge.run(client, 2))
+        await asyncio.sleep(0.2)
+        callers = [await call_in(client) for _ in range(2)]
+        conference = await runner
+        assert conference.bridge is not None
+        data = await conference.bridge.data()
+        assert len(data.channels) == 2
+        for _ in range(100):  # the join announcements play as the channels enter
+            if conference.joined == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert conference.joined == 2
+        for caller in callers:
+            await caller.hangup()
+        await conference.close()
+
+
+async def test_stasis_start(client: ari_proxy.Client) -> None:
+    stasis_start = load("stasis_start")
+    async with asyncio.timeout(30):
+        runner = asyncio.create_task(stasis_start.run(client, 1))
+        await asyncio.sleep(0.2)
+        await stasis_start.create_call(client)
+        (states,) = await runner
+        assert states[-1] == "Up"
