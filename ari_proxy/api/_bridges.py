@@ -11,10 +11,9 @@ from ..ari._models import Bridge
 from ..protocol import Key, new_id
 from ..protocol import _payloads as p
 from ._channels import ChannelHandle, _joined, _variables, recording_options
-from ._handles import Handle, Staged, decode_model
+from ._handles import Handle, Namespace, Staged, decode_model
 
 if TYPE_CHECKING:
-    from ._client import Client
     from ._media import LiveRecordingHandle, PlaybackHandle
 
 __all__ = ["BridgeHandle", "Bridges"]
@@ -24,13 +23,10 @@ def _channel_id(channel: str | ChannelHandle) -> str:
     return channel.id if isinstance(channel, ChannelHandle) else channel
 
 
-class Bridges:
+class Bridges(Namespace):
     """`client.bridges`: create and find bridges."""
 
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    __slots__ = ()
 
     def handle(self, bridge_id: str, *, node: str | None = None) -> BridgeHandle:
         """A handle for a bridge ID (no I/O)."""
@@ -42,13 +38,11 @@ class Bridges:
         Raises:
             NotFoundError: no such bridge.
         """
-        result = await self._client.request("BridgeGet", self._client.key("bridge", bridge_id))
-        return BridgeHandle(self._client, self._client.adopt(result.key or Key()))
+        return await self._find("BridgeGet", BridgeHandle, bridge_id)
 
     async def list(self) -> list[BridgeHandle]:
         """Every bridge, as handles."""
-        result = await self._client.request("BridgeList", self._client.key("", ""))
-        return [BridgeHandle(self._client, self._client.adopt(k)) for k in result.keys]
+        return await self._all("BridgeList", BridgeHandle)
 
     def _payload(
         self, type: str | Sequence[str], name: str, variables: Mapping[str, str] | None

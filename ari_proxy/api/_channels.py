@@ -15,10 +15,9 @@ import msgspec
 from ..ari._models import Channel, RTPstat
 from ..protocol import Key, new_id
 from ..protocol import _payloads as p
-from ._handles import Handle, Staged, decode_model
+from ._handles import Handle, Namespace, Staged, decode_model
 
 if TYPE_CHECKING:
-    from ._client import Client
     from ._media import LiveRecordingHandle, PlaybackHandle
 
 __all__ = ["ChannelHandle", "Channels", "ns", "recording_options"]
@@ -48,13 +47,10 @@ def recording_options(
     )
 
 
-class Channels:
+class Channels(Namespace):
     """`client.channels`: originate, create and find channels."""
 
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    __slots__ = ()
 
     def handle(self, channel_id: str, *, node: str | None = None) -> ChannelHandle:
         """A handle for a channel ID (no I/O). Without `node`, requests go to every proxy."""
@@ -66,13 +62,11 @@ class Channels:
         Raises:
             NotFoundError: no such channel.
         """
-        result = await self._client.request("ChannelGet", self._client.key("channel", channel_id))
-        return ChannelHandle(self._client, self._client.adopt(result.key or Key()))
+        return await self._find("ChannelGet", ChannelHandle, channel_id)
 
     async def list(self) -> list[ChannelHandle]:
         """Every channel (of every node, through the proxy), as handles."""
-        result = await self._client.request("ChannelList", self._client.key("", ""))
-        return [ChannelHandle(self._client, self._client.adopt(k)) for k in result.keys]
+        return await self._all("ChannelList", ChannelHandle)
 
     def _originate(
         self,

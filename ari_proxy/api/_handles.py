@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._backend import Result
     from ._client import Client, PendingSubscription
 
-__all__ = ["Handle", "Staged", "decode_model"]
+__all__ = ["Handle", "Namespace", "Staged", "decode_model"]
 
 M = TypeVar("M")
 H = TypeVar("H", bound="Handle")
@@ -147,3 +147,23 @@ class Staged(Generic[H]):
 
     def __repr__(self) -> str:
         return f"<Staged {self.handle!r}{' executed' if self._executed else ''}>"
+
+
+class Namespace:
+    """Base of the namespaces (`client.channels`, ...): finding and listing entities as handles."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def _find(self, kind: str, cls: type[H], ident: str) -> H:
+        """A Get-type round trip for `ident`; the handle carries the key the server stamped."""
+        key = self._client.key(cls.kind, ident)
+        result = await self._client.request(kind, key)
+        return cls(self._client, self._client.adopt(result.key or key))
+
+    async def _all(self, kind: str, cls: type[H], payload: Any = None) -> list[H]:
+        """A list round trip (gathered from every proxy through the bus)."""
+        result = await self._client.request(kind, self._client.key("", ""), payload)
+        return [cls(self._client, self._client.adopt(k)) for k in result.keys]

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from ..ari._models import LiveRecording, Playback, Sound, StoredRecording
 from ..protocol import Key
 from ..protocol import _payloads as p
-from ._handles import Handle, decode_model
+from ._handles import Handle, Namespace, decode_model
 
 if TYPE_CHECKING:
-    from ._client import Client
+    pass
 
 __all__ = [
     "LiveRecordingHandle",
@@ -27,13 +27,10 @@ __all__ = [
 ]
 
 
-class Playbacks:
+class Playbacks(Namespace):
     """`client.playbacks`: playbacks started by `play()` on a channel or bridge."""
 
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    __slots__ = ()
 
     def handle(self, playback_id: str, *, node: str | None = None) -> PlaybackHandle:
         """A handle for a playback ID (no I/O)."""
@@ -95,13 +92,10 @@ class PlaybackHandle(Handle):
         await self.control("forward")
 
 
-class Recordings:
+class Recordings(Namespace):
     """`client.recordings`: live recordings (in progress) and stored ones (finished files)."""
 
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    __slots__ = ()
 
     def live(self, name: str, *, node: str | None = None) -> LiveRecordingHandle:
         """A handle for a recording in progress (no I/O)."""
@@ -128,14 +122,11 @@ class Recordings:
         Raises:
             NotFoundError: no such recording.
         """
-        key = self._client.key("storedrecording", name)
-        result = await self._client.request("RecordingStoredGet", key)
-        return StoredRecordingHandle(self._client, self._client.adopt(result.key or Key()))
+        return await self._find("RecordingStoredGet", StoredRecordingHandle, name)
 
     async def list_stored(self) -> list[StoredRecordingHandle]:
         """Every stored recording, as handles."""
-        result = await self._client.request("RecordingStoredList", self._client.key("", ""))
-        return [StoredRecordingHandle(self._client, self._client.adopt(k)) for k in result.keys]
+        return await self._all("RecordingStoredList", StoredRecordingHandle)
 
 
 class LiveRecordingHandle(Handle):
@@ -240,13 +231,10 @@ class StoredRecordingHandle(Handle):
         return size
 
 
-class Sounds:
+class Sounds(Namespace):
     """`client.sounds`: the sound files Asterisk can play."""
 
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    __slots__ = ()
 
     def handle(self, sound_id: str, *, node: str | None = None) -> SoundHandle:
         """A handle for a sound ID such as `hello-world` (no I/O)."""
@@ -256,8 +244,7 @@ class Sounds:
         """The sounds, optionally only those in language `lang` and/or `format`."""
         filters = {k: v for k, v in (("lang", lang), ("format", format)) if v}
         payload = p.SoundList(filters=filters or None)
-        result = await self._client.request("SoundList", self._client.key("", ""), payload)
-        return [SoundHandle(self._client, self._client.adopt(k)) for k in result.keys]
+        return await self._all("SoundList", SoundHandle, payload)
 
     async def data(self, sound_id: str) -> Sound:
         """A sound's languages and formats.

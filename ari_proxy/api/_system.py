@@ -4,7 +4,7 @@ device states, endpoints, mailboxes and user events."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -21,7 +21,7 @@ from ..ari._models import (
 )
 from ..protocol import Key
 from ..protocol import _payloads as p
-from ._handles import Handle, decode_model
+from ._handles import Handle, Namespace, decode_model
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -44,21 +44,10 @@ __all__ = [
 ]
 
 
-class _Namespace:
-    __slots__ = ("_client",)
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    async def _keys(self, kind: str, payload: Any = None) -> list[Key]:
-        result = await self._client.request(kind, self._client.key("", ""), payload)
-        return [self._client.adopt(k) for k in result.keys]
-
-
 # --- applications -----------------------------------------------------------------------------
 
 
-class Applications(_Namespace):
+class Applications(Namespace):
     """`client.applications`: the Stasis applications registered on Asterisk."""
 
     __slots__ = ()
@@ -70,13 +59,13 @@ class Applications(_Namespace):
 
     async def get(self, name: str | None = None) -> ApplicationHandle:
         """Find an application (a round trip). Raises NotFoundError when none has that name."""
-        key = self._client.key("application", name or self._client.application)
-        result = await self._client.request("ApplicationGet", key)
-        return ApplicationHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find(
+            "ApplicationGet", ApplicationHandle, name or self._client.application
+        )
 
     async def list(self) -> list[ApplicationHandle]:
         """Every registered application."""
-        return [ApplicationHandle(self._client, k) for k in await self._keys("ApplicationList")]
+        return await self._all("ApplicationList", ApplicationHandle)
 
 
 class ApplicationHandle(Handle):
@@ -121,7 +110,7 @@ class ApplicationHandle(Handle):
 # --- asterisk ---------------------------------------------------------------------------------
 
 
-class Asterisk(_Namespace):
+class Asterisk(Namespace):
     """`client.asterisk`: the Asterisk system, global variables, modules, logging, config."""
 
     __slots__ = ("config", "logging", "modules")
@@ -154,7 +143,7 @@ class Asterisk(_Namespace):
         await self._client.request("AsteriskVariableSet", key, p.AsteriskVariableSet(value=value))
 
 
-class Modules(_Namespace):
+class Modules(Namespace):
     """`client.asterisk.modules`."""
 
     __slots__ = ()
@@ -165,13 +154,11 @@ class Modules(_Namespace):
 
     async def get(self, name: str) -> ModuleHandle:
         """Find a loaded module (a round trip). Raises NotFoundError when it is not loaded."""
-        key = self._client.key("module", name)
-        result = await self._client.request("AsteriskModuleGet", key)
-        return ModuleHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find("AsteriskModuleGet", ModuleHandle, name)
 
     async def list(self) -> list[ModuleHandle]:
         """Every loaded module."""
-        return [ModuleHandle(self._client, k) for k in await self._keys("AsteriskModuleList")]
+        return await self._all("AsteriskModuleList", ModuleHandle)
 
 
 class ModuleHandle(Handle):
@@ -197,7 +184,7 @@ class ModuleHandle(Handle):
         await self._request("AsteriskModuleReload")
 
 
-class Logging(_Namespace):
+class Logging(Namespace):
     """`client.asterisk.logging`: log channels."""
 
     __slots__ = ()
@@ -209,13 +196,11 @@ class Logging(_Namespace):
     async def get(self, name: str) -> LogChannelHandle:
         """Find a log channel by the name Asterisk lists (files by full path). Raises
         NotFoundError when there is none."""
-        key = self._client.key("logging", name)
-        result = await self._client.request("AsteriskLoggingGet", key)
-        return LogChannelHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find("AsteriskLoggingGet", LogChannelHandle, name)
 
     async def list(self) -> list[LogChannelHandle]:
         """Every log channel."""
-        return [LogChannelHandle(self._client, k) for k in await self._keys("AsteriskLoggingList")]
+        return await self._all("AsteriskLoggingList", LogChannelHandle)
 
     async def create(
         self, name: str, levels: str | Sequence[str], *, node: str | None = None
@@ -263,7 +248,7 @@ class LogChannelHandle(Handle):
 _tuples = msgspec.json.Decoder(list[ConfigTuple])
 
 
-class Config(_Namespace):
+class Config(Namespace):
     """`client.asterisk.config`: dynamic (sorcery) configuration objects."""
 
     __slots__ = ()
@@ -313,7 +298,7 @@ class Config(_Namespace):
 # --- device states, endpoints, mailboxes --------------------------------------------------------
 
 
-class DeviceStates(_Namespace):
+class DeviceStates(Namespace):
     """`client.device_states`: device states the application controls (`Stasis:<name>`)."""
 
     __slots__ = ()
@@ -324,13 +309,11 @@ class DeviceStates(_Namespace):
 
     async def get(self, name: str) -> DeviceStateHandle:
         """Find a device state (a round trip)."""
-        key = self._client.key("devicestate", name)
-        result = await self._client.request("DeviceStateGet", key)
-        return DeviceStateHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find("DeviceStateGet", DeviceStateHandle, name)
 
     async def list(self) -> list[DeviceStateHandle]:
         """Every device state Asterisk knows."""
-        return [DeviceStateHandle(self._client, k) for k in await self._keys("DeviceStateList")]
+        return await self._all("DeviceStateList", DeviceStateHandle)
 
 
 class DeviceStateHandle(Handle):
@@ -352,7 +335,7 @@ class DeviceStateHandle(Handle):
         await self._request("DeviceStateDelete")
 
 
-class Endpoints(_Namespace):
+class Endpoints(Namespace):
     """`client.endpoints`: SIP peers and other endpoints; text messages and REFERs."""
 
     __slots__ = ()
@@ -365,9 +348,7 @@ class Endpoints(_Namespace):
 
     async def get(self, tech: str, resource: str) -> EndpointHandle:
         """Find an endpoint (a round trip). Raises NotFoundError when there is none."""
-        key = self._client.key("endpoint", f"{tech}/{resource}")
-        result = await self._client.request("EndpointGet", key)
-        return EndpointHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find("EndpointGet", EndpointHandle, f"{tech}/{resource}")
 
     async def list(self, tech: str | None = None) -> list[EndpointHandle]:
         """Every endpoint, or those of one technology.
@@ -376,10 +357,10 @@ class Endpoints(_Namespace):
             NotFoundError: unknown technology.
         """
         if tech is None:
-            keys = await self._keys("EndpointList")
-        else:
-            keys = await self._keys("EndpointListByTech", p.EndpointListByTech(tech=tech))
-        return [EndpointHandle(self._client, k) for k in keys]
+            return await self._all("EndpointList", EndpointHandle)
+        return await self._all(
+            "EndpointListByTech", EndpointHandle, p.EndpointListByTech(tech=tech)
+        )
 
     async def send_message(
         self, to: str, from_: str, body: str = "", *, variables: Mapping[str, str] | None = None
@@ -438,7 +419,7 @@ class EndpointHandle(Handle):
         await self._request("EndpointReferToEndpoint", payload)
 
 
-class Mailboxes(_Namespace):
+class Mailboxes(Namespace):
     """`client.mailboxes`: mailboxes for message-waiting indication (needs res_ari_mailboxes)."""
 
     __slots__ = ()
@@ -449,13 +430,11 @@ class Mailboxes(_Namespace):
 
     async def get(self, name: str) -> MailboxHandle:
         """Find a mailbox (a round trip). Raises NotFoundError when there is none."""
-        key = self._client.key("mailbox", name)
-        result = await self._client.request("MailboxGet", key)
-        return MailboxHandle(self._client, self._client.adopt(result.key or key))
+        return await self._find("MailboxGet", MailboxHandle, name)
 
     async def list(self) -> list[MailboxHandle]:
         """Every mailbox."""
-        return [MailboxHandle(self._client, k) for k in await self._keys("MailboxList")]
+        return await self._all("MailboxList", MailboxHandle)
 
 
 class MailboxHandle(Handle):
@@ -477,7 +456,7 @@ class MailboxHandle(Handle):
         await self._request("MailboxDelete")
 
 
-class Events(_Namespace):
+class Events(Namespace):
     """`client.events`: user events."""
 
     __slots__ = ()

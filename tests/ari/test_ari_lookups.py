@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import Janitor, StasisChannel
 
 from ari_proxy import event_type
 from ari_proxy._exceptions import BadRequestError, NotFoundError
 from ari_proxy.ari import AriClient
+
+if TYPE_CHECKING:  # fixture types only: at run time `conftest` may be another folder's
+    from conftest import Janitor, StasisChannel
 
 
 async def test_get_finds_or_raises_not_found(client: AriClient) -> None:
