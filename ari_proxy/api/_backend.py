@@ -57,9 +57,16 @@ class Backend(Protocol):
         ...
 
     async def execute(
-        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+        self,
+        kind: str,
+        key: Key | None,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> Result:
-        """Run one request kind; raise the package's exceptions on failure."""
+        """Run one request kind, retrying `retries` times on a timeout (None: the backend's
+        default); raise the package's exceptions on failure."""
         ...
 
     def download(

@@ -166,6 +166,7 @@ class Client:
 
     Attributes:
         timeout: default seconds per request (None: the backend's default).
+        retries: extra attempts of a request that timed out (None: the backend's default).
         dialog: the dialog this client is scoped to (`""`: none). Requests carry it in their
             keys, entities they create join it, and subscriptions see the dialog's events.
     """
@@ -175,6 +176,7 @@ class Client:
         backend: Backend,
         *,
         timeout: float | None = None,
+        retries: int | None = None,
         dialog: str = "",
         parent: Client | None = None,
     ) -> None:
@@ -186,6 +188,7 @@ class Client:
         self._backend = backend
         self._parent = parent
         self.timeout = timeout
+        self.retries = retries
         self.dialog = dialog
         self._closed = False
         self._subscriptions: set[Subscription] = set()
@@ -250,9 +253,8 @@ class Client:
             raise ClientClosedError("client is closed")
         if key is not None and self.dialog and key.dialog != self.dialog:
             key = key.with_dialog(self.dialog)
-        return await self._backend.execute(
-            kind, key, payload, timeout=self.timeout if timeout is None else timeout
-        )
+        limit = self.timeout if timeout is None else timeout
+        return await self._backend.execute(kind, key, payload, timeout=limit, retries=self.retries)
 
     # --- events ------------------------------------------------------------------------------
 
@@ -360,16 +362,29 @@ class Client:
 
     def child(self) -> Client:
         """A client sharing this connection that owns (and closes) its own subscriptions."""
-        return self._make_child(self.dialog)
+        return self._make_child(self.dialog, self.timeout, self.retries)
 
     def scoped(self, dialog: str) -> Client:
         """A child client in `dialog`: its requests carry the dialog, and it sees its events."""
-        return self._make_child(dialog)
+        return self._make_child(dialog, self.timeout, self.retries)
 
-    def _make_child(self, dialog: str) -> Client:
+    def with_options(self, *, timeout: float | None = None, retries: int | None = None) -> Client:
+        """A child client whose requests use this timeout and number of retries.
+
+        ```python
+        await client.with_options(timeout=0.5, retries=2).channels.handle(cid).answer()
+        ```
+        """
+        return self._make_child(
+            self.dialog,
+            self.timeout if timeout is None else timeout,
+            self.retries if retries is None else retries,
+        )
+
+    def _make_child(self, dialog: str, timeout: float | None, retries: int | None) -> Client:
         if self._closed:
             raise ClientClosedError("client is closed")
-        child = Client(self._backend, timeout=self.timeout, dialog=dialog, parent=self)
+        child = Client(self._backend, timeout=timeout, retries=retries, dialog=dialog, parent=self)
         self._children.add(child)
         return child
 

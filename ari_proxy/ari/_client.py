@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .._exceptions import ConnectError, ProtocolError
+from .._exceptions import ConnectError, ProtocolError, RequestTimeout
 from ..api._backend import Result
 from ..api._client import Client
 from ..api._events import (
@@ -134,13 +134,26 @@ class NativeBackend:
                 self._hub.publish(event, dialog)
 
     async def execute(
-        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+        self,
+        kind: str,
+        key: Key | None,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> Result:
         call = self.executor.prepare(kind, key, payload)
         dialog = call.key.dialog
         added = self.dialogs.bind_all(dialog, self.executor.bindings(call)) if dialog else []
         try:
-            return await self.executor.run(call, timeout=timeout)
+            for attempt in range((retries or 0) + 1):
+                try:
+                    return await self.executor.run(call, timeout=timeout)
+                except RequestTimeout:
+                    if attempt == (retries or 0):
+                        raise
+                    logger.debug("%s timed out, retrying", kind)
+            raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             for entity in added:  # the entity was not created: leave no binding behind
                 self.dialogs.unbind(dialog, *entity)

@@ -35,8 +35,8 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..api._backend import Result
-from ..api._events import EventHub, Subscription, decode_event
-from ..bus._transport import BusMessage, Transport
+from ..api._events import ConnectionGap, EventHub, Subscription, decode_event
+from ..bus._transport import BusMessage, BusState, Transport
 from ..bus._transport import Subscription as BusSubscription
 from ..protocol import (
     Announcement,
@@ -121,6 +121,8 @@ class ProxyBackend:
         self._listen_sub: BusSubscription | None = None
         self._legacy_sub: BusSubscription | None = None
         self._legacy_task: asyncio.Task[None] | None = None
+        self._lost_at: float | None = None
+        self._pings: set[asyncio.Task[None]] = set()
         self._pinger: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -140,8 +142,37 @@ class ProxyBackend:
 
     # --- discovery ---------------------------------------------------------------------------
 
+    def _on_bus_state(self, state: BusState) -> None:
+        loop = asyncio.get_running_loop()
+        if state is BusState.CONNECTED:
+            if self._lost_at is not None:
+                started, self._lost_at = self._lost_at, None
+                self._report_gap(started, loop.time())
+        elif state is BusState.RECONNECTING and self._lost_at is None:
+            self._lost_at = loop.time()
+
+    def _report_gap(self, started: float, ended: float) -> None:
+        """Tell every subscription that events may have been lost while the bus was away."""
+        logger.warning("bus link back after %.1fs; events in the gap are lost", ended - started)
+        for dialog in ["", *self._retained]:
+            gap = ConnectionGap(
+                application=self._application, source="bus", started=started, ended=ended
+            )
+            self._hub.publish(gap, dialog)
+        if not self._closed:
+            self._spawn_ping()
+
+    def _spawn_ping(self) -> None:
+        async def ping() -> None:
+            with contextlib.suppress(AriProxyError):
+                await self.ping()
+
+        self._pings.add(task := asyncio.get_running_loop().create_task(ping()))
+        task.add_done_callback(self._pings.discard)
+
     async def start(self) -> None:
         """Listen to announcements, ping, and keep pinging (and pruning) periodically."""
+        self.transport.on_state(self._on_bus_state)
         self._announce_sub = await self.transport.subscribe(
             self.subjects.announce, self._on_announcement
         )
@@ -196,7 +227,13 @@ class ProxyBackend:
         return encode_request(Request(kind=spec.name, key=key, **fields))
 
     async def execute(
-        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+        self,
+        kind: str,
+        key: Key | None,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
     ) -> Result:
         """Send one request to the right proxies and return what they answered.
 
@@ -214,11 +251,13 @@ class ProxyBackend:
             key = Key(key.kind, key.id, key.node, key.dialog, self._application)
         data = self._request(spec, key, payload)
         limit = self.timeout if timeout is None else timeout
+        tries = self.retries if retries is None else retries
         if key.node:
             subject = self.subjects.request(spec.cls, key.app, key.node)
-            reply = await self._unicast(subject, data, limit)
+            reply = await self._unicast(subject, data, limit, tries)
         elif spec.cls is RequestClass.CREATE:
-            reply = await self._unicast(self.subjects.request(spec.cls, key.app), data, limit)
+            subject = self.subjects.request(spec.cls, key.app)
+            reply = await self._unicast(subject, data, limit, tries)
         elif spec.reply is Reply.KEYS:
             return await self._gather_all(spec, key, data, limit)
         else:
@@ -227,12 +266,12 @@ class ProxyBackend:
             raise error_from_reply(reply)
         return result_from_reply(spec, reply)
 
-    async def _unicast(self, subject: str, data: bytes, limit: float) -> Response:
-        for attempt in range(self.retries + 1):
+    async def _unicast(self, subject: str, data: bytes, limit: float, retries: int) -> Response:
+        for attempt in range(retries + 1):
             try:
                 raw = await self.transport.request(subject, data, timeout=limit)
             except RequestTimeout:
-                if attempt == self.retries:
+                if attempt == retries:
                     raise
                 logger.debug("request on %s timed out, retrying", subject)
                 continue

@@ -230,3 +230,44 @@ async def test_open_close_cycles_leak_nothing(broker: MemoryBroker) -> None:
         assert growth < 200_000, f"{growth} bytes kept after 10,000 cycles"
     finally:
         await client.close()
+
+
+async def test_bus_gap_is_reported_to_subscriptions(broker: MemoryBroker) -> None:
+    await FakeProxy(broker, "n0", lambda kind, key: Response()).start()
+    client = await client_on(broker)
+    try:
+        app_events = await client.subscribe()
+        dialog_events = await client.scoped("d-gap").subscribe()
+        transport = client._backend.transport
+        assert isinstance(transport, MemoryTransport)
+        broker.cut(transport)
+        await asyncio.sleep(0.05)
+        broker.restore(transport)
+        for sub in (app_events, dialog_events):
+            gap = await sub.next(timeout=2)
+            assert ari_proxy.event_type(gap) == "ConnectionGap"
+            assert gap.source == "bus"  # type: ignore[attr-defined]
+            assert gap.duration >= 0.04  # type: ignore[attr-defined]
+        # The map is refreshed after the gap, and requests work again.
+        await client.channels.handle("c", node="n0").answer()
+    finally:
+        await client.close()
+
+
+async def test_per_call_timeout_and_retries(broker: MemoryBroker) -> None:
+    slow = FakeProxy(broker, "n0", lambda kind, key: Response())
+    await slow.start()
+    client = await client_on(broker)
+    try:
+        slow.delay = 0.3
+        hasty = client.with_options(timeout=0.1, retries=2)
+        started = time.monotonic()
+        with pytest.raises(ari_proxy.RequestTimeout):
+            await hasty.channels.handle("c", node="n0").answer()
+        assert 0.25 < time.monotonic() - started < 1.0
+        assert len(slow.seen) == 3  # one try and two retries
+        patient = client.with_options(timeout=2.0)
+        await patient.channels.handle("c", node="n0").answer()  # the client's own default: 1 s
+        assert hasty.timeout == 0.1 and client.timeout == 1.0
+    finally:
+        await client.close()
