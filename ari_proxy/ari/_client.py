@@ -30,6 +30,7 @@ from ..api._events import (
     event_type,
 )
 from ..api._handles import decode_model
+from ..bus._url import redact_url
 from ..protocol import Key
 from ..protocol._dialogs import DialogRouter
 from ._executor import Executor
@@ -302,7 +303,8 @@ def connect(
             raise
         except Exception as exc:
             await backend.close()
-            raise ConnectError(f"cannot connect to ARI at {base}: {exc}") from None
+            shown = redact_url(base)
+            raise ConnectError(f"cannot connect to ARI at {shown}: {exc}") from None
         return AriClient(backend, timeout=timeout)
 
     return Connecting(start)

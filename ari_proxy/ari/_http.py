@@ -20,6 +20,7 @@ import msgspec
 import yarl
 
 from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
+from ..bus._url import redact_url
 from ._operation import Operation, build_path, build_query
 
 __all__ = ["HttpResponse", "HttpTransport", "ari_error"]
@@ -71,6 +72,7 @@ class HttpTransport:
         timeout: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._shown_url = redact_url(self.base_url)  # for messages: never a password
         self.timeout = timeout
         self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._pool_size = pool_size
@@ -141,7 +143,7 @@ class HttpTransport:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
-                f"cannot connect to Asterisk at {self.base_url}: {exc.os_error}"
+                f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
@@ -169,7 +171,7 @@ class HttpTransport:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
-                f"cannot connect to Asterisk at {self.base_url}: {exc.os_error}"
+                f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None

@@ -86,3 +86,17 @@ async def test_dialog_scoped_handle_binds_before_subscribing(
         assert event_type(event) == "ChannelVarset"
         assert event.variable == "SCOPED"  # type: ignore[attr-defined]
         await scoped.close()
+
+
+async def test_connect_errors_never_show_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    import ari_proxy
+    from ari_proxy.testing import free_port
+
+    url = f"http://ari:hunter2-secret@127.0.0.1:{free_port()}/ari"
+    with pytest.raises(ari_proxy.ConnectError) as info:
+        await ari_proxy.connect(
+            url, application="x", username="ari", password="hunter2-secret", connect_timeout=1
+        )
+    assert "hunter2-secret" not in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+    assert "hunter2-secret" not in caplog.text
