@@ -6,8 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .ari._client import Connecting
-from .client._client import ProxyConnecting
+from .api._client import Client, Connecting
 
 __all__ = ["connect"]
 
@@ -19,7 +18,7 @@ def connect(
     username: str | None = None,
     password: str | None = None,
     **options: Any,
-) -> Connecting | ProxyConnecting:
+) -> Connecting[Client]:
     """Connect to ARI directly or through ari-proxy, chosen by the URL's scheme.
 
     `http://` and `https://` connect to one Asterisk (`ari_proxy.ari.connect`, which needs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ClientClosedError
 from ..ari._models import Message, StasisStart
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._media import Playbacks, Recordings, Sounds
     from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
 
-__all__ = ["Call", "Calls", "Client", "PendingSubscription"]
+__all__ = ["Call", "Calls", "Client", "Connecting", "PendingSubscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -416,3 +416,28 @@ class Client:
     def __repr__(self) -> str:
         scope = f" dialog={self.dialog}" if self.dialog else ""
         return f"<{type(self).__name__} app={self.application} node={self.node or '*'}{scope}>"
+
+
+C = TypeVar("C", bound=Client, covariant=True)
+
+
+class Connecting(Generic[C]):
+    """What `connect()` returns: await it for the client, or use it as an async context
+    manager that closes the client on exit."""
+
+    __slots__ = ("_client", "_factory")
+
+    def __init__(self, factory: Callable[[], Awaitable[C]]) -> None:
+        self._factory = factory
+        self._client: C | None = None
+
+    def __await__(self) -> Generator[Any, None, C]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> C:
+        self._client = await self._factory()
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()

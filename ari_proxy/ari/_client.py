@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from .._exceptions import ConnectError, ProtocolError, RequestTimeout
 from ..api._backend import Result
-from ..api._client import Client
+from ..api._client import Client, Connecting
 from ..api._events import (
     ConnectionGap,
     EventHub,
@@ -219,27 +219,6 @@ class AriClient(Client):
         await self._backend.stream.wait_connected(timeout)
 
 
-class Connecting:
-    """The result of `connect()`: await it, or use it as an async context manager."""
-
-    __slots__ = ("_client", "_factory")
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self._client: AriClient | None = None
-
-    def __await__(self) -> Generator[Any, None, AriClient]:
-        return self._factory().__await__()  # type: ignore[no-any-return]
-
-    async def __aenter__(self) -> AriClient:
-        self._client = await self._factory()
-        return self._client
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-
 def _base_url(url: str) -> str:
     url = url.rstrip("/")
     if url.count("/") <= 2:  # "http://host:port": add Asterisk's default prefix
@@ -259,7 +238,7 @@ def connect(
     connect_timeout: float = 10.0,
     pool_size: int = 32,
     heartbeat: float = 10.0,
-) -> Connecting:
+) -> Connecting[AriClient]:
     """Connect to one Asterisk's ARI.
 
     Args:

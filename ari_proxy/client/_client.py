@@ -12,15 +12,15 @@ Everything else reads as with `ari_proxy.ari.connect()`: only the way of connect
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api._client import Client
+from ..api._client import Client, Connecting
 from ..bus._transport import BusState
 from ._backend import ProxyBackend
 from ._cluster import Node
 
-__all__ = ["ProxyClient", "ProxyConnecting", "connect"]
+__all__ = ["ProxyClient", "connect"]
 
 
 class ProxyClient(Client):
@@ -50,27 +50,6 @@ class ProxyClient(Client):
         return self._backend.transport.state
 
 
-class ProxyConnecting:
-    """The result of `connect()`: await it, or use it as an async context manager."""
-
-    __slots__ = ("_client", "_factory")
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self._client: ProxyClient | None = None
-
-    def __await__(self) -> Generator[Any, None, ProxyClient]:
-        return self._factory().__await__()  # type: ignore[no-any-return]
-
-    async def __aenter__(self) -> ProxyClient:
-        self._client = await self._factory()
-        return self._client
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-
 def connect(
     application: str | None = None,
     url: str | Sequence[str] | None = None,
@@ -83,7 +62,7 @@ def connect(
     discovery_wait: float = 1.0,
     name: str = "",
     **bus_options: Any,
-) -> ProxyConnecting:
+) -> Connecting[ProxyClient]:
     """Connect to the ari-proxy servers of `application` on a message bus.
 
     Args:
@@ -101,7 +80,7 @@ def connect(
         bus_options: passed to the bus transport (credentials, TLS, ...).
 
     Returns:
-        A `ProxyConnecting`: `await` it for a `ProxyClient`, or `async with connect(...) as c`.
+        A `Connecting`: `await` it for a `ProxyClient`, or `async with connect(...) as c`.
 
     Raises (when awaited):
         ConnectError: the bus is unreachable.
@@ -136,4 +115,4 @@ def connect(
             raise
         return ProxyClient(backend, timeout=timeout)
 
-    return ProxyConnecting(start)
+    return Connecting(start)
