@@ -80,3 +80,23 @@ def test_public_names_are_complete_and_sorted() -> None:
         assert names == sorted(names, key=_isort_style), module.__name__
         for name in names:
             assert hasattr(module, name), (module.__name__, name)
+
+
+def test_every_package_imports_on_its_own() -> None:
+    import subprocess
+    import sys
+
+    for module in (
+        "ari_proxy.ari.models",
+        "ari_proxy.ari",
+        "ari_proxy.api",
+        "ari_proxy.client",
+        "ari_proxy.server",
+        "ari_proxy.bus",
+        "ari_proxy.protocol",
+        "ari_proxy.testing",
+    ):
+        # A fresh interpreter per module: an import cycle shows only on a cold start.
+        code = f"import {module}"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, (module, done.stderr[-500:])
