@@ -75,7 +75,16 @@ def _isort_style(name: str) -> tuple[int, str]:
 
 
 def test_public_names_are_complete_and_sorted() -> None:
-    for module in (ari_proxy, ari_proxy.api, ari_proxy.client, ari_proxy.ari, ari_proxy.protocol):
+    import importlib
+
+    for name in (
+        "ari_proxy",
+        "ari_proxy.api",
+        "ari_proxy.client",
+        "ari_proxy.ari",
+        "ari_proxy.protocol",
+    ):
+        module = importlib.import_module(name)
         names = module.__all__
         assert names == sorted(names, key=_isort_style), module.__name__
         for name in names:
