@@ -5,15 +5,25 @@
 - `_rabbitmq_topology`: what goes on the wire (exchanges, routes, queue shapes), sans I/O;
 - `_rabbitmq_link`: the supervised connection (reconnect forever, restore, report state);
 - `_rabbitmq_subscriptions`: the registry of live subscriptions, restored on each connection;
-- `_rabbitmq_outbox`: the bounded buffer events and announcements go through;
+- `_rabbitmq_outbox`: the bounded buffer events and announcements go through, written in
+  batches (`_rabbitmq_frames` marshals their frames);
+- `_rabbitmq_acks`: acknowledgements of consumed deliveries, one `basic.ack` per loop turn;
 - `_rabbitmq_rpc`: client requests over direct reply-to, on a bounded pool of channels;
 - `_rabbitmq_errors`: the one translation of backend exceptions into ours.
 
 It drives aiormq, the AMQP layer under aio-pika, directly. aio-pika's `Message` always writes
 a `headers` table and a `priority`; Go writes only content_type, delivery_mode, correlation_id
-and reply_to (vectors item 14), and so do we (plus the `message_id` aiormq needs to match a
-returned message to its publish). The per-message wrapping of aio-pika's `IncomingMessage` is
-also a cost we do not need.
+and reply_to (vectors item 14), and so do we (plus, on requests, replies and pings, the
+`message_id` aiormq needs to match a returned message to its publish). The per-message
+wrapping of aio-pika's `IncomingMessage` is also a cost we do not need.
+
+Where the time of a message went, and what was done about it: the outbox writes events in
+batches, one socket write per batch, their frames marshalled by hand (pamqp's generic
+marshalling was most of the cost, and a write and drain per event made the outbox the
+bottleneck of the event path); deliveries are acked together (`_rabbitmq_acks`); replies and
+requests still wait for the broker's confirmation, but no longer hold their channel's lock
+until the socket drained; the consume channel and the connection's writer have room for a
+prefetch's worth of frames instead of aiormq's 10.
 
 Subjects are NATS-style (PROTOCOL.md §1). An ari-proxy subject (`<prefix><class>...`) goes to
 its class's exchange whatever the method, which is what Go peers use; any other subject goes to
@@ -48,7 +58,7 @@ from .._exceptions import ClientClosedError, ProtocolError, RequestTimeout, Tran
 from ..protocol import Subjects, check_token, new_id
 from ._memory import MAX_GATHER_REPLIES, check_subject
 from ._rabbitmq_errors import amqp_errors
-from ._rabbitmq_link import Link
+from ._rabbitmq_link import Link, publish
 from ._rabbitmq_outbox import Outbox
 from ._rabbitmq_rpc import ReplyPool
 from ._rabbitmq_subscriptions import Kind, RabbitSubscription, Registry
@@ -73,6 +83,8 @@ __all__ = ["RabbitSubscription", "RabbitTransport"]
 
 _JSON = "application/json"
 _TRANSIENT = 1
+_MAX_ROUTING_KEY = 255
+_MAX_ROUTES = 4096
 
 
 class RabbitTransport:
@@ -152,6 +164,7 @@ class RabbitTransport:
         )
         self._registry = Registry(self._link, max_inflight=max_inflight)
         self._outbox = Outbox(self._link, size=publish_buffer, publish_timeout=publish_timeout)
+        self._request_routes: dict[str, tuple[Route, bool]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -326,7 +339,7 @@ class RabbitTransport:
         it whenever connected.
 
         Raises:
-            ProtocolError: `subject` is not valid.
+            ProtocolError: `subject` is not valid (or longer than a routing key can be).
             TransportError: `connect()` was never called.
             ClientClosedError: the transport is closed.
         """
@@ -336,6 +349,8 @@ class RabbitTransport:
         if not self._link.started:
             raise TransportError("the RabbitMQ transport is not connected: call connect() first")
         exchange, key = route(subject, self.prefix, EVENT_EXCHANGE)
+        if len(key.encode()) > _MAX_ROUTING_KEY:
+            raise ProtocolError(f"a RabbitMQ routing key has at most 255 bytes: {subject!r}")
         self._outbox.put(exchange, key, bytes(data))
 
     # --- client side ------------------------------------------------------------------------
@@ -395,11 +410,16 @@ class RabbitTransport:
             async with asyncio.timeout(self._publish_timeout):
                 with amqp_errors():
                     channel = await self._link.channel("confirm")
-                    await channel.basic_publish(
+                    # Many handlers reply on this one channel: `wait=False` keeps each from
+                    # holding the channel's lock until the socket drained; the broker's
+                    # confirmation is still awaited, concurrently.
+                    await publish(
+                        channel,
                         bytes(body),
                         exchange=exchange,
                         routing_key=routing_key,
                         properties=properties,
+                        wait=False,
                     )
         except TimeoutError:
             raise TransportError(
@@ -443,6 +463,23 @@ class RabbitTransport:
         """
         return await self._call(subject, data, timeout=timeout, enough=enough)
 
+    def _request_route(self, subject: str) -> tuple[Route, bool]:
+        """Where requests on `subject` go, and whether they are creates; checked and worked
+        out once per subject (a client uses a few per application and node).
+
+        Raises:
+            ProtocolError: `subject` is not valid.
+        """
+        known = self._request_routes.get(subject)
+        if known is None:
+            check_subject(subject, wildcards=False)
+            create = classify(subject, self.prefix) is SubjectClass.CREATE
+            known = (route(subject, self.prefix, REQUEST_EXCHANGE), create)
+            if len(self._request_routes) >= _MAX_ROUTES:
+                self._request_routes.clear()
+            self._request_routes[subject] = known
+        return known
+
     async def _call(
         self,
         subject: str,
@@ -451,11 +488,10 @@ class RabbitTransport:
         timeout: float,
         enough: Callable[[list[bytes]], bool] | None,
     ) -> list[bytes]:
-        check_subject(subject, wildcards=False)
+        (exchange, key), create = self._request_route(subject)
         self._check_started()
-        exchange, key = route(subject, self.prefix, REQUEST_EXCHANGE)
         ttl_ms = max(1, int(timeout * 1000))
-        if classify(subject, self.prefix) is SubjectClass.CREATE and self._create_ttl_ms:
+        if create and self._create_ttl_ms:
             ttl_ms = self._create_ttl_ms
         replies: list[bytes] = []
         try:

@@ -29,6 +29,7 @@ from pamqp.commands import Basic
 
 from ..protocol import new_id
 from ._rabbitmq_errors import BACKEND_ERRORS
+from ._rabbitmq_link import publish
 from ._rabbitmq_topology import REPLY_TO
 
 __all__ = ["Lease", "ReplyChannel", "ReplyPool"]
@@ -127,12 +128,15 @@ class ReplyChannel:
             # create queues cannot carry a queue TTL without breaking Go servers).
             expiration=str(expiration_ms),
         )
-        await self.channel.basic_publish(
+        await publish(
+            self.channel,
             body,
             exchange=exchange,
             routing_key=routing_key,
             properties=properties,
             mandatory=True,
+            # Not waiting for the socket to drain: the confirmation, awaited next, says more.
+            wait=False,
         )
 
     async def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:

@@ -8,9 +8,10 @@ unsubscribe (weakness 32).
 
 Deliveries are acked once their handler is scheduled (at most once, like Go): a redelivered
 `ChannelOriginate` would place a second call, worse than a lost request whose client sees it
-time out. Handlers run through the `HandlerRunner` every backend shares: a plain function
-inline, a coroutine as a task, at most `max_inflight` per subscription (beyond, the message is
-dropped and counted); exceptions are logged and never reach the consumer.
+time out. The acks of one loop turn go out as one `basic.ack` with `multiple` (`Settler`).
+Handlers run through the `HandlerRunner` every backend shares: a plain function inline, a
+coroutine as a task, at most `max_inflight` per subscription (beyond, the message is dropped
+and counted); exceptions are logged and never reach the consumer.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from pamqp.commands import Basic
 from .._exceptions import TransportError
 from ..protocol import new_id
 from ._memory import HandlerRunner, drain_all
-from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors
+from ._rabbitmq_acks import Settler
+from ._rabbitmq_errors import amqp_errors
 from ._rabbitmq_link import Link
 from ._rabbitmq_topology import QueueSpec, Route, serve_private_queue, topic_matches
 from ._transport import BusMessage, Handler
@@ -100,6 +102,10 @@ class Registry:
         self._background: set[asyncio.Task[None]] = set()
         # Runners of ended subscriptions whose handler tasks still run: close() waits for them.
         self._retired: set[HandlerRunner] = set()
+        # The plain request subscriptions each routing key of the serve queue reaches, worked
+        # out once per key (cleared whenever the subscriptions change).
+        self._serve_routes: dict[str, list[RabbitSubscription]] = {}
+        self._settler: Settler | None = None
         self.dropped = 0
         """Messages dropped because their subscription had `max_inflight` handlers running."""
 
@@ -143,6 +149,7 @@ class Registry:
         """
         async with self._lock:
             self._subs[sub] = None
+            self._serve_routes.clear()
             if not self._link.up:
                 return sub
             try:
@@ -160,6 +167,7 @@ class Registry:
 
     def _drop_sub(self, sub: RabbitSubscription) -> None:
         self._subs.pop(sub, None)
+        self._serve_routes.clear()
         sub.closed = True
 
     async def restore_all(self) -> None:
@@ -190,6 +198,7 @@ class Registry:
         sub.closed = True
         async with self._lock:
             self._subs.pop(sub, None)
+            self._serve_routes.clear()
             self._retire(sub)
             if not self._link.up or sub.generation != self._link.generation:
                 return
@@ -221,11 +230,18 @@ class Registry:
                 await self._quietly(self._delete(queue.spec.name))
 
     async def close(self) -> None:
-        """Forget every subscription and stop background recoveries."""
+        """Send the last acks, forget every subscription and stop background recoveries."""
+        # Unacked deliveries would go back to their queue when the connection closes, and a
+        # shared queue would hand a request we already ran to another server. (Bounded: with
+        # the connection already dead the acks can never leave.)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_ACK_FLUSH_TIMEOUT):
+                await self.flush_acks()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._subs.clear()
+        self._serve_routes.clear()
 
     # --- the broker side --------------------------------------------------------------------
 
@@ -335,26 +351,56 @@ class Registry:
                     await self._restore(sub)
 
     # --- deliveries -------------------------------------------------------------------------
+    # aiormq runs each consumer callback as a task of its own, in delivery order; they settle
+    # before any `await`, so the settler sees the tags in order (see `Settler`).
+
+    def _settler_for(self, channel: aiormq.abc.AbstractChannel) -> Settler:
+        settler = self._settler
+        if settler is None or settler.channel is not channel:
+            settler = self._settler = Settler(channel)
+        return settler
+
+    async def flush_acks(self) -> None:
+        """Wait until the acks of the deliveries handled so far are on their way."""
+        if self._settler is not None:
+            await self._settler.flush()
 
     async def _on_delivery(self, sub: RabbitSubscription, message: Delivered) -> None:
-        tag = getattr(message.delivery, "consumer_tag", None)
-        if sub.closed or tag != sub.consumer_tag:
+        tag = message.delivery_tag
+        if sub.closed or getattr(message.delivery, "consumer_tag", None) != sub.consumer_tag:
             # After unsubscribe: a shared queue's message goes back to the other members.
-            await _settle(message, requeue=sub.queue.shared)
+            if tag is not None:
+                self._settler_for(message.channel).reject(tag, requeue=sub.queue.shared)
             return
         sub.runner(_bus_message(message))
-        await _settle(message)
+        if tag is not None:
+            self._settler_for(message.channel).ack(tag)
 
     async def _on_serve_delivery(self, message: Delivered) -> None:
         bus_message = _bus_message(message)
-        for sub in list(self._subs):
-            if (
-                sub.kind is Kind.SERVE
-                and not sub.closed
-                and topic_matches(sub.binding.routing_key, bus_message.subject)
-            ):
+        targets = self._serve_routes.get(bus_message.subject)
+        if targets is None:
+            targets = self._serve_targets(bus_message.subject)
+        for sub in targets:
+            if not sub.closed:
                 sub.runner(bus_message)
-        await _settle(message)
+        if message.delivery_tag is not None:
+            self._settler_for(message.channel).ack(message.delivery_tag)
+
+    def _serve_targets(self, subject: str) -> list[RabbitSubscription]:
+        targets = [
+            sub
+            for sub in self._subs
+            if sub.kind is Kind.SERVE and topic_matches(sub.binding.routing_key, subject)
+        ]
+        if len(self._serve_routes) >= _MAX_ROUTES:
+            self._serve_routes.clear()  # keys are subjects: a few per application and node
+        self._serve_routes[subject] = targets
+        return targets
+
+
+_MAX_ROUTES = 4096
+_ACK_FLUSH_TIMEOUT = 2.0
 
 
 def _bus_message(message: Delivered) -> BusMessage:
@@ -365,16 +411,3 @@ def _bus_message(message: Delivered) -> BusMessage:
         reply=properties.reply_to or "",
         correlation_id=properties.correlation_id or "",
     )
-
-
-async def _settle(message: Delivered, *, requeue: bool | None = None) -> None:
-    """Ack (or, with `requeue` given, reject) a delivery. The channel may be gone, which is
-    fine: the broker then requeues the message by itself."""
-    tag = message.delivery_tag
-    if tag is None:
-        return
-    with contextlib.suppress(*BACKEND_ERRORS):
-        if requeue is None:
-            await message.channel.basic_ack(tag, wait=False)
-        else:
-            await message.channel.basic_reject(tag, requeue=requeue, wait=False)
