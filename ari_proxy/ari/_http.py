@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,6 +29,59 @@ logger = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _message_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Deadlines:
+    """Per-request timeouts without a timer per request.
+
+    `asyncio.timeout()` schedules and cancels a loop timer for every request; under load that
+    alone costs about a tenth of the client's CPU per request. Here one sweeper task wakes every
+    `resolution` seconds and cancels the requests past their deadline, so a request pays only a
+    dict insert and delete; a timeout fires at most `resolution` late.
+    """
+
+    def __init__(self, resolution: float = 0.05) -> None:
+        self.resolution = resolution
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """Bound the current task's work to `seconds`; raise `TimeoutError` past it."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task
+            yield
+            return
+        loop = task.get_loop()
+        self._due[task] = loop.time() + seconds
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = loop.create_task(self._sweep(), name="ari-http-deadlines")
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                task.uncancel()
+                raise TimeoutError from None
+            raise
+        finally:
+            self._due.pop(task, None)
+            self._expired.discard(task)
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._due:
+            await asyncio.sleep(self.resolution)
+            now = loop.time()
+            for task, deadline in list(self._due.items()):
+                if deadline <= now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +130,7 @@ class HttpTransport:
         self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = _Deadlines()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -128,7 +182,7 @@ class HttpTransport:
         data = None if body is None else msgspec.json.encode(body)
         limit = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(limit):
+            with self._deadlines.within(limit):
                 async with self.session.request(
                     op.method,
                     url,
@@ -165,7 +219,7 @@ class HttpTransport:
         url = self.url(op, path or {}, {})
         limit = self.timeout if timeout is None else timeout
         try:
-            async with asyncio.timeout(limit):
+            with self._deadlines.within(limit):
                 resp = await self.session.request(op.method, url)
         except TimeoutError:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
@@ -184,6 +238,7 @@ class HttpTransport:
 
     async def close(self) -> None:
         """Close the session and its connections."""
+        self._deadlines.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -114,21 +114,30 @@ def build_path(op: Operation, values: Mapping[str, str]) -> str:
             normalisation would remove the segment and change the route), or `values` names a
             parameter the template does not have.
     """
-    unknown = sorted(set(values) - set(op.path_params))
-    if unknown:
-        raise ValueError(f"{op.name}: unknown path parameter(s): {', '.join(unknown)}")
-
-    def segment(match: re.Match[str]) -> str:
-        name = match.group(1)
-        try:
-            value = values[name]
-        except KeyError:
-            raise ValueError(f"{op.name}: missing path parameter {name!r}") from None
+    if len(values) != len(op.path_params) or not all(name in values for name in op.path_params):
+        unknown = sorted(set(values) - set(op.path_params))
+        if unknown:
+            raise ValueError(f"{op.name}: unknown path parameter(s): {', '.join(unknown)}")
+        missing = next(name for name in op.path_params if name not in values)
+        raise ValueError(f"{op.name}: missing path parameter {missing!r}")
+    parts = _templates.get(op.name)
+    if parts is None:
+        parts = _templates[op.name] = tuple(_PLACEHOLDER.split(op.path))
+    out = []
+    # The split alternates literal text and placeholder names: "/channels/", "channelId", "".
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            out.append(part)
+            continue
+        value = values[part]
         if value in _DOT_SEGMENTS:
-            raise ValueError(f"{op.name}: path parameter {name!r} cannot be {value!r}")
-        return quote(value, safe="")
+            raise ValueError(f"{op.name}: path parameter {part!r} cannot be {value!r}")
+        out.append(quote(value, safe=""))
+    return "".join(out)
 
-    return _PLACEHOLDER.sub(segment, op.path)
+
+# Operation name -> its path template split at the placeholders (compiled once).
+_templates: dict[str, tuple[str, ...]] = {}
 
 
 def build_query(op: Operation, values: Mapping[str, object]) -> list[tuple[str, str]]:

@@ -1,0 +1,62 @@
+"""Per-request deadlines: one sweeper instead of a timer per request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ari_proxy.ari._http import _Deadlines
+
+
+async def test_a_late_request_times_out_and_the_task_goes_on() -> None:
+    deadlines = _Deadlines(resolution=0.01)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        with deadlines.within(0.05):
+            await asyncio.sleep(5)
+    assert 0.04 < time.monotonic() - started < 0.5
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # not left half-cancelled
+    await asyncio.sleep(0.02)  # and it can keep working
+    deadlines.close()
+
+
+async def test_a_quick_request_is_untouched() -> None:
+    deadlines = _Deadlines(resolution=0.01)
+    with deadlines.within(1.0):
+        await asyncio.sleep(0.01)
+    assert not deadlines._due
+    deadlines.close()
+
+
+async def test_an_outside_cancel_stays_a_cancel() -> None:
+    deadlines = _Deadlines(resolution=0.01)
+
+    async def request() -> None:
+        with deadlines.within(10):
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadlines.close()
+
+
+async def test_many_requests_share_one_sweeper() -> None:
+    deadlines = _Deadlines(resolution=0.01)
+
+    async def request(seconds: float) -> str:
+        try:
+            with deadlines.within(0.05):
+                await asyncio.sleep(seconds)
+            return "done"
+        except TimeoutError:
+            return "timeout"
+
+    results = await asyncio.gather(*(request(0.01 if i % 2 else 1.0) for i in range(100)))
+    assert results.count("done") == 50 and results.count("timeout") == 50
+    deadlines.close()
