@@ -8,9 +8,9 @@ tell them apart.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..protocol import Key
@@ -32,9 +32,9 @@ class Result:
     """
 
     key: Key | None = None
-    keys: list[Key] = field(default_factory=list)
+    keys: Sequence[Key] = ()
     data: bytes | None = None
-    entities: list[bytes] = field(default_factory=list)
+    entities: Sequence[bytes] = ()
     variable: str | None = None
 
 

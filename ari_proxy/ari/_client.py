@@ -145,6 +145,8 @@ class NativeBackend:
     ) -> Result:
         call = self.executor.prepare(kind, key, payload)
         dialog = call.key.dialog
+        if not dialog and not retries:  # the common case, kept short: it is the hot path
+            return await self.executor.run(call, timeout=timeout)
         added = self.dialogs.bind_all(dialog, self.executor.bindings(call)) if dialog else []
         try:
             for attempt in range((retries or 0) + 1):

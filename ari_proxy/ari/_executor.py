@@ -39,6 +39,9 @@ def go_error_text(status: int, reason: str) -> str:
     return f"Non-2XX response: {status} {reason}"
 
 
+# Kind -> the ARI operation it calls, looked up once rather than on every request.
+_OPERATION_OF = {k.name: OPERATIONS[k.operation] for k in KINDS.values() if k.operation}
+
 _REQUIRED_MESSAGES = {
     "channel_originate": "OriginateRequest is mandatory",
     "channel_external_media": "ExternalMediaOptions is required",
@@ -136,9 +139,9 @@ class Executor:
                 op = OPERATIONS[spec.check]
                 await self.http.request(op, {op.path_params[0]: call.key.id}, timeout=timeout)
             body = b""
-            if spec.operation is not None and spec.args is not None:
+            if spec.args is not None:
                 args: Args = spec.args(call)
-                op = OPERATIONS[spec.operation]
+                op = _OPERATION_OF[spec.name]
                 response = await self.http.request(
                     op, args.path, args.query, args.body, timeout=timeout
                 )
@@ -197,7 +200,8 @@ class Executor:
     def _list(self, call: Call, body: bytes) -> Result:
         spec = call.spec
         member = spec.result_id if isinstance(spec.result_id, str) else "id"
-        result = Result()
+        keys: list[Key] = []
+        entities: list[bytes] = []
         for raw in _raw_list.decode(body or b"[]"):
             entry = _object.decode(raw)
             if member == "technology/resource":
@@ -208,9 +212,9 @@ class Executor:
             key = Key(spec.result, ident, call.node, "", self.application)
             if spec.filter_by_key and not call.key.match(key):
                 continue
-            result.keys.append(key)
-            result.entities.append(bytes(raw))
-        return result
+            keys.append(key)
+            entities.append(bytes(raw))
+        return Result(keys=keys, entities=entities)
 
     @asynccontextmanager
     async def stream(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -46,28 +46,9 @@ class _Deadlines:
         self._expired: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    @contextlib.contextmanager
-    def within(self, seconds: float) -> Iterator[None]:
+    def within(self, seconds: float) -> _Within:
         """Bound the current task's work to `seconds`; raise `TimeoutError` past it."""
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - always inside a task
-            yield
-            return
-        loop = task.get_loop()
-        self._due[task] = loop.time() + seconds
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = loop.create_task(self._sweep(), name="ari-http-deadlines")
-        try:
-            yield
-        except asyncio.CancelledError:
-            if task in self._expired:
-                self._expired.discard(task)
-                task.uncancel()
-                raise TimeoutError from None
-            raise
-        finally:
-            self._due.pop(task, None)
-            self._expired.discard(task)
+        return _Within(self, seconds)
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -82,6 +63,42 @@ class _Deadlines:
     def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+
+
+class _Within:
+    """One request's deadline (a plain class: cheaper than a generator context manager)."""
+
+    __slots__ = ("_deadlines", "_seconds", "_task")
+
+    def __init__(self, deadlines: _Deadlines, seconds: float) -> None:
+        self._deadlines = deadlines
+        self._seconds = seconds
+        self._task: asyncio.Task[Any] | None = None
+
+    def __enter__(self) -> None:
+        task = self._task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always inside a task
+            return
+        deadlines = self._deadlines
+        loop = task.get_loop()
+        deadlines._due[task] = loop.time() + self._seconds
+        sweeper = deadlines._sweeper
+        if sweeper is None or sweeper.done():
+            deadlines._sweeper = loop.create_task(deadlines._sweep(), name="ari-http-deadlines")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        task = self._task
+        if task is None:  # pragma: no cover
+            return
+        deadlines = self._deadlines
+        deadlines._due.pop(task, None)
+        if task in deadlines._expired:
+            deadlines._expired.discard(task)
+            if kind is not None and issubclass(kind, asyncio.CancelledError):
+                task.uncancel()
+                raise TimeoutError from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +173,10 @@ class HttpTransport:
     def url(self, op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> yarl.URL:
         """The fully encoded URL of one operation call."""
         text = self.base_url + build_path(op, path)
-        pairs = build_query(op, query)
-        if pairs:
-            text += "?" + urlencode(pairs, quote_via=quote, safe="")
+        if query or any(param.required for param in op.query):
+            pairs = build_query(op, query)
+            if pairs:
+                text += "?" + urlencode(pairs, quote_via=quote, safe="")
         return yarl.URL(text, encoded=True)
 
     async def request(

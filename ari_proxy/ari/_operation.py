@@ -123,21 +123,23 @@ def build_path(op: Operation, values: Mapping[str, str]) -> str:
     parts = _templates.get(op.name)
     if parts is None:
         parts = _templates[op.name] = tuple(_PLACEHOLDER.split(op.path))
-    out = []
-    # The split alternates literal text and placeholder names: "/channels/", "channelId", "".
-    for index, part in enumerate(parts):
-        if index % 2 == 0:
-            out.append(part)
-            continue
-        value = values[part]
+    out = [parts[0]]
+    # The split alternates placeholder names and literal text: "/channels/", "channelId", "".
+    for index in range(1, len(parts), 2):
+        name = parts[index]
+        value = values[name]
         if value in _DOT_SEGMENTS:
-            raise ValueError(f"{op.name}: path parameter {part!r} cannot be {value!r}")
-        out.append(quote(value, safe=""))
+            raise ValueError(f"{op.name}: path parameter {name!r} cannot be {value!r}")
+        # Most IDs need no quoting at all; quote() is slow, so only call it when needed.
+        out.append(value if _UNRESERVED.fullmatch(value) else quote(value, safe=""))
+        out.append(parts[index + 1])
     return "".join(out)
 
 
 # Operation name -> its path template split at the placeholders (compiled once).
 _templates: dict[str, tuple[str, ...]] = {}
+# RFC 3986 unreserved characters: what quote() never changes.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 def build_query(op: Operation, values: Mapping[str, object]) -> list[tuple[str, str]]:

@@ -316,14 +316,15 @@ class ProxyBackend:
         good = [r for r in replies if r.ok]
         if not good:
             raise error_from_reply(_most_telling(replies))
-        merged = Result()
+        keys: list[Key] = []
         seen: set[Key] = set()
         for reply in good:
             # De-duplicate across replies (two proxies of one node both answer a broadcast),
             # never within one (a Go server's sound keys carry no id and all look alike).
             fresh = [item for item in reply.keys if item not in seen]
-            merged.keys.extend(fresh)
+            keys.extend(fresh)
             seen.update(fresh)
+        merged = Result(keys=keys)
         for reply in replies:
             if not reply.ok:
                 logger.warning("%s: a proxy failed: %s", spec.name, reply.error)

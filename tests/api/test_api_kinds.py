@@ -56,8 +56,8 @@ def test_every_kind_names_a_real_operation() -> None:
         for name in (kind.operation, kind.check):
             if name is not None:
                 assert name in OPERATIONS, (kind.name, name)
-        if kind.operation is not None:
-            assert kind.args is not None, kind.name
+        # An operation always comes with its arguments, and arguments with an operation.
+        assert (kind.args is None) == (kind.operation is None), kind.name
 
 
 def test_go_kinds_are_all_there() -> None:
