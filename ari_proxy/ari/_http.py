@@ -22,12 +22,16 @@ import yarl
 from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
 from ..bus._url import redact_url
 from ._operation import Operation, build_path, build_query
+from ._operations import OPERATIONS
 
 __all__ = ["HttpResponse", "HttpTransport", "ari_error"]
 
 logger = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# Operations that cannot go without a query string (a required query parameter).
+_NEEDS_QUERY = frozenset(op.name for op in OPERATIONS.values() if any(p.required for p in op.query))
+_URL_CACHE_SIZE = 4096
 _message_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -148,6 +152,7 @@ class HttpTransport:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
         self._deadlines = _Deadlines()
+        self._urls: dict[tuple[str, ...], yarl.URL] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -172,11 +177,22 @@ class HttpTransport:
 
     def url(self, op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> yarl.URL:
         """The fully encoded URL of one operation call."""
+        if not query and op.name not in _NEEDS_QUERY:
+            # Reads repeat on the same entities (the same channel's data, over and over):
+            # remember their URLs rather than build and parse them each time.
+            cache_key = (op.name, *path.values())
+            url = self._urls.get(cache_key)
+            if url is None:
+                if len(self._urls) >= _URL_CACHE_SIZE:
+                    self._urls.clear()
+                url = self._urls[cache_key] = yarl.URL(
+                    self.base_url + build_path(op, path), encoded=True
+                )
+            return url
         text = self.base_url + build_path(op, path)
-        if query or any(param.required for param in op.query):
-            pairs = build_query(op, query)
-            if pairs:
-                text += "?" + urlencode(pairs, quote_via=quote, safe="")
+        pairs = build_query(op, query)
+        if pairs:
+            text += "?" + urlencode(pairs, quote_via=quote, safe="")
         return yarl.URL(text, encoded=True)
 
     async def request(
