@@ -177,7 +177,7 @@ class HttpTransport:
 
     def url(self, op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> yarl.URL:
         """The fully encoded URL of one operation call."""
-        if not query and op.name not in _NEEDS_QUERY:
+        if op.name not in _NEEDS_QUERY and all(value is None for value in query.values()):
             # Reads repeat on the same entities (the same channel's data, over and over):
             # remember their URLs rather than build and parse them each time.
             cache_key = (op.name, *path.values())
