@@ -108,6 +108,8 @@ class ProxyBackend:
         self.bad_events = 0
         #: Event messages this connection received from the bus (dialogs, app, listen).
         self.events_received = 0
+        #: Of those, the ones that came on a dialog subject.
+        self.dialog_events_received = 0
         self._application = application
         self._owns_transport = owns_transport
         self._hub = EventHub()
@@ -354,6 +356,8 @@ class ProxyBackend:
 
         def deliver(message: BusMessage) -> None:
             self.events_received += 1
+            if dialog:
+                self.dialog_events_received += 1
             try:
                 event = decode_event(message.data)
             except ProtocolError as exc:
