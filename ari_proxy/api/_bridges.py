@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from ..ari._models import Bridge
-from ..protocol import Key, new_id
 from ..protocol import _payloads as p
+from ..protocol import new_id
 from ._channels import ChannelHandle, _joined, _variables, recording_options
-from ._handles import Handle, Namespace, Staged, decode_model
+from ._handles import Namespace, Staged, decode_model
+from ._targets import MediaTarget
 
 if TYPE_CHECKING:
     from ._media import LiveRecordingHandle, PlaybackHandle
@@ -88,12 +87,18 @@ class Bridges(Namespace):
         return Staged(handle, run)
 
 
-class BridgeHandle(Handle):
+class BridgeHandle(MediaTarget):
     """A bridge. Methods raise `NotFoundError` when it is gone."""
 
     __slots__ = ()
     kind = "bridge"
     follow_kind = "BridgeSubscribe"
+    media_kinds = {
+        "play": "BridgePlay",
+        "stage_play": "BridgeStagePlay",
+        "record": "BridgeRecord",
+        "stage_record": "BridgeStageRecord",
+    }
 
     async def data(self) -> Bridge:
         """The bridge's current state."""
@@ -207,11 +212,9 @@ class BridgeHandle(Handle):
         announcer_format: str = "",
     ) -> PlaybackHandle:
         """Play media to everyone in the bridge; returns the playback's handle."""
-        from ._media import PlaybackHandle
-
-        payload = self._play_payload(media, playback_id, lang, offsetms, skipms, announcer_format)
-        result = await self._request("BridgePlay", payload)
-        return PlaybackHandle(self._client, self._client.adopt(result.key or Key()))
+        return await self._play(
+            self._play_payload(media, playback_id, lang, offsetms, skipms, announcer_format)
+        )
 
     async def stage_play(
         self,
@@ -224,19 +227,9 @@ class BridgeHandle(Handle):
         announcer_format: str = "",
     ) -> Staged[PlaybackHandle]:
         """Stage a bridge playback: subscribe, then `execute()`."""
-        from ._media import PlaybackHandle
-
-        payload = self._play_payload(media, playback_id, lang, offsetms, skipms, announcer_format)
-        result = await self._request("BridgeStagePlay", payload)
-        handle = PlaybackHandle(self._client, self._client.adopt(result.key or Key()))
-        target = self.key.new("bridge", self.id)
-
-        async def run(h: PlaybackHandle) -> PlaybackHandle:
-            staged = msgspec.structs.replace(payload, playback_id=h.id)
-            done = await self._client.request("BridgePlay", target, staged)
-            return PlaybackHandle(self._client, self._client.adopt(done.key or h.key))
-
-        return Staged(handle, run)
+        return await self._stage_play(
+            self._play_payload(media, playback_id, lang, offsetms, skipms, announcer_format)
+        )
 
     def _record_payload(
         self,
@@ -269,13 +262,18 @@ class BridgeHandle(Handle):
         recorder_format: str = "",
     ) -> LiveRecordingHandle:
         """Record the bridge's mixed audio into `name` (generated when None)."""
-        from ._media import LiveRecordingHandle
-
-        payload = self._record_payload(
-            name, format, max_duration, max_silence, if_exists, beep, terminate_on, recorder_format
+        return await self._record(
+            self._record_payload(
+                name,
+                format,
+                max_duration,
+                max_silence,
+                if_exists,
+                beep,
+                terminate_on,
+                recorder_format,
+            )
         )
-        result = await self._request("BridgeRecord", payload)
-        return LiveRecordingHandle(self._client, self._client.adopt(result.key or Key()))
 
     async def stage_record(
         self,
@@ -290,17 +288,15 @@ class BridgeHandle(Handle):
         recorder_format: str = "",
     ) -> Staged[LiveRecordingHandle]:
         """Stage a bridge recording: subscribe, then `execute()`."""
-        from ._media import LiveRecordingHandle
-
-        payload = self._record_payload(
-            name, format, max_duration, max_silence, if_exists, beep, terminate_on, recorder_format
+        return await self._stage_record(
+            self._record_payload(
+                name,
+                format,
+                max_duration,
+                max_silence,
+                if_exists,
+                beep,
+                terminate_on,
+                recorder_format,
+            )
         )
-        result = await self._request("BridgeStageRecord", payload)
-        handle = LiveRecordingHandle(self._client, self._client.adopt(result.key or Key()))
-        target = self.key
-
-        async def run(h: LiveRecordingHandle) -> LiveRecordingHandle:
-            done = await self._client.request("BridgeRecord", target, payload)
-            return LiveRecordingHandle(self._client, self._client.adopt(done.key or h.key))
-
-        return Staged(handle, run)

@@ -15,7 +15,8 @@ import msgspec
 from ..ari._models import Channel, RTPstat
 from ..protocol import Key, new_id
 from ..protocol import _payloads as p
-from ._handles import Handle, Namespace, Staged, decode_model
+from ._handles import Namespace, Staged, decode_model
+from ._targets import MediaTarget
 
 if TYPE_CHECKING:
     from ._media import LiveRecordingHandle, PlaybackHandle
@@ -323,13 +324,19 @@ def _replace_channel_id(request: p.OriginateRequest, channel_id: str) -> p.Origi
     return msgspec.structs.replace(request, channel_id=channel_id)
 
 
-class ChannelHandle(Handle):
+class ChannelHandle(MediaTarget):
     """A channel. Methods raise `NotFoundError` when the channel is gone and `ConflictError`
     when it is not in a state that allows the operation (for example, not in Stasis)."""
 
     __slots__ = ()
     kind = "channel"
     follow_kind = "ChannelSubscribe"
+    media_kinds = {
+        "play": "ChannelPlay",
+        "stage_play": "ChannelStagePlay",
+        "record": "ChannelRecord",
+        "stage_record": "ChannelStageRecord",
+    }
 
     async def data(self) -> Channel:
         """The channel's current state."""
@@ -516,11 +523,7 @@ class ChannelHandle(Handle):
     ) -> PlaybackHandle:
         """Start playing `media` (`sound:hello-world`, `tone:ring`, `digits:123`, ...; a list
         plays in order) and return the playback's handle."""
-        from ._media import PlaybackHandle
-
-        payload = self._play_payload(media, playback_id, lang, offsetms, skipms)
-        result = await self._request("ChannelPlay", payload)
-        return PlaybackHandle(self._client, self._client.adopt(result.key or Key()))
+        return await self._play(self._play_payload(media, playback_id, lang, offsetms, skipms))
 
     async def stage_play(
         self,
@@ -532,19 +535,9 @@ class ChannelHandle(Handle):
         skipms: int = 0,
     ) -> Staged[PlaybackHandle]:
         """Stage a playback: subscribe to its events, then `execute()` it."""
-        from ._media import PlaybackHandle
-
-        payload = self._play_payload(media, playback_id, lang, offsetms, skipms)
-        result = await self._request("ChannelStagePlay", payload)
-        handle = PlaybackHandle(self._client, self._client.adopt(result.key or Key()))
-        target = self.key.new("channel", self.id)
-
-        async def run(h: PlaybackHandle) -> PlaybackHandle:
-            staged = msgspec.structs.replace(payload, playback_id=h.id)
-            done = await self._client.request("ChannelPlay", target, staged)
-            return PlaybackHandle(self._client, self._client.adopt(done.key or h.key))
-
-        return Staged(handle, run)
+        return await self._stage_play(
+            self._play_payload(media, playback_id, lang, offsetms, skipms)
+        )
 
     def _record_payload(
         self,
@@ -574,13 +567,11 @@ class ChannelHandle(Handle):
     ) -> LiveRecordingHandle:
         """Start recording the channel into `name` (generated when None); `if_exists` is fail,
         overwrite or append; `terminate_on` is none, any, `*` or `#`."""
-        from ._media import LiveRecordingHandle
-
-        payload = self._record_payload(
-            name, format, max_duration, max_silence, if_exists, beep, terminate_on
+        return await self._record(
+            self._record_payload(
+                name, format, max_duration, max_silence, if_exists, beep, terminate_on
+            )
         )
-        result = await self._request("ChannelRecord", payload)
-        return LiveRecordingHandle(self._client, self._client.adopt(result.key or Key()))
 
     async def stage_record(
         self,
@@ -594,20 +585,11 @@ class ChannelHandle(Handle):
         terminate_on: str | None = None,
     ) -> Staged[LiveRecordingHandle]:
         """Stage a recording: subscribe to its events, then `execute()` it."""
-        from ._media import LiveRecordingHandle
-
-        payload = self._record_payload(
-            name, format, max_duration, max_silence, if_exists, beep, terminate_on
+        return await self._stage_record(
+            self._record_payload(
+                name, format, max_duration, max_silence, if_exists, beep, terminate_on
+            )
         )
-        result = await self._request("ChannelStageRecord", payload)
-        handle = LiveRecordingHandle(self._client, self._client.adopt(result.key or Key()))
-        target = self.key
-
-        async def run(h: LiveRecordingHandle) -> LiveRecordingHandle:
-            done = await self._client.request("ChannelRecord", target, payload)
-            return LiveRecordingHandle(self._client, self._client.adopt(done.key or h.key))
-
-        return Staged(handle, run)
 
     def _snoop_payload(
         self,
