@@ -12,14 +12,16 @@ import asyncio
 import collections
 import enum
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from .._exceptions import ClientClosedError, ProtocolError, SubscriptionOverflowError
 from ..ari._models import EVENT_ENTITIES, AnyMessage, Event, Message
-from ..protocol import Key
+from ..protocol import Key, format_go_datetime
 
 __all__ = [
     "ConnectionGap",
@@ -30,11 +32,11 @@ __all__ = [
     "decode_event",
     "event_keys",
     "event_type",
+    "gap_since",
 ]
 
 logger = logging.getLogger(__name__)
 
-_decoder = msgspec.json.Decoder(AnyMessage)
 _dict_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -49,17 +51,18 @@ class UnknownEvent(Event, tag="__unknown__"):
 class ConnectionGap(Event, tag="ConnectionGap"):
     """Synthetic: the event stream was interrupted, so events may have been missed.
 
-    Emitted after a reconnect (ARI WebSocket, or the bus in the proxy client). Entities that
-    changed during the gap (channels hung up, playbacks finished) produced events nobody saw;
-    re-read what matters.
+    Emitted after a reconnect: of the ARI WebSocket (by the native client, and by our proxy
+    servers, which publish it to the application and to every dialog), or of the bus (by the
+    proxy client). Entities that changed during the gap (channels hung up, playbacks finished)
+    produced events nobody saw; re-read what matters. Go peers ignore the type.
     """
 
     source: str = ""
     """What reconnected: `ari` or `bus`."""
     started: float = 0.0
-    """Loop time (`asyncio` clock) when the stream was lost."""
+    """When the stream was lost (Unix time, seconds)."""
     ended: float = 0.0
-    """Loop time when events flowed again."""
+    """When events flowed again (Unix time, seconds)."""
     previous_node: str = ""
     """Entity ID of the Asterisk before the gap (differs from `asterisk_id` after a swap)."""
 
@@ -67,6 +70,23 @@ class ConnectionGap(Event, tag="ConnectionGap"):
     def duration(self) -> float:
         """Seconds without events."""
         return self.ended - self.started
+
+
+def gap_since(lost_at: float, *, application: str, node: str, source: str) -> ConnectionGap:
+    """A `ConnectionGap` from `lost_at` (the running loop's clock) until now, in Unix time."""
+    now = time.time()
+    return ConnectionGap(
+        application=application,
+        asterisk_id=node,
+        timestamp=format_go_datetime(datetime.now(UTC)),
+        source=source,
+        started=now - (asyncio.get_running_loop().time() - lost_at),
+        ended=now,
+    )
+
+
+# Asterisk's messages, and the gap notices our servers publish.
+_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(AnyMessage | ConnectionGap)
 
 
 def event_type(event: Message) -> str:

@@ -11,7 +11,6 @@ async with ari_proxy.ari.connect("http://127.0.0.1:8088/ari", "user", "secret", 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,12 +21,12 @@ from .._exceptions import ConnectError, ProtocolError, RequestTimeout
 from ..api._backend import Result
 from ..api._client import Client, Connecting
 from ..api._events import (
-    ConnectionGap,
     EventHub,
     Subscription,
     decode_event,
     event_keys,
     event_type,
+    gap_since,
 )
 from ..api._handles import decode_model
 from ..bus._url import redact_url
@@ -105,20 +104,11 @@ class NativeBackend:
         await self.refresh_info()
         if lost_at is None:
             return
-        loop = asyncio.get_running_loop()
         if previous != self.node_id:
             logger.warning("Asterisk entity ID changed from %s to %s", previous, self.node_id)
-        logger.warning(
-            "ARI events resumed after %.1fs; events in the gap are lost", loop.time() - lost_at
-        )
-        gap = ConnectionGap(
-            application=self.application,
-            asterisk_id=self.node_id,
-            source="ari",
-            started=lost_at,
-            ended=loop.time(),
-            previous_node=previous,
-        )
+        gap = gap_since(lost_at, application=self.application, node=self.node_id, source="ari")
+        gap.previous_node = previous
+        logger.warning("ARI events resumed after %.1fs; events in the gap are lost", gap.duration)
         self._hub.publish(gap)
 
     def _on_frame(self, data: str | bytes) -> None:

@@ -35,7 +35,7 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..api._backend import Result
-from ..api._events import ConnectionGap, EventHub, Subscription, decode_event
+from ..api._events import EventHub, Subscription, decode_event, gap_since
 from ..bus._transport import BusMessage, BusState, Transport
 from ..bus._transport import Subscription as BusSubscription
 from ..protocol import (
@@ -148,18 +148,16 @@ class ProxyBackend:
         loop = asyncio.get_running_loop()
         if state is BusState.CONNECTED:
             if self._lost_at is not None:
-                started, self._lost_at = self._lost_at, None
-                self._report_gap(started, loop.time())
+                lost_at, self._lost_at = self._lost_at, None
+                self._report_gap(lost_at)
         elif state is BusState.RECONNECTING and self._lost_at is None:
             self._lost_at = loop.time()
 
-    def _report_gap(self, started: float, ended: float) -> None:
+    def _report_gap(self, lost_at: float) -> None:
         """Tell every subscription that events may have been lost while the bus was away."""
-        logger.warning("bus link back after %.1fs; events in the gap are lost", ended - started)
+        gap = gap_since(lost_at, application=self._application, node="", source="bus")
+        logger.warning("bus link back after %.1fs; events in the gap are lost", gap.duration)
         for dialog in ["", *self._retained]:
-            gap = ConnectionGap(
-                application=self._application, source="bus", started=started, ended=ended
-            )
             self._hub.publish(gap, dialog)
         if not self._closed:
             self._spawn_ping()

@@ -69,6 +69,10 @@ class DialogRouter:
             if not dialogs:
                 del self._bound[(kind, ident)]
 
+    def dialog_ids(self) -> set[str]:
+        """Every dialog with at least one binding."""
+        return {dialog for dialogs in self._bound.values() for dialog in dialogs}
+
     def clear(self) -> None:
         """Forget every binding (the entities' Asterisk restarted or was replaced)."""
         self._bound.clear()

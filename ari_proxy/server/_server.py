@@ -28,11 +28,12 @@ import msgspec
 
 from .._backoff import Backoff
 from .._exceptions import AriProxyError
+from ..api._events import gap_since
 from ..ari import ConnectionState, EventStream, Executor, HttpTransport
 from ..ari._operations import OPERATIONS
 from ..bus import BusMessage, Subscription, Transport, connect, redact_url
 from ..bus._url import url_scheme
-from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response
+from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response, with_dialog
 from ..protocol._dialogs import DialogRouter
 from ._announcer import Announcer
 from ._config import ServerConfig
@@ -443,14 +444,34 @@ class Server:
     # --- ARI -------------------------------------------------------------------------------------
 
     async def _on_ari_connected(self, lost_at: float | None) -> None:
-        """Before events are read on a new WebSocket: learn (or re-check) the node."""
+        """Before events are read on a new WebSocket: learn (or re-check) the node, and tell
+        the clients (the application's subject and every dialog) what they may have missed."""
+        previous, dialogs = self.node, self.router.dialog_ids()
         await self._refresh_node()
-        if lost_at is not None:
-            gap = asyncio.get_running_loop().time() - lost_at
-            logger.warning(
-                "ARI reconnected; events in the gap are lost",
-                extra={"node": self.node, "gap_s": round(gap, 3)},
-            )
+        if lost_at is None:
+            return
+        gaps = []
+        for app in self.applications:
+            gap = gap_since(lost_at, application=app, node=self.node, source="ari")
+            gap.previous_node = previous
+            gaps.append(msgspec.json.encode(gap))
+        logger.warning(
+            "ARI reconnected; events in the gap are lost",
+            extra={"node": self.node, "gap_s": round(gap.duration, 3), "dialogs": len(dialogs)},
+        )
+        for data in gaps:
+            self.publisher.offer(data)
+        task = asyncio.get_running_loop().create_task(self._gap_to_dialogs(gaps[0], dialogs))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _gap_to_dialogs(self, data: bytes, dialogs: set[str]) -> None:
+        for dialog in dialogs:
+            subject = self.subjects.dialog_event(dialog)
+            try:
+                await self.bus.publish(subject, with_dialog(data, dialog))
+            except AriProxyError as exc:
+                logger.warning("could not tell a dialog about the ARI gap: %s", exc)
 
     def _on_ari_state(self, state: ConnectionState) -> None:
         if state is ConnectionState.CONNECTED and self._started and not self._stopping:
