@@ -225,6 +225,12 @@ routed). Each event of a bound entity is then copied, with `"dialog":"<id>"` set
 the request that made it fails, when Asterisk restarts, and when the table is full
 (`proxy.max_dialog_bindings`, oldest first); Go's bindings never end (weakness 9).
 
+After its ARI WebSocket reconnects, our server publishes a synthetic event on each application's
+event subject and to every dialog that still has bindings:
+`{"type":"ConnectionGap","source":"ari","started":<unix s>,"ended":<unix s>,"previous_node":..,
+"asterisk_id":..,"application":..,"timestamp":..}`. Events Asterisk raised in the gap were never
+sent; clients should re-read what matters. Go clients drop the unknown type.
+
 ## Announcements
 
 `{"node":"<entity id>","application":"<app>","features":["listen"]}` on `ari.announce`, one per
