@@ -43,7 +43,7 @@ from .api import (
     event_type,
     raw_event,
 )
-from .api._client import Call, Calls
+from .api._client import Call, Calls, PendingCalls, PendingSubscription
 from .protocol import Key
 
 __version__ = "0.1.0"
@@ -71,6 +71,8 @@ __all__ = [
     "NoProxyError",
     "NotFoundError",
     "Overflow",
+    "PendingCalls",
+    "PendingSubscription",
     "PlaybackHandle",
     "ProtocolError",
     "RequestTimeout",

@@ -70,7 +70,7 @@ class Conference:
 async def run(client: ari_proxy.Client, calls: int | None = None) -> Conference:
     """Bridge `calls` calls (forever when None); returns the conference for inspection."""
     conference = Conference(client)
-    async with await client.listen() as incoming:
+    async with client.listen() as incoming:
         while calls is None or calls > 0:
             call = await incoming.next()
             await call.channel.answer()

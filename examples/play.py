@@ -27,7 +27,7 @@ async def run(
 ) -> None:
     """Handle `calls` calls (forever when None)."""
     tasks = set()
-    async with await client.listen() as incoming:
+    async with client.listen() as incoming:
         while calls is None or calls > 0:
             call = await incoming.next()
             task = asyncio.create_task(handle(call, media))

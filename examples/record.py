@@ -40,7 +40,7 @@ async def run(
     max_duration: float = 10,
 ) -> None:
     """Handle `calls` calls (forever when None)."""
-    async with await client.listen() as incoming:
+    async with client.listen() as incoming:
         while calls is None or calls > 0:
             call = await incoming.next()
             await handle(call, name, max_duration)

@@ -46,7 +46,7 @@ async def create_call(
 async def run(client: ari_proxy.Client, calls: int | None = None) -> list[list[str]]:
     """Handle `calls` calls (forever when None); returns the states each call went through."""
     results: list[asyncio.Task[list[str]]] = []
-    async with await client.listen() as incoming:
+    async with client.listen() as incoming:
         while calls is None or calls > 0:
             call = await incoming.next()
             log.info("got StasisStart for %s", call.channel.id)

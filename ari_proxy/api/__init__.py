@@ -3,7 +3,7 @@
 from ._backend import Backend, Result
 from ._bridges import BridgeHandle, Bridges
 from ._channels import ChannelHandle, Channels
-from ._client import Client, PendingSubscription
+from ._client import Call, Calls, Client, Connecting, PendingCalls, PendingSubscription
 from ._events import (
     ConnectionGap,
     EventHub,
@@ -49,9 +49,12 @@ __all__ = [
     "Backend",
     "BridgeHandle",
     "Bridges",
+    "Call",
+    "Calls",
     "ChannelHandle",
     "Channels",
     "Client",
+    "Connecting",
     "ConnectionGap",
     "DeviceStateHandle",
     "DeviceStates",
@@ -68,6 +71,7 @@ __all__ = [
     "ModuleHandle",
     "Modules",
     "Overflow",
+    "PendingCalls",
     "PendingSubscription",
     "PlaybackHandle",
     "Playbacks",

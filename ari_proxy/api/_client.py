@@ -9,7 +9,7 @@ them; children share the parent's connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ClientClosedError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._media import Playbacks, Recordings, Sounds
     from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
 
-__all__ = ["Call", "Calls", "Client", "Connecting", "PendingSubscription"]
+__all__ = ["Call", "Calls", "Client", "Connecting", "PendingCalls", "PendingSubscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,27 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.channel.key}>"
+
+
+class PendingCalls:
+    """`listen()` being opened: await it for `Calls`, or use it as an async context manager."""
+
+    __slots__ = ("_calls", "_open")
+
+    def __init__(self, open_calls: Callable[[], Coroutine[Any, Any, Calls]]) -> None:
+        self._open = open_calls
+        self._calls: Calls | None = None
+
+    def __await__(self) -> Generator[Any, None, Calls]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Calls:
+        self._calls = await self._open()
+        return self._calls
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._calls is not None:
+            self._calls.close()
 
 
 class Calls:
@@ -323,18 +344,21 @@ class Client:
         async with self.subscribe(*types, key=key, where=where, maxsize=1) as sub:
             return await sub.next(timeout)
 
-    async def listen(self, *, maxsize: int = 1000) -> Calls:
+    def listen(self, *, maxsize: int = 1000) -> PendingCalls:
         """Take calls: each StasisStart of the application goes to exactly one listening
         instance in the cluster, and the instance that takes a call gets that call's later
         events through the call's dialog (so an instance handling K of N calls receives the
         events of about K calls).
 
         ```python
-        async with await client.listen() as calls:
+        async with client.listen() as calls:       # or: calls = await client.listen()
             async for call in calls:
                 await call.channel.answer()
         ```
         """
+        return PendingCalls(lambda: self._open_calls(maxsize))
+
+    async def _open_calls(self, maxsize: int) -> Calls:
         if self._closed:
             raise ClientClosedError("client is closed")
         sub = await self._backend.listen(maxsize=maxsize)

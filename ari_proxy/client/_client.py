@@ -2,7 +2,7 @@
 
 ```python
 async with ari_proxy.client.connect(application="myapp", url="nats://127.0.0.1:4222") as ari:
-    async with await ari.listen() as calls:
+    async with ari.listen() as calls:
         async for call in calls:
             await call.channel.answer()
 ```

@@ -64,7 +64,7 @@ async def test_listen_spreads_100_calls_over_4_instances(
 
     async def instance(name: str, client: ProxyClient, ready: asyncio.Event) -> None:
         handled[name] = []
-        async with await client.listen() as calls:
+        async with client.listen() as calls:
             ready.set()
             async for call in calls:
                 # Control the call through whichever node owns it.

@@ -187,7 +187,7 @@ async def test_errors_map_to_the_same_exceptions(client: ari_proxy.Client) -> No
 
 async def test_listen_gives_each_call_with_its_events(client: ari_proxy.Client) -> None:
     async with asyncio.timeout(30):
-        async with await client.listen() as calls:
+        async with client.listen() as calls:
             placed = [await client.channels.originate("Local/wait@default") for _ in range(3)]
             taken = [await calls.next(timeout=10) for _ in range(3)]
             assert {c.channel.id for c in taken} == {c.id for c in placed}
