@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import nats.errors
 import pytest
+from bus_contract import close_drains_handlers_and_fails_pending_requests
 
 from ari_proxy._exceptions import (
     ClientClosedError,
@@ -294,40 +295,9 @@ async def test_close_drains_handlers_and_fails_pending_requests(
 ) -> None:
     async with asyncio.timeout(15):
         server, client = await new_bus(), await new_bus()
-        states: list[BusState] = []
-        server.on_state(states.append)
-        entered = asyncio.Event()
-
-        async def slow_answer(message: BusMessage) -> None:
-            entered.set()
-            await asyncio.sleep(0.2)
-            await server.reply(message, b"late but delivered")
-
-        await server.serve(f"{topic}.slow", slow_answer)
-        answered = asyncio.ensure_future(client.request(f"{topic}.slow", b"", timeout=5))
-        await entered.wait()
-        await server.close()  # waits for the handler, whose reply still goes out
-        assert await answered == b"late but delivered"
-        assert server.state is BusState.CLOSED and states == [BusState.CLOSED]
-        await server.close()  # idempotent
-        with pytest.raises(ClientClosedError):
-            await server.publish(f"{topic}.x", b"")
-        with pytest.raises(ClientClosedError):
-            await server.subscribe(f"{topic}.x", print)
-
-        await client.serve(f"{topic}.never", lambda message: None)
-        pending = asyncio.ensure_future(client.request(f"{topic}.never", b"", timeout=10))
-        gathering = asyncio.ensure_future(
-            client.gather(f"{topic}.never", b"", timeout=10, enough=lambda r: False)
+        await close_drains_handlers_and_fails_pending_requests(
+            server, client, requests=topic, events=topic, settle=0.05
         )
-        await asyncio.sleep(0.05)
-        started = time.monotonic()
-        await client.close()
-        with pytest.raises(ClientClosedError):
-            await pending
-        with pytest.raises(ClientClosedError):
-            await gathering
-        assert time.monotonic() - started < 2
 
 
 async def test_publish_before_connect_is_refused(

@@ -27,6 +27,7 @@ import aiormq.abc
 import aiormq.exceptions
 import pamqp.exceptions
 import pytest
+from bus_contract import close_drains_handlers_and_fails_pending_requests
 from pamqp.commands import Basic
 from yarl import URL
 
@@ -599,40 +600,9 @@ async def test_invalid_subjects_and_use_before_connect(make: Make, app: str) -> 
 async def test_close_drains_handlers_and_fails_pending_requests(make: Make, app: str) -> None:
     async with asyncio.timeout(20):
         server, client = await make(), await make()
-        states: list[BusState] = []
-        server.on_state(states.append)
-        entered = asyncio.Event()
-
-        async def slow_answer(message: BusMessage) -> None:
-            entered.set()
-            await asyncio.sleep(0.2)
-            await server.reply(message, b"late but delivered")
-
-        await server.serve(f"ari.get.{app}.slow", slow_answer)
-        answered = asyncio.ensure_future(client.request(f"ari.get.{app}.slow", b"", timeout=5))
-        await entered.wait()
-        await server.close()  # waits for the handler, whose reply still goes out
-        assert await answered == b"late but delivered"
-        assert server.state is BusState.CLOSED and states == [BusState.CLOSED]
-        await server.close()  # idempotent
-        with pytest.raises(ClientClosedError):
-            await server.publish(f"ari.event.{app}.n1", b"")
-        with pytest.raises(ClientClosedError):
-            await server.subscribe(f"ari.event.{app}.n1", print)
-
-        await client.serve(f"ari.get.{app}.never", lambda message: None)
-        pending = asyncio.ensure_future(client.request(f"ari.get.{app}.never", b"", timeout=10))
-        gathering = asyncio.ensure_future(
-            client.gather(f"ari.get.{app}.never", b"", timeout=10, enough=lambda r: False)
+        await close_drains_handlers_and_fails_pending_requests(
+            server, client, requests=f"ari.get.{app}", events=f"ari.event.{app}", settle=0.1
         )
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
-        await client.close()
-        with pytest.raises(ClientClosedError):
-            await pending
-        with pytest.raises(ClientClosedError):
-            await gathering
-        assert time.monotonic() - started < 2
         with pytest.raises(ClientClosedError):
             await client.request(f"ari.get.{app}.never", b"", timeout=1)
 
