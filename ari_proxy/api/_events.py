@@ -20,7 +20,8 @@ from typing import Any
 import msgspec
 
 from .._exceptions import ClientClosedError, ProtocolError, SubscriptionOverflowError
-from ..ari._models import EVENT_ENTITIES, AnyMessage, Event, Message
+from ..ari._decoding import clear_zero_models, convert_lenient
+from ..ari._models import EVENT_ENTITIES, EVENT_TYPES, AnyMessage, Event, Message
 from ..protocol import Key, format_go_datetime
 
 __all__ = [
@@ -87,6 +88,7 @@ def gap_since(lost_at: float, *, application: str, node: str, source: str) -> Co
 
 # Asterisk's messages, and the gap notices our servers publish.
 _decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(AnyMessage | ConnectionGap)
+_MESSAGE_TYPES: dict[str, type[Message]] = {**EVENT_TYPES, "ConnectionGap": ConnectionGap}
 
 
 def event_type(event: Message) -> str:
@@ -100,33 +102,48 @@ def event_type(event: Message) -> str:
 def decode_event(data: bytes | str) -> Message:
     """Decode one ARI message; unknown types and unexpected shapes become `UnknownEvent`.
 
-    The original JSON is kept as `_raw` on the returned object (see `raw_event`).
+    Events re-encoded by a Go server (zero values for absent objects) decode like Asterisk's own
+    (see `ari_proxy.ari._decoding`). The original JSON is kept as `_raw` on the returned object
+    (see `raw_event`).
 
     Raises:
         ProtocolError: the data is not a JSON object with a string `type`.
     """
     try:
-        event: Message = _decoder.decode(data)
+        event: Message = clear_zero_models(_decoder.decode(data))
     except msgspec.ValidationError:
-        try:
-            body = _dict_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise ProtocolError(f"event is not a JSON object: {exc}") from None
-        kind = body.get("type")
-        if not isinstance(kind, str):
-            raise ProtocolError("event has no string 'type'") from None
-        event = UnknownEvent(
-            application=str(body.get("application") or ""),
-            timestamp=str(body.get("timestamp") or ""),
-            asterisk_id=body.get("asterisk_id")
-            if isinstance(body.get("asterisk_id"), str)
-            else None,
-        )
-        event.__dict__["_type"] = kind
-        event.__dict__["_body"] = body
+        event = _decode_reshaped(data)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"event is not valid JSON: {exc}") from None
     event.__dict__["_raw"] = data
+    return event
+
+
+def _decode_reshaped(data: bytes | str) -> Message:
+    """The slow path of `decode_event`: Go's zero values, or a type the models do not know."""
+    try:
+        body = _dict_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"event is not a JSON object: {exc}") from None
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("event has no string 'type'") from None
+    model = _MESSAGE_TYPES.get(kind)
+    if model is not None:
+        try:
+            event: Message = convert_lenient(body, model)
+        except msgspec.ValidationError:
+            pass
+        else:
+            event.__dict__["_body"] = body
+            return event
+    event = UnknownEvent(
+        application=str(body.get("application") or ""),
+        timestamp=str(body.get("timestamp") or ""),
+        asterisk_id=body.get("asterisk_id") if isinstance(body.get("asterisk_id"), str) else None,
+    )
+    event.__dict__["_type"] = kind
+    event.__dict__["_body"] = body
     return event
 
 

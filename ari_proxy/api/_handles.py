@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-import msgspec
-
-from .._exceptions import ProtocolError
+from ..ari._decoding import decode_model
 from ..ari._models import Message
 from ..protocol import Key
 
@@ -23,19 +21,6 @@ __all__ = ["Handle", "Namespace", "Staged", "decode_model"]
 
 M = TypeVar("M")
 H = TypeVar("H", bound="Handle")
-
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
-
-
-def decode_model(data: bytes | None, model: type[M]) -> M:
-    """Decode ARI JSON into a model type (decoders are cached per type)."""
-    decoder = _decoders.get(model)
-    if decoder is None:
-        decoder = _decoders[model] = msgspec.json.Decoder(model)
-    try:
-        return decoder.decode(data or b"{}")  # type: ignore[no-any-return]
-    except msgspec.DecodeError as exc:
-        raise ProtocolError(f"cannot read {getattr(model, '__name__', model)}: {exc}") from None
 
 
 class Handle:

@@ -7,6 +7,9 @@ import json
 import pytest
 from protocol_vectors import Vector, all_vectors, dialog_pairs, load_vectors
 
+from ari_proxy import UnknownEvent, event_type
+from ari_proxy.api import decode_event
+from ari_proxy.ari.models import StasisStart
 from ari_proxy.protocol import (
     ProtocolError,
     Request,
@@ -95,6 +98,17 @@ def test_event_is_already_stamped(event_vector: Vector) -> None:
     assert stamp_event(event_vector.wire, "other-app", "other-node") is event_vector.wire
     body = event_vector.body
     assert event_vector.subject == SUBJECTS.event(body["application"], body["asterisk_id"])
+
+
+def test_event_decodes_to_its_own_type(event_vector: Vector) -> None:
+    # The Go server writes absent objects as zero values; every one still decodes to its type.
+    event = decode_event(event_vector.wire)
+    assert not isinstance(event, UnknownEvent)
+    assert event_type(event) == event_vector.body["type"]
+    assert event.asterisk_id == event_vector.body["asterisk_id"]
+    if isinstance(event, StasisStart):
+        assert event.channel.id == event_vector.body["channel"]["id"]
+        assert event.replace_channel is None  # Go's all-zero replace_channel
 
 
 def test_dialog_copy_is_the_event_plus_dialog(dialog_pair: tuple[Vector, Vector]) -> None:
