@@ -152,6 +152,9 @@ queue (with an error, since no other server will see it); elsewhere it leaves it
 
 ## Envelopes
 
+JSON Schemas of these envelopes and of events, for checking messages in any language, are in
+`schemas/` (see [schemas.md](schemas.md)).
+
 Request: `{"kind":"<Kind>","key":<Key>|null,"<payload field>":{...}}`; Key:
 `{"kind","id","node","dialog","app"}`, every member omitted when empty.
 
