@@ -1,6 +1,7 @@
 """Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
+from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
 from ._services import (
     NATS_URL,
@@ -16,8 +17,12 @@ from ._tcpproxy import TcpProxy
 
 __all__ = [
     "DEFAULT_ROOT",
+    "GOREF_ENV",
     "NATS_URL",
     "RABBITMQ_URL",
+    "GoClientError",
+    "GoReference",
+    "GoServer",
     "Instance",
     "InstanceSpec",
     "NatsCluster",

@@ -4,6 +4,11 @@ Enable with `pytest_plugins = ["ari_proxy.testing.pytest_plugin"]`. Tests that u
 fixtures below are marked `integration` automatically, so `pytest -m "not integration"` runs the
 unit tests alone in seconds. A fixture whose component cannot be started fails the test; nothing
 is skipped.
+
+Tests of interoperation with the Go reference (marked `goref`, or using the `goref` fixture) run
+the real Go binaries from `ARI_PROXY_GOREF`, else from `../shared/goref/bin` beside the rootdir.
+Where there are none, exactly those tests are deselected, with one line in the report saying
+why; with `ARI_PROXY_REQUIRE_GOREF=1` (as CI sets it) their absence is an error instead.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from ._asterisk import Instance, make_spec, running, start, stop
+from ._goref import GOREF_ENV, GoReference
 from ._root import is_mounted
 from ._services import NatsCluster, ensure_nats, ensure_rabbitmq
 
@@ -22,20 +29,68 @@ __all__ = [
     "app_name",
     "asterisk",
     "asterisk2",
+    "goref",
     "nats_cluster",
     "nats_url",
     "rabbitmq_url",
 ]
 
 _INTEGRATION_FIXTURES = frozenset(
-    {"asterisk", "asterisk2", "nats_url", "rabbitmq_url", "nats_cluster", "bus_url"}
+    {"asterisk", "asterisk2", "nats_url", "rabbitmq_url", "nats_cluster", "bus_url", "goref"}
 )
+REQUIRE_GOREF_ENV = "ARI_PROXY_REQUIRE_GOREF"
+_goref_stash = pytest.StashKey[GoReference | None]()
+_goref_note = pytest.StashKey[str]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "goref: runs the real Go ari-proxy binaries (deselected where there are none)"
+    )
+    config.stash[_goref_stash] = GoReference.find(config.rootpath.parent / "shared/goref/bin")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    go_items = []
     for item in items:
-        if _INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        names = getattr(item, "fixturenames", ())
+        if "goref" in names or item.get_closest_marker("goref") is not None:
+            item.add_marker(pytest.mark.goref)
+            go_items.append(item)
+        if _INTEGRATION_FIXTURES.intersection(names) or item.get_closest_marker("goref"):
             item.add_marker(pytest.mark.integration)
+    if not go_items or config.stash[_goref_stash] is not None:
+        return
+    why = (
+        f"the Go reference binaries were not found ({GOREF_ENV} is unset and "
+        f"{config.rootpath.parent / 'shared/goref/bin'} does not hold them)"
+    )
+    if os.environ.get(REQUIRE_GOREF_ENV):
+        raise pytest.UsageError(f"{REQUIRE_GOREF_ENV} is set but {why}")
+    selected = [item for item in items if item not in go_items]
+    config.hook.pytest_deselected(items=go_items)
+    items[:] = selected
+    config.stash[_goref_note] = f"deselected {len(go_items)} Go interop tests: {why}"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    ref = config.stash.get(_goref_stash, None)
+    return f"goref: {ref.bin if ref is not None else 'not found'}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    note = config.stash.get(_goref_note, "")
+    if note:
+        terminalreporter.write_line(note, yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def goref(pytestconfig: pytest.Config) -> GoReference:
+    """The real Go ari-proxy binaries (tests using this are deselected where there are none)."""
+    ref = pytestconfig.stash[_goref_stash]
+    if ref is None:  # deselected at collection; reached only when asked for by hand
+        pytest.fail("the Go reference binaries were not found")
+    return ref
 
 
 def _session_instance(suffix: str) -> Iterator[Instance]:

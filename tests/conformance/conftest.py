@@ -1,9 +1,11 @@
 """One client fixture, parametrised over every way of reaching Asterisk.
 
 `client` is a connected `ari_proxy.Client` for a fresh application: direct (native ARI over
-HTTP and WebSocket) or proxied (an in-process ari-proxy server on the same Asterisk, and the
-proxy client, over NATS or over RabbitMQ). Every test in this folder runs once per way and
-must pass the same.
+HTTP and WebSocket), proxied by our server (an in-process ari-proxy server on the same
+Asterisk, and the proxy client, over NATS or over RabbitMQ), or proxied by the real Go server
+(`ari-proxy-go` v5, with our proxy client, over NATS or RabbitMQ). Every test in this folder
+runs once per way and must pass the same; what the Go server cannot do is asserted as such,
+through `served_by`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,30 @@ import pytest_asyncio
 
 import ari_proxy
 from ari_proxy.server import Server, ServerConfig
-from ari_proxy.testing import Instance
+from ari_proxy.testing import GoReference, Instance
 
-TRANSPORTS = ["native", "nats", "rabbitmq"]
+TRANSPORTS = [
+    "native",
+    pytest.param("nats", marks=pytest.mark.interop(client="ours", server="ours", bus="nats")),
+    pytest.param(
+        "rabbitmq", marks=pytest.mark.interop(client="ours", server="ours", bus="rabbitmq")
+    ),
+    pytest.param(
+        "go-nats",
+        marks=[pytest.mark.goref, pytest.mark.interop(client="ours", server="go", bus="nats")],
+    ),
+    pytest.param(
+        "go-rabbitmq",
+        marks=[pytest.mark.goref, pytest.mark.interop(client="ours", server="go", bus="rabbitmq")],
+    ),
+]
+
+
+@pytest.fixture
+def served_by(request: pytest.FixtureRequest) -> str:
+    """Who executes the client's requests: `native` (no proxy), `ours` or `go`."""
+    way = str(request.node.callspec.params["client"])
+    return "native" if way == "native" else "go" if way.startswith("go-") else "ours"
 
 
 @pytest_asyncio.fixture(params=TRANSPORTS)
@@ -28,7 +51,8 @@ async def client(
     nats_url: str,
     rabbitmq_url: str,
 ) -> AsyncIterator[ari_proxy.Client]:
-    if request.param == "native":
+    way = str(request.param)
+    if way == "native":
         async with ari_proxy.connect(
             asterisk.http_url,
             application=app_name,
@@ -37,7 +61,13 @@ async def client(
         ) as native:
             yield native
         return
-    bus_url = nats_url if request.param == "nats" else rabbitmq_url
+    bus_url = nats_url if way.endswith("nats") else rabbitmq_url
+    if way.startswith("go-"):
+        goref: GoReference = request.getfixturevalue("goref")
+        async with goref.server(asterisk, bus_url, app_name):
+            async with ari_proxy.connect(bus_url, application=app_name, timeout=5.0) as proxied:
+                yield proxied
+        return
     config = ServerConfig(
         applications=(app_name,),
         ari_username=asterisk.username,
