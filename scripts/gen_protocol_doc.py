@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ari_proxy.ari._operations import OPERATIONS  # noqa: E402
 from ari_proxy.protocol import KINDS, Key, KindSpec, Reply  # noqa: E402
 from ari_proxy.protocol._kinds import Call  # noqa: E402
+from ari_proxy.spec._operations import OPERATIONS  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "protocol.md"
 

@@ -31,8 +31,7 @@ import msgspec.inspect as mi
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ari_proxy.api._events import ConnectionGap  # noqa: E402
-from ari_proxy.ari._models import AnyMessage  # noqa: E402
+from ari_proxy.events import ConnectionGap  # noqa: E402
 from ari_proxy.protocol import (  # noqa: E402
     KINDS,
     Announcement,
@@ -44,6 +43,7 @@ from ari_proxy.protocol import (  # noqa: E402
     encode,
 )
 from ari_proxy.protocol._datetime import _GO_LAYOUT  # noqa: E402
+from ari_proxy.spec._models import AnyMessage  # noqa: E402
 
 Schema = dict[str, Any]
 

@@ -5,10 +5,10 @@ Asterisk describes ARI in Swagger 1.1: ``resources.json`` names one file per res
 its operations (``apis``) and its models. This script turns them into two plain Python modules,
 so nothing loads the description at run time:
 
-- ``ari_proxy/ari/_models.py``: one ``msgspec.Struct`` per model, the tagged union of the event
+- ``ari_proxy/spec/_models.py``: one ``msgspec.Struct`` per model, the tagged union of the event
   types, and the lookup tables ``MODELS``, ``EVENT_TYPES`` and ``EVENT_ENTITIES``;
-- ``ari_proxy/ari/_operations.py``: ``OPERATIONS``, one ``Operation`` row per operation (the row
-  types live in the hand-written ``ari_proxy/ari/_operation.py``).
+- ``ari_proxy/spec/_operations.py``: ``OPERATIONS``, one ``Operation`` row per operation (the row
+  types live in the hand-written ``ari_proxy/spec/_operation.py``).
 
 Usage::
 
@@ -44,8 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_API_DOCS = ROOT / "scripts" / "ari-api-docs"
-MODELS_FILE = ROOT / "ari_proxy" / "ari" / "_models.py"
-OPERATIONS_FILE = ROOT / "ari_proxy" / "ari" / "_operations.py"
+MODELS_FILE = ROOT / "ari_proxy" / "spec" / "_models.py"
+OPERATIONS_FILE = ROOT / "ari_proxy" / "spec" / "_operations.py"
 
 LINE_LENGTH = 100
 INDENT = "    "
@@ -125,7 +125,7 @@ OPERATIONS_DOC = '''\
 
 Rows are in api-docs order (``resources.json`` order, then each file's order) and keyed by
 ``"<resource>.<nickname>"``, e.g. ``"channels.originate"``. The row types and the
-``build_path`` / ``build_query`` helpers are in ``ari_proxy.ari._operation``.
+``build_path`` / ``build_query`` helpers are in ``ari_proxy.spec._operation``.
 """'''
 
 

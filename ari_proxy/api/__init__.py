@@ -1,10 +1,6 @@
 """The interface both clients implement: namespaces, handles, staged operations and events."""
 
-from ._backend import Backend, Result
-from ._bridges import BridgeHandle, Bridges
-from ._channels import ChannelHandle, Channels
-from ._client import Call, Calls, Client, Connecting, PendingCalls, PendingSubscription
-from ._events import (
+from ..events import (
     ConnectionGap,
     EventHub,
     Overflow,
@@ -15,6 +11,10 @@ from ._events import (
     event_type,
     raw_event,
 )
+from ._backend import Backend, Result
+from ._bridges import BridgeHandle, Bridges
+from ._channels import ChannelHandle, Channels
+from ._client import Call, Calls, Client, Connecting, PendingCalls, PendingSubscription
 from ._handles import Handle, Staged
 from ._media import (
     LiveRecordingHandle,

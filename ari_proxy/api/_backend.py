@@ -13,8 +13,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..events import EventHub, Subscription
 from ..protocol import Key
-from ._events import EventHub, Subscription
 
 __all__ = ["Backend", "Result"]
 

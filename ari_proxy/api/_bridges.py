@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..ari._models import Bridge
 from ..protocol import _payloads as p
 from ..protocol import new_id
+from ..spec._models import Bridge
 from ._channels import ChannelHandle, _joined, _variables, recording_options
 from ._handles import Namespace, Staged, decode_model
 from ._targets import MediaTarget

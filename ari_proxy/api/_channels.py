@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..ari._models import Channel, RTPstat
 from ..protocol import Key, new_id
 from ..protocol import _payloads as p
+from ..spec._models import Channel, RTPstat
 from ._handles import Namespace, Staged, decode_model
 from ._targets import MediaTarget
 
@@ -649,6 +649,6 @@ class ChannelHandle(MediaTarget):
 
 def _variables(data: bytes | None) -> dict[str, str]:
     # ARI's Variables model: {"variables": {"name": "value", ...}}
-    from ..ari._models import Variables
+    from ..spec._models import Variables
 
     return {k: str(v) for k, v in decode_model(data, Variables).variables.items()}

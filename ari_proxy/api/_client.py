@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ClientClosedError
-from ..ari._models import Message, StasisStart
+from ..events import EventHub, Overflow, Subscription
 from ..protocol import Key, new_id
+from ..spec._models import Message, StasisStart
 from ._backend import Backend, Result
-from ._events import EventHub, Overflow, Subscription
 
 if TYPE_CHECKING:
     from ._bridges import Bridges

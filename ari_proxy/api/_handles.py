@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ..ari._decoding import decode_model
-from ..ari._models import Message
 from ..protocol import Key
+from ..spec._decoding import decode_model
+from ..spec._models import Message
 
 if TYPE_CHECKING:
     from ._backend import Result

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..ari._models import LiveRecording, Playback, Sound, StoredRecording
 from ..protocol import Key
 from ..protocol import _payloads as p
+from ..spec._models import LiveRecording, Playback, Sound, StoredRecording
 from ._handles import Handle, Namespace, decode_model
 
 if TYPE_CHECKING:

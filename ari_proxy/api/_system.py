@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..ari._models import (
+from ..protocol import Key
+from ..protocol import _payloads as p
+from ..spec._models import (
     Application,
     AsteriskInfo,
     AsteriskPing,
@@ -19,8 +21,6 @@ from ..ari._models import (
     Mailbox,
     Module,
 )
-from ..protocol import Key
-from ..protocol import _payloads as p
 from ._handles import Handle, Namespace, decode_model
 
 if TYPE_CHECKING:

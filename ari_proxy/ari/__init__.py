@@ -1,20 +1,16 @@
 """The native ARI client: all of ARI in Asterisk 22, typed, talking to one Asterisk directly.
 
-The names below load on first use, so that the generated models (`ari_proxy.ari.models`, which
-every part of the package reads) can be imported without loading the client itself.
+`connect()` gives an `AriClient`, which implements the same interface as the proxy client. The
+parts below it are public for the server and for tests: `HttpTransport` (REST), `EventStream`
+(the events WebSocket) and `Executor` (the request kinds run against Asterisk). The generated
+models are in `ari_proxy.ari.models`.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ..api._client import Connecting
-    from ._client import AriClient, NativeBackend, connect
-    from ._executor import Executor
-    from ._http import HttpTransport
-    from ._websocket import ConnectionState, EventStream
+from ..api import Connecting
+from ._client import AriClient, NativeBackend, connect
+from ._executor import Executor
+from ._http import HttpTransport
+from ._websocket import ConnectionState, EventStream
 
 __all__ = [
     "AriClient",
@@ -26,23 +22,3 @@ __all__ = [
     "NativeBackend",
     "connect",
 ]
-
-_WHERE = {
-    "AriClient": "._client",
-    "Connecting": "..api._client",
-    "ConnectionState": "._websocket",
-    "EventStream": "._websocket",
-    "Executor": "._executor",
-    "HttpTransport": "._http",
-    "NativeBackend": "._client",
-    "connect": "._client",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value

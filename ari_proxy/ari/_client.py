@@ -18,9 +18,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from .._exceptions import ConnectError, ProtocolError, RequestTimeout
+from .._redact import redact_url
 from ..api._backend import Result
 from ..api._client import Client, Connecting
-from ..api._events import (
+from ..api._handles import decode_model
+from ..events import (
     EventHub,
     Subscription,
     decode_event,
@@ -28,14 +30,12 @@ from ..api._events import (
     event_type,
     gap_since,
 )
-from ..api._handles import decode_model
-from ..bus._url import redact_url
 from ..protocol import Key
 from ..protocol._dialogs import DialogRouter
+from ..spec._models import AsteriskInfo
+from ..spec._operations import OPERATIONS
 from ._executor import Executor
 from ._http import HttpTransport
-from ._models import AsteriskInfo
-from ._operations import OPERATIONS
 from ._websocket import ConnectionState, EventStream
 
 __all__ = ["AriClient", "Connecting", "NativeBackend", "connect"]

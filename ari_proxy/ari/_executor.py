@@ -23,8 +23,8 @@ from .._exceptions import (
 from ..api._backend import Result
 from ..protocol import Key, new_id
 from ..protocol._kinds import KINDS, Args, Call, Reply
+from ..spec._operations import OPERATIONS
 from ._http import HttpTransport
-from ._operations import OPERATIONS
 
 __all__ = ["Executor", "Result", "go_error_text"]
 

@@ -20,9 +20,9 @@ import msgspec
 import yarl
 
 from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
-from ..bus._url import redact_url
-from ._operation import Operation, build_path, build_query
-from ._operations import OPERATIONS
+from .._redact import redact_url
+from ..spec._operation import Operation, build_path, build_query
+from ..spec._operations import OPERATIONS
 
 __all__ = ["HttpResponse", "HttpTransport", "ari_error"]
 

@@ -1,4 +1,4 @@
-"""The typed ARI models and events of Asterisk 22 (generated; see `_models`)."""
+"""The typed ARI models and events of Asterisk 22 (generated; see `ari_proxy.spec`)."""
 
-from ._models import *  # noqa: F403
-from ._models import __all__ as __all__
+from ..spec.models import *  # noqa: F403
+from ..spec.models import __all__ as __all__

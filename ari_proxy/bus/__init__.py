@@ -7,10 +7,11 @@ broker, for tests.
 
 from __future__ import annotations
 
+from .._redact import redact_url
 from ._memory import MemoryBroker, MemoryTransport
 from ._nats import NatsTransport
 from ._transport import BusMessage, BusState, Handler, Subscription, Transport
-from ._url import connect, redact_url
+from ._url import connect
 
 __all__ = [
     "BusMessage",

@@ -35,11 +35,11 @@ from nats.aio.msg import Msg
 
 from .._backoff import Backoff
 from .._exceptions import AriProxyError, ClientClosedError, ConnectError, TransportError
+from .._redact import redact_url, scrub, url_secrets
 from ..protocol import check_token, new_id
 from ._errors import NATS_LINK_ERRORS, NATS_RETRYABLE_ERRORS, translate_nats_error
 from ._memory import MAX_GATHER_REPLIES, HandlerRunner, StateKeeper, check_subject, drain_all
 from ._transport import BusMessage, BusState, Handler
-from ._url import redact_url, scrub, url_secrets
 
 __all__ = ["NatsTransport"]
 

@@ -55,6 +55,7 @@ from yarl import URL
 
 from .._backoff import Backoff
 from .._exceptions import ClientClosedError, ProtocolError, RequestTimeout, TransportError
+from .._redact import redact_url
 from ..protocol import Subjects, check_token, new_id
 from ._memory import MAX_GATHER_REPLIES, check_subject
 from ._rabbitmq_errors import amqp_errors
@@ -77,7 +78,6 @@ from ._rabbitmq_topology import (
     serve_group_queue,
 )
 from ._transport import BusMessage, BusState, Handler, Transport
-from ._url import redact_url
 
 __all__ = ["RabbitSubscription", "RabbitTransport"]
 

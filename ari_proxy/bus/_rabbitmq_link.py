@@ -42,11 +42,11 @@ from pamqp.common import FieldTable
 
 from .._backoff import Backoff
 from .._exceptions import ClientClosedError, TransportError
+from .._redact import redact_url
 from ._memory import StateKeeper
 from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors, redact_text, translate
 from ._rabbitmq_topology import EXCHANGES
 from ._transport import BusState
-from ._url import redact_url
 
 __all__ = ["ChannelName", "Link", "publish", "write_frames"]
 

@@ -35,9 +35,9 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..api._backend import Result
-from ..api._events import EventHub, Subscription, decode_event, gap_since
 from ..bus._transport import BusMessage, BusState, Transport
 from ..bus._transport import Subscription as BusSubscription
+from ..events import EventHub, Subscription, decode_event, gap_since
 from ..protocol import (
     Announcement,
     Key,

@@ -21,7 +21,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 
-from ..bus._url import redact_url, url_scheme
+from .._redact import redact_url
+from ..bus._url import url_scheme
 from ..protocol import Subjects, new_id, valid_token
 
 __all__ = [

@@ -30,7 +30,6 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..ari._executor import Executor
-from ..ari._operations import OPERATIONS
 from ..protocol import (
     EntityData,
     ErrorCode,
@@ -48,6 +47,7 @@ from ..protocol import (
 )
 from ..protocol._dialogs import DialogRouter
 from ..protocol._kinds import KINDS, Call
+from ..spec._operations import OPERATIONS
 from ._logging import RateLimiter
 
 __all__ = [

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from .._exceptions import AriProxyError
-from ..api._events import decode_event, event_keys
 from ..bus import BusState, Transport
+from ..events import decode_event, event_keys
 from ..protocol import ProtocolError, Subjects, stamp_event, valid_token, with_dialog
 from ..protocol._dialogs import DialogRouter
 from ._counters import Counters

@@ -28,13 +28,13 @@ import msgspec
 
 from .._backoff import Backoff
 from .._exceptions import AriProxyError
-from ..api._events import gap_since
 from ..ari import ConnectionState, EventStream, Executor, HttpTransport
-from ..ari._operations import OPERATIONS
 from ..bus import BusMessage, Subscription, Transport, connect, redact_url
 from ..bus._url import url_scheme
+from ..events import gap_since
 from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response, with_dialog
 from ..protocol._dialogs import DialogRouter
+from ..spec._operations import OPERATIONS
 from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters

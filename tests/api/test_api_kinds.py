@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 import ari_proxy
-from ari_proxy.ari._operations import OPERATIONS
 from ari_proxy.protocol import KINDS
+from ari_proxy.spec._operations import OPERATIONS
 
 PACKAGE = Path(ari_proxy.__file__).parent
 

@@ -26,7 +26,7 @@ import ari_proxy.ari as ari
 from ari_proxy._exceptions import AriError, NotFoundError
 from ari_proxy.api import ChannelHandle, Subscription, event_type
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import Message
+from ari_proxy.spec._models import Message
 from ari_proxy.testing import Instance
 
 

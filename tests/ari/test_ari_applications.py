@@ -17,7 +17,7 @@ from ari_proxy._exceptions import (
 )
 from ari_proxy.api import event_type
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import ChannelUserevent, DeviceStateChanged
+from ari_proxy.spec._models import ChannelUserevent, DeviceStateChanged
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from ari_proxy._exceptions import (
     UnprocessableEntityError,
 )
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import (
+from ari_proxy.spec._models import (
     BridgeVideoSourceChanged,
     ChannelEnteredBridge,
     ChannelLeftBridge,

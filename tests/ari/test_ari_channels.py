@@ -22,7 +22,7 @@ from ari_proxy._exceptions import (
 )
 from ari_proxy.api import ChannelHandle, event_type, raw_event
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import (
+from ari_proxy.spec._models import (
     ApplicationMoveFailed,
     ChannelDestroyed,
     ChannelDtmfReceived,

@@ -15,14 +15,14 @@ import pytest
 
 from ari_proxy import UnknownEvent, event_type, raw_event
 from ari_proxy.api import decode_event, event_keys
-from ari_proxy.ari._decoding import (
+from ari_proxy.ari.models import Bridge, Channel, ChannelVarset, Dial, StasisStart
+from ari_proxy.protocol import ProtocolError
+from ari_proxy.spec._decoding import (
     clear_zero_models,
     decode_lenient,
     decode_model,
     is_zero_model,
 )
-from ari_proxy.ari.models import Bridge, Channel, ChannelVarset, Dial, StasisStart
-from ari_proxy.protocol import ProtocolError
 
 # The Go server's StasisStart, verbatim except IDs (issue: our client could not take this call).
 GO_STASIS_START = (

@@ -10,7 +10,7 @@ import pytest
 from ari_proxy._exceptions import ClientClosedError, SubscriptionOverflowError
 from ari_proxy.api import Overflow, Subscription, event_type
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import ChannelUserevent
+from ari_proxy.spec._models import ChannelUserevent
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from ari_proxy._exceptions import (
 )
 from ari_proxy.api import UnknownEvent, event_type, raw_event
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import ChannelUserevent
+from ari_proxy.spec._models import ChannelUserevent
 from ari_proxy.testing._fake_ari import FakeAri
 
 APP = "fake-app"

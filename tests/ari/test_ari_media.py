@@ -14,7 +14,7 @@ from ari_proxy._exceptions import (
     UnprocessableEntityError,
 )
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import PlaybackFinished, PlaybackStarted, RecordingFinished
+from ari_proxy.spec._models import PlaybackFinished, PlaybackStarted, RecordingFinished
 
 pytestmark = pytest.mark.integration
 

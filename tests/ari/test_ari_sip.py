@@ -9,7 +9,7 @@ import re
 import pytest
 
 from ari_proxy.ari import AriClient
-from ari_proxy.ari._models import StasisStart
+from ari_proxy.spec._models import StasisStart
 from ari_proxy.testing import Instance, sipp_calls
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import msgspec
 import pytest
 
-from ari_proxy.ari._models import (
+from ari_proxy.spec._models import (
     EVENT_ENTITIES,
     EVENT_TYPES,
     MODELS,
@@ -29,8 +29,8 @@ from ari_proxy.ari._models import (
     TextMessage,
     TextMessageReceived,
 )
-from ari_proxy.ari._operation import Operation, build_path, build_query
-from ari_proxy.ari._operations import OPERATIONS
+from ari_proxy.spec._operation import Operation, build_path, build_query
+from ari_proxy.spec._operations import OPERATIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "scripts" / "generate_ari.py"

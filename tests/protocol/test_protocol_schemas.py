@@ -19,9 +19,8 @@ import pytest
 from protocol_vectors import Vector, vectors_with_role
 from test_protocol_vectors import EMPTY_OBJECT_BODY, NON_JSON_BODY
 
-from ari_proxy.api._events import ConnectionGap
-from ari_proxy.ari._models import AnyMessage
 from ari_proxy.client._backend import _PAYLOAD_TYPES
+from ari_proxy.events import ConnectionGap
 from ari_proxy.protocol import (
     KINDS,
     Announcement,
@@ -49,6 +48,7 @@ from ari_proxy.protocol import (
     variable_data,
     with_dialog,
 )
+from ari_proxy.spec._models import AnyMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@
 
 Rows are in api-docs order (``resources.json`` order, then each file's order) and keyed by
 ``"<resource>.<nickname>"``, e.g. ``"channels.originate"``. The row types and the
-``build_path`` / ``build_query`` helpers are in ``ari_proxy.ari._operation``.
+``build_path`` / ``build_query`` helpers are in ``ari_proxy.spec._operation``.
 """
 
 from collections.abc import Mapping

@@ -1,0 +1,28 @@
+"""ARI events: decoding, the entities they concern, and local fan-out to subscriptions.
+
+Used by everything that reads events: the native client, the proxy client and the server.
+"""
+
+from ._decode import (
+    ConnectionGap,
+    UnknownEvent,
+    decode_event,
+    event_keys,
+    event_type,
+    gap_since,
+    raw_event,
+)
+from ._hub import EventHub, Overflow, Subscription
+
+__all__ = [
+    "ConnectionGap",
+    "EventHub",
+    "Overflow",
+    "Subscription",
+    "UnknownEvent",
+    "decode_event",
+    "event_keys",
+    "event_type",
+    "gap_since",
+    "raw_event",
+]
