@@ -7,8 +7,10 @@ AriProxyError
 │   └── ConnectionDownError         the link is down right now ("ARI connection is down")
 ├── RequestTimeout                  no answer in time (also the builtin TimeoutError)
 ├── NoProxyError                    no proxy serves the application or node asked for
+├── TooLargeError                   a request or reply is larger than the bus carries
 ├── AriError                        Asterisk (or a proxy for it) refused the request
 │   ├── BadRequestError             400, or a request a proxy found malformed
+│   │   └── InvalidRequestError     refused before Asterisk was asked: key, payload, field
 │   ├── ForbiddenError              403
 │   ├── NotFoundError               404
 │   ├── ConflictError               409
@@ -38,12 +40,14 @@ __all__ = [
     "ConnectionDownError",
     "ForbiddenError",
     "InternalServerError",
+    "InvalidRequestError",
     "NoProxyError",
     "NotFoundError",
     "ProtocolError",
     "RequestTimeout",
     "ServiceUnavailableError",
     "SubscriptionOverflowError",
+    "TooLargeError",
     "TransportError",
     "UnknownKindError",
     "UnprocessableEntityError",
@@ -75,6 +79,10 @@ class NoProxyError(AriProxyError):
     """No proxy serves the application or node the request is for."""
 
 
+class TooLargeError(AriProxyError):
+    """A request or its reply is larger than the message bus carries."""
+
+
 class AriError(AriProxyError):
     """Asterisk refused a request.
 
@@ -97,6 +105,14 @@ class BadRequestError(AriError):
     """400: invalid parameters, or a request a proxy found incomplete."""
 
     status_code = 400
+
+
+class InvalidRequestError(BadRequestError):
+    """A request refused before Asterisk was asked: a key, payload or field missing or unusable.
+
+    Go's servers word these as literals ("OriginateRequest is mandatory", "channel key not
+    supplied"); the text is kept as it is.
+    """
 
 
 class ForbiddenError(AriError):

@@ -2,40 +2,20 @@
 
 `Client` (the interface users program against) turns each method into a request kind, a key and
 a payload, and hands them to a `Backend`: the native backend runs them against one Asterisk over
-HTTP, the proxy backend sends them over the bus. Both return a `Result`, so the interface cannot
-tell them apart.
+HTTP, the proxy backend sends them over the bus. Both return a `Result`
+(`ari_proxy.protocol.Result`), so the interface cannot tell them apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..events import EventHub, Subscription
-from ..protocol import Key
+from ..protocol import Key, Result
 
 __all__ = ["Backend", "Result"]
-
-
-@dataclass(slots=True)
-class Result:
-    """What a request kind produced.
-
-    Attributes:
-        key: the key of a Get, create or stage reply (stamped with node and app).
-        keys: the keys of a list reply.
-        data: the entity (or other JSON) Asterisk returned, raw, in ARI's own shape.
-        entities: the raw JSON of each listed entity, in the order of `keys`, when known.
-        variable: the value of a variable read.
-    """
-
-    key: Key | None = None
-    keys: Sequence[Key] = ()
-    data: bytes | None = None
-    entities: Sequence[bytes] = ()
-    variable: str | None = None
 
 
 class Backend(Protocol):

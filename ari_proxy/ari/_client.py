@@ -17,23 +17,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .._exceptions import ConnectError, ProtocolError, RequestTimeout
+from .._exceptions import ConnectError, ProtocolError
 from .._redact import redact_url
-from ..api._backend import Result
-from ..api._client import Client, Connecting
-from ..api._handles import decode_model
-from ..events import (
-    EventHub,
-    Subscription,
-    decode_event,
-    event_keys,
-    event_type,
-    gap_since,
-)
-from ..protocol import Key
-from ..protocol._dialogs import DialogRouter
-from ..spec._models import AsteriskInfo
-from ..spec._operations import OPERATIONS
+from ..api import Client, Connecting
+from ..events import EventHub, Subscription, decode_event, gap_since, route_event
+from ..protocol import DialogRouter, Key, Result
+from ..spec import OPERATIONS, decode_model
+from ..spec.models import AsteriskInfo
 from ._executor import Executor
 from ._http import HttpTransport
 from ._websocket import ConnectionState, EventStream
@@ -119,10 +109,8 @@ class NativeBackend:
             logger.warning("ignoring an ARI frame that is not an event: %s", exc)
             return
         self._hub.publish(event)
-        if len(self.dialogs):
-            entities = [(k.kind, k.id) for k in event_keys(event)]
-            for dialog in self.dialogs.route(event_type(event), entities):
-                self._hub.publish(event, dialog)
+        for dialog in route_event(self.dialogs, event):
+            self._hub.publish(event, dialog)
 
     async def execute(
         self,
@@ -133,24 +121,9 @@ class NativeBackend:
         timeout: float | None = None,
         retries: int | None = None,
     ) -> Result:
-        call = self.executor.prepare(kind, key, payload)
-        dialog = call.key.dialog
-        if not dialog and not retries:  # the common case, kept short: it is the hot path
-            return await self.executor.run(call, timeout=timeout)
-        added = self.dialogs.bind_all(dialog, self.executor.bindings(call)) if dialog else []
-        try:
-            for attempt in range((retries or 0) + 1):
-                try:
-                    return await self.executor.run(call, timeout=timeout)
-                except RequestTimeout:
-                    if attempt == (retries or 0):
-                        raise
-                    logger.debug("%s timed out, retrying", kind)
-            raise AssertionError("unreachable")  # pragma: no cover
-        except BaseException:
-            for entity in added:  # the entity was not created: leave no binding behind
-                self.dialogs.unbind(dialog, *entity)
-            raise
+        return await self.executor.execute(
+            kind, key, payload, timeout=timeout, retries=retries or 0, router=self.dialogs
+        )
 
     def download(
         self, key: Key, *, timeout: float | None = None

@@ -1,8 +1,10 @@
 """Runs request kinds against one Asterisk: the interpreter of the kind table.
 
 The proxy server executes every bus request here, and the native client executes its own calls
-here too, so both paths share one mapping from kind to ARI call. A `Result` holds the raw JSON
-Asterisk returned; the server shapes it for the bus, the clients decode it into models.
+here too, so both share one path from kind to ARI call: `execute` validates the request, binds
+its dialog, calls Asterisk and returns a `Result` with the raw JSON Asterisk returned. The
+server encodes it for the bus (`ari_proxy.protocol.encode_result`), the clients decode it into
+models.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ import msgspec
 
 from .._exceptions import (
     AriError,
-    BadRequestError,
+    InvalidRequestError,
     NotFoundError,
+    RequestTimeout,
     UnknownKindError,
 )
-from ..api._backend import Result
-from ..protocol import Key, new_id
-from ..protocol._kinds import KINDS, Args, Call, Reply
+from ..protocol import KINDS, Args, Call, DialogRouter, Key, Reply, Result, new_id
 from ..spec._operations import OPERATIONS
 from ._http import HttpTransport
 
-__all__ = ["Executor", "Result", "go_error_text"]
+__all__ = ["Executor", "go_error_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +83,24 @@ class Executor:
 
         Raises:
             UnknownKindError: no such kind ("Not implemented", as Go says).
-            BadRequestError: key or payload missing or unusable.
+            InvalidRequestError: key or payload missing or unusable.
         """
         spec = KINDS.get(kind)
         if spec is None:
             raise UnknownKindError("Not implemented")
         if key is None:
             if spec.needs_id:
-                raise BadRequestError(f"{spec.entity or 'entity'} key not supplied", status=400)
+                raise InvalidRequestError(f"{spec.entity or 'entity'} key not supplied")
             key = Key()
         if payload is None and spec.payload_required:
             message = _REQUIRED_MESSAGES.get(spec.payload or "", f"{spec.payload} is required")
-            raise BadRequestError(message, status=400)
+            raise InvalidRequestError(message)
         if spec.needs_id and not key.id:
-            raise BadRequestError(f"{spec.entity or 'entity'} key not supplied", status=400)
+            raise InvalidRequestError(f"{spec.entity or 'entity'} key not supplied")
         call = Call(spec, key, payload, self.application, self._node())
         problem = spec.validate(call) if spec.validate is not None else None
         if problem is not None:
-            raise BadRequestError(problem, status=400)
+            raise InvalidRequestError(problem)
         if spec.generate is not None:
             where, suffix = spec.generate
             if where == "key":
@@ -112,24 +113,54 @@ class Executor:
     @staticmethod
     def bindings(call: Call) -> tuple[tuple[str, str], ...]:
         """The dialog bindings `(entity kind, id)` a prepared call asks for (none without a
-        dialog). Bind them before `run()`: the first events of a new entity can arrive on the
-        WebSocket before the HTTP answer."""
+        dialog)."""
         if not call.key.dialog or call.spec.binds is None:
             return ()
         return tuple((kind, ident) for kind, ident in call.spec.binds(call) if kind and ident)
 
     async def execute(
-        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+        self,
+        kind: str,
+        key: Key | None,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        retries: int = 0,
+        router: DialogRouter | None = None,
     ) -> Result:
         """Run one request kind and return its result.
 
+        A key with a dialog binds the dialog (in `router`) to the entities the kind concerns
+        before Asterisk is asked, because the first events of a new entity can arrive on the
+        WebSocket before the HTTP answer does; the bindings are undone when the call fails.
+        `retries` more attempts follow a timeout.
+
         Raises:
-            UnknownKindError, BadRequestError: see `prepare`.
+            UnknownKindError, InvalidRequestError: see `prepare`.
             AriError: Asterisk refused (the text is worded as the Go reference words it).
             RequestTimeout, TransportError: Asterisk did not answer.
         """
         call = self.prepare(kind, key, payload)
-        return await self.run(call, timeout=timeout)
+        dialog = call.key.dialog
+        if not retries and (router is None or not dialog):
+            return await self.run(call, timeout=timeout)  # the common case, kept short
+        added = (
+            router.bind_all(dialog, self.bindings(call)) if router is not None and dialog else []
+        )
+        try:
+            for attempt in range(retries + 1):
+                try:
+                    return await self.run(call, timeout=timeout)
+                except RequestTimeout:
+                    if attempt == retries:
+                        raise
+                    logger.debug("%s timed out, retrying", kind)
+            raise AssertionError("unreachable")  # pragma: no cover
+        except BaseException:
+            if router is not None:
+                for entity in added:  # the entity was not created: leave no binding behind
+                    router.unbind(dialog, *entity)
+            raise
 
     async def run(self, call: Call, *, timeout: float | None = None) -> Result:
         """Execute a prepared call."""

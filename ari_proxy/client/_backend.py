@@ -34,25 +34,28 @@ from .._exceptions import (
     RequestTimeout,
     UnknownKindError,
 )
-from ..api._backend import Result
-from ..bus._transport import BusMessage, BusState, Transport
-from ..bus._transport import Subscription as BusSubscription
+from ..bus import BusMessage, BusState, Transport
+from ..bus import Subscription as BusSubscription
 from ..events import EventHub, Subscription, decode_event, gap_since
 from ..protocol import (
+    KINDS,
     Announcement,
     Key,
+    KindSpec,
+    Reply,
     Request,
     RequestClass,
     Response,
+    Result,
     Subjects,
     check_token,
     decode_announcement,
     decode_response,
+    decode_result,
     encode_request,
+    reply_error,
 )
-from ..protocol._kinds import KINDS, KindSpec, Reply
 from ._cluster import Cluster
-from ._replies import error_from_reply, result_from_reply
 
 __all__ = ["ProxyBackend"]
 
@@ -263,8 +266,8 @@ class ProxyBackend:
         else:
             reply = await self._gather_first(spec, key, data, limit)
         if not reply.ok:
-            raise error_from_reply(reply)
-        return result_from_reply(spec, reply)
+            raise reply_error(reply)
+        return decode_result(spec, reply)
 
     async def _unicast(self, subject: str, data: bytes, limit: float, retries: int) -> Response:
         for attempt in range(retries + 1):
@@ -315,7 +318,7 @@ class ProxyBackend:
         replies = await self._gather(spec, key, data, limit, first_good=False)
         good = [r for r in replies if r.ok]
         if not good:
-            raise error_from_reply(_most_telling(replies))
+            raise reply_error(_most_telling(replies))
         keys: list[Key] = []
         seen: set[Key] = set()
         for reply in good:
@@ -498,7 +501,7 @@ def _most_telling(replies: list[Response]) -> Response:
     "not found" from the proxies that do not have it."""
     failures = [r for r in replies if not r.ok]
     for reply in failures:
-        error = error_from_reply(reply)
+        error = reply_error(reply)
         if not isinstance(error, NotFoundError | UnknownKindError):
             return reply
     return failures[0]

@@ -15,8 +15,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..api._client import Client, Connecting
-from ..bus._transport import BusState
+from ..api import Client, Connecting
+from ..bus import BusState
 from ._backend import ProxyBackend
 from ._cluster import Node
 

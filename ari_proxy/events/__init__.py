@@ -13,6 +13,7 @@ from ._decode import (
     raw_event,
 )
 from ._hub import EventHub, Overflow, Subscription
+from ._routing import route_event
 
 __all__ = [
     "ConnectionGap",
@@ -25,4 +26,5 @@ __all__ = [
     "event_type",
     "gap_since",
     "raw_event",
+    "route_event",
 ]

@@ -108,6 +108,15 @@ from ._payloads import (
     UserEventBody,
     Variables,
 )
+from ._results import (
+    ARI_DOWN_TEXT,
+    Result,
+    decode_result,
+    encode_result,
+    error_reply,
+    error_response,
+    reply_error,
+)
 from ._rid import (
     is_rid,
     new_id,
@@ -121,6 +130,7 @@ from ._subjects import (
 )
 
 __all__ = [
+    "ARI_DOWN_TEXT",
     "ENDING_EVENTS",
     "GO_EPOCH_DATETIME",
     "GO_ZERO_DATETIME",
@@ -186,6 +196,7 @@ __all__ = [
     "Request",
     "RequestClass",
     "Response",
+    "Result",
     "SnoopOptions",
     "SoundList",
     "Subjects",
@@ -197,17 +208,22 @@ __all__ = [
     "decode_announcement",
     "decode_request",
     "decode_response",
+    "decode_result",
     "empty_variable_data",
     "encode",
     "encode_announcement",
     "encode_request",
     "encode_response",
+    "encode_result",
     "entity_with_key",
+    "error_reply",
+    "error_response",
     "format_go_datetime",
     "go_escape",
     "is_rid",
     "new_id",
     "parse_go_datetime",
+    "reply_error",
     "split_config_id",
     "split_endpoint_id",
     "stamp_event",

@@ -21,9 +21,8 @@ import msgspec
 
 from .._exceptions import AriProxyError
 from ..bus import BusState, Transport
-from ..events import decode_event, event_keys
-from ..protocol import ProtocolError, Subjects, stamp_event, valid_token, with_dialog
-from ..protocol._dialogs import DialogRouter
+from ..events import decode_event, route_event
+from ..protocol import DialogRouter, ProtocolError, Subjects, stamp_event, valid_token, with_dialog
 from ._counters import Counters
 from ._logging import RateLimiter
 
@@ -159,8 +158,7 @@ class EventPublisher:
             event = decode_event(raw)
         except ProtocolError:  # published above; it just cannot be routed
             return
-        entities = [(key.kind, key.id) for key in event_keys(event)]
-        for dialog in self.router.route(head.type, entities):
+        for dialog in route_event(self.router, event):
             if await self._send(self.subjects.dialog_event(dialog), with_dialog(data, dialog)):
                 self.counters.dialog_events_published += 1
 

@@ -32,13 +32,22 @@ from ..ari import ConnectionState, EventStream, Executor, HttpTransport
 from ..bus import BusMessage, Subscription, Transport, connect, redact_url
 from ..bus._url import url_scheme
 from ..events import gap_since
-from ..protocol import ErrorCode, RequestClass, Response, Subjects, encode_response, with_dialog
-from ..protocol._dialogs import DialogRouter
-from ..spec._operations import OPERATIONS
+from ..protocol import (
+    ARI_DOWN_TEXT,
+    DialogRouter,
+    ErrorCode,
+    RequestClass,
+    Response,
+    Subjects,
+    encode_response,
+    error_response,
+    with_dialog,
+)
+from ..spec import OPERATIONS
 from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters
-from ._dispatch import ARI_DOWN_TEXT, Dispatcher, Outcome, error_response
+from ._dispatch import Dispatcher
 from ._logging import RateLimiter
 from ._publisher import EventPublisher
 
@@ -374,7 +383,7 @@ class Server:
 
     async def _handle(self, app: str, cls: RequestClass, message: BusMessage) -> None:
         try:
-            outcome = await self.dispatcher.dispatch(app, cls, message.data)
+            response = await self.dispatcher.dispatch(app, cls, message.data, message.subject)
         except Exception as exc:  # a bug: answer, log, and keep serving
             held = self._limiter.allow("internal")
             if held is not None:
@@ -382,24 +391,11 @@ class Server:
                     "request failed unexpectedly",
                     extra={"subject": message.subject, "app": app, "suppressed": held},
                 )
-            text = f"internal error: {type(exc).__name__}"
-            outcome = Outcome(error_response(text, ErrorCode.INTERNAL))
-        if outcome.response is None:
+            response = error_response(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
+        if response is None:
             self.counters.ignored += 1
             return
-        if outcome.bad_input:
-            self.dispatcher.log_bad_input(outcome, message.subject, app)
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "request",
-                extra={
-                    "kind": outcome.kind,
-                    "subject": message.subject,
-                    "app": app,
-                    "error": outcome.response.error,
-                },
-            )
-        await self._reply(message, outcome.response)
+        await self._reply(message, response)
 
     def _reply_soon(self, message: BusMessage, response: Response) -> None:
         task = asyncio.get_running_loop().create_task(self._reply(message, response))

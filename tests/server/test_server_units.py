@@ -29,7 +29,7 @@ from ari_proxy.protocol import (
 )
 from ari_proxy.server import Server
 from ari_proxy.server._counters import Counters
-from ari_proxy.server._dispatch import Dispatcher, shape_data
+from ari_proxy.server._dispatch import Dispatcher
 from ari_proxy.server._publisher import EventPublisher
 from ari_proxy.testing import Instance
 
@@ -41,46 +41,6 @@ KEY = Key("channel", "c1", NODE, "", "app")
 
 def encoded(data: Any) -> Any:
     return json.loads(msgspec.json.encode(data))
-
-
-# --- reply shapes ------------------------------------------------------------------------------
-
-
-def test_entity_gets_the_key_first() -> None:
-    data = shape_data("channel", b'{"id":"c1","name":"PJSIP/1"}', KEY)
-    raw = msgspec.json.encode(data)
-    assert raw.startswith(b'{"channel":{"key":{"kind":"channel","id":"c1"')
-    assert encoded(data)["channel"]["name"] == "PJSIP/1"
-
-
-def test_asterisk_info_has_no_key() -> None:
-    data = shape_data("asterisk", b'{"system":{"entity_id":"x"}}', KEY)
-    assert encoded(data) == {"asterisk": {"system": {"entity_id": "x"}}}
-
-
-def test_config_has_go_config_data_shape() -> None:
-    key = Key("config", "res_pjsip/endpoint/alice", NODE, "", "app")
-    tuples = b'[{"attribute":"context","value":"default"},{"attribute":"allow","value":"ulaw"}]'
-    data = encoded(shape_data("config", tuples, key))["config"]
-    assert list(data) == ["key", "Class", "Type", "Name", "Fields"]
-    assert (data["Class"], data["Type"], data["Name"]) == ("res_pjsip", "endpoint", "alice")
-    assert data["Fields"][1] == {"attribute": "allow", "value": "ulaw"}
-    assert data["key"]["id"] == "res_pjsip/endpoint/alice"
-
-
-def test_log_fills_go_levels_and_types() -> None:
-    key = Key("logging", "console", NODE, "", "app")
-    body = b'{"channel":"console","type":"Console","status":"Enabled","configuration":"ERROR"}'
-    data = encoded(shape_data("log", body, key))["log"]
-    assert list(data)[:5] == ["key", "channel", "levels", "types", "status"]
-    assert (data["levels"], data["types"]) == ("ERROR", "Console")  # Go: always "" (weakness 19)
-    assert data["configuration"] == "ERROR" and data["type"] == "Console"
-
-
-def test_unset_variable_is_an_empty_object() -> None:
-    from ari_proxy.protocol import Response, variable_data
-
-    assert encode_response(Response(data=variable_data(""))) == b'{"error":"","data":{}}'
 
 
 # --- dispatch errors (nothing reaches Asterisk) --------------------------------------------------
@@ -137,35 +97,35 @@ async def dispatcher() -> AsyncIterator[Dispatcher]:
     ],
 )
 async def test_bad_requests_are_refused_before_asterisk(
-    dispatcher: Dispatcher, data: bytes, error: str, code: str
+    dispatcher: Dispatcher, data: bytes, error: str, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    outcome = await dispatcher.dispatch("app", RequestClass.COMMAND, data)
-    assert outcome.response is not None
-    assert outcome.response.error.startswith(error) or error in outcome.response.error
-    assert outcome.response.code == code
-    assert outcome.bad_input
+    response = await dispatcher.dispatch("app", RequestClass.COMMAND, data, "ari.command.app")
+    assert response is not None
+    assert response.error.startswith(error) or error in response.error
+    assert response.code == code
+    refused = [r for r in caplog.records if r.getMessage().startswith("refused a request")]
+    assert refused and refused[0].levelname == "WARNING"  # faulty input is logged
 
 
 async def test_requests_for_another_server(dispatcher: Dispatcher) -> None:
     other_node = b'{"kind":"ChannelAnswer","key":{"id":"x","node":"02:00:00:00:00:99"}}'
     other_app = b'{"kind":"ChannelAnswer","key":{"id":"x","app":"other"}}'
     for data in (other_node, other_app):
-        # Left to the server they are for (Go runs them anyway: weakness 8)...
-        assert (await dispatcher.dispatch("app", RequestClass.COMMAND, data)).response is None
+        # Left to the server they are for (Go runs them anyway: "Go defects fixed", 8)...
+        assert await dispatcher.dispatch("app", RequestClass.COMMAND, data, "s") is None
         # ...except on the create queue group, where nobody else will see them.
-        outcome = await dispatcher.dispatch("app", RequestClass.CREATE, data)
-        assert (
-            outcome.response is not None and "reached application 'app'" in outcome.response.error
-        )
+        response = await dispatcher.dispatch("app", RequestClass.CREATE, data, "s")
+        assert response is not None and "reached application 'app'" in response.error
+        assert response.code == "bad_request"
 
 
 async def test_unreachable_asterisk_is_ari_down(dispatcher: Dispatcher) -> None:
-    outcome = await dispatcher.dispatch(
-        "app", RequestClass.DATA, b'{"kind":"ChannelData","key":{"id":"c1"}}'
+    response = await dispatcher.dispatch(
+        "app", RequestClass.DATA, b'{"kind":"ChannelData","key":{"id":"c1"}}', "s"
     )
-    assert outcome.response is not None
-    assert (outcome.response.error, outcome.response.code) == ("ARI connection is down", "ari_down")
-    assert "cannot connect to Asterisk" in outcome.response.message
+    assert response is not None
+    assert (response.error, response.code) == ("ARI connection is down", "ari_down")
+    assert "cannot connect to Asterisk" in response.message
 
 
 # --- event publication ---------------------------------------------------------------------------
