@@ -1,245 +1,34 @@
-"""An in-memory message bus with NATS semantics, and the pieces every backend shares.
+"""The in-memory message bus, with NATS semantics.
 
 `MemoryBroker` is the bus and `MemoryTransport` one connection to it: subjects with `*` and `>`,
 queue groups (round-robin), request/reply with "no responders", gathers on a `<rid>-rp` reply
-subject, and simulated outages (`MemoryBroker.cut`/`restore`). It is deterministic and needs no
-broker process, for the unit tests of the server and the client and for users' own tests.
-
-Because the in-memory transport is the reference for how a transport behaves, the pieces the
-real backends reuse live here too, so their behaviour cannot drift: subject checks
-(`check_subject`, `subject_matches`), `HandlerRunner` (inline plain handlers, bounded tasks for
-coroutine handlers, drop counting) and `StateKeeper` (`state` and `on_state`).
+subject, an optional payload limit, and simulated outages (`MemoryBroker.cut`/`restore`). It is
+deterministic and needs no broker process, for the unit tests of the server and the client and
+for users' own tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
-import logging
-import re
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ClientClosedError, NoProxyError, RequestTimeout, TransportError
-from ..protocol import ProtocolError, check_token, new_id
-from ._transport import BusMessage, BusState, Handler, Transport
+from ..protocol import check_token, new_id
+from ._handlers import HandlerRunner, drain_all
+from ._state import StateKeeper
+from ._transport import (
+    MAX_GATHER_REPLIES,
+    BusMessage,
+    BusState,
+    Handler,
+    Transport,
+    check_subject,
+    subject_matches,
+)
 
-__all__ = [
-    "MAX_GATHER_REPLIES",
-    "HandlerRunner",
-    "MemoryBroker",
-    "MemoryTransport",
-    "StateKeeper",
-    "check_subject",
-    "drain_all",
-    "subject_matches",
-]
-
-logger = logging.getLogger(__name__)
-
-MAX_GATHER_REPLIES = 10_000
-"""A gather never keeps more replies than this, whatever `enough` says."""
-
-# NATS refuses whitespace and control characters anywhere in a subject; CR/LF would even let a
-# caller inject protocol commands.
-_BAD_SUBJECT_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
-
-# One warning per subscription per this many seconds while it drops messages: a flood must not
-# turn into a flood of log lines.
-_DROP_WARNING_INTERVAL = 10.0
-
-
-def check_subject(subject: str, *, wildcards: bool) -> str:
-    """Return `subject` if it is a valid NATS subject, else raise `ProtocolError`.
-
-    A subject is dot-separated non-empty tokens without whitespace or control characters. With
-    `wildcards` (subscriptions), a token may be `*`, and the last token may be `>`; without
-    (publications), no token may contain `*` or `>`.
-    """
-    if not subject or _BAD_SUBJECT_CHAR.search(subject):
-        raise ProtocolError(f"subject {subject!r} is empty or contains whitespace")
-    tokens = subject.split(".")
-    for index, token in enumerate(tokens):
-        if not token:
-            raise ProtocolError(f"subject {subject!r} has an empty token")
-        if "*" not in token and ">" not in token:
-            continue
-        if not wildcards:
-            raise ProtocolError(f"cannot publish to the wildcard subject {subject!r}")
-        if token == "*" or (token == ">" and index == len(tokens) - 1):
-            continue
-        raise ProtocolError(f"subject {subject!r} has a misplaced wildcard in {token!r}")
-    return subject
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """Whether `subject` matches the subscription `pattern` (`*` one token, `>` the rest)."""
-    wanted = pattern.split(".")
-    tokens = subject.split(".")
-    for index, token in enumerate(wanted):
-        if token == ">":
-            return len(tokens) > index
-        if index >= len(tokens) or (token != "*" and token != tokens[index]):
-            return False
-    return len(wanted) == len(tokens)
-
-
-class StateKeeper:
-    """A transport's `state` and the `on_state` callbacks to call on every change."""
-
-    def __init__(self) -> None:
-        self.state = BusState.CONNECTING
-        self._callbacks: list[Callable[[BusState], None]] = []
-
-    def add(self, callback: Callable[[BusState], None]) -> None:
-        """Call `callback` on every later change."""
-        self._callbacks.append(callback)
-
-    def set(self, state: BusState) -> None:
-        """Move to `state` and tell the callbacks, unless already there."""
-        if state is self.state:
-            return
-        self.state = state
-        for callback in list(self._callbacks):
-            try:
-                callback(state)
-            except Exception:
-                # A broken observer must not break the transport's own bookkeeping.
-                logger.exception("on_state callback %r failed", callback)
-
-
-class HandlerRunner:
-    """Runs one subscription's handler for each message it receives.
-
-    A plain function runs inline. A coroutine function runs as a task, with at most
-    `max_inflight` tasks in flight; a message that finds the limit reached is dropped, counted
-    (`dropped`, and `on_drop` for the transport's total) and reported by a rate-limited
-    warning. A handler's exception is logged with the subject and never ends the subscription.
-    """
-
-    def __init__(
-        self,
-        subject: str,
-        handler: Handler,
-        *,
-        max_inflight: int,
-        on_drop: Callable[[], None] | None = None,
-    ) -> None:
-        if max_inflight < 1:
-            raise ValueError("max_inflight must be at least 1")
-        self.subject = subject
-        self.dropped = 0
-        self._handler = handler
-        self._max_inflight = max_inflight
-        self._on_drop = on_drop
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)  # noqa: B004 - an object with an async __call__
-        )
-        self._unreported = 0
-        self._last_warning = float("-inf")
-
-    @property
-    def inflight(self) -> int:
-        """Handler tasks still running."""
-        return len(self._tasks)
-
-    def __call__(self, message: BusMessage) -> None:
-        """Hand `message` to the handler (inline, or as a task)."""
-        if self._is_async and len(self._tasks) >= self._max_inflight:
-            self._drop()
-            return
-        try:
-            result = self._handler(message)
-        except Exception:
-            logger.exception("bus handler for subject %s failed", message.subject)
-            return
-        if result is None:
-            return
-        # A plain callable (a functools.partial of a coroutine function, say) may still hand
-        # back an awaitable: it counts against the same limit.
-        if len(self._tasks) >= self._max_inflight:
-            _discard(result)
-            self._drop()
-            return
-        self._start(result)
-
-    def _start(self, awaitable: Awaitable[None]) -> None:
-        if inspect.iscoroutine(awaitable):
-            task: asyncio.Future[Any] = asyncio.get_running_loop().create_task(
-                awaitable, name=f"bus handler {self.subject}"
-            )
-        else:
-            task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            logger.error("bus handler for subject %s failed", self.subject, exc_info=exc)
-
-    def _drop(self) -> None:
-        self.dropped += 1
-        self._unreported += 1
-        if self._on_drop is not None:
-            self._on_drop()
-        now = time.monotonic()
-        if now - self._last_warning >= _DROP_WARNING_INTERVAL:
-            logger.warning(
-                "dropped %d message(s) on %s: %d handler tasks already in flight",
-                self._unreported,
-                self.subject,
-                self._max_inflight,
-            )
-            self._unreported = 0
-            self._last_warning = now
-
-    async def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the handler tasks in flight, then cancel the rest.
-
-        The calling task is never waited for (a handler may close its own transport). Returns
-        whether every task finished by itself.
-        """
-        current = asyncio.current_task()
-        tasks = {task for task in self._tasks if task is not current}
-        if not tasks:
-            return True
-        _, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            logger.warning(
-                "cancelled %d handler task(s) on %s still running after %.1fs",
-                len(pending),
-                self.subject,
-                timeout,
-            )
-            await asyncio.wait(pending, timeout=1.0)
-        return not pending
-
-
-async def drain_all(runners: set[HandlerRunner], deadline: float) -> None:
-    """Drain `runners` one after the other, all by `deadline` (event loop time).
-
-    In the caller's task, not under `gather`: a runner must recognise the caller when it is
-    one of its own handlers (a handler closing its transport) and not wait for it.
-    """
-    loop = asyncio.get_running_loop()
-    for runner in list(runners):
-        await runner.drain(max(0.0, deadline - loop.time()))
-
-
-def _discard(awaitable: object) -> None:
-    """Close a coroutine that will never run, so Python does not warn it was never awaited."""
-    close = getattr(awaitable, "close", None)
-    if inspect.iscoroutine(awaitable) and close is not None:
-        close()
+__all__ = ["MemoryBroker", "MemoryTransport"]
 
 
 class _MemorySubscription:
@@ -357,10 +146,10 @@ class MemoryTransport:
     await server_bus.connect()
     await client_bus.connect()
     ```
-    """
 
-    flavour = "nats"
-    """Subjects and wildcards are NATS-style (`>` is the tail wildcard)."""
+    `max_payload` (bytes) makes it refuse larger messages as a NATS server does; by default it
+    takes any size.
+    """
 
     def __init__(
         self,
@@ -370,10 +159,15 @@ class MemoryTransport:
         name: str = "",
         max_inflight: int = 1024,
         drain_timeout: float = 5.0,
+        max_payload: int | None = None,
     ) -> None:
+        if max_payload is not None and max_payload < 1:
+            raise ValueError("max_payload must be positive (or None for no limit)")
         self.broker = broker if broker is not None else MemoryBroker()
         self.prefix = prefix
         self.name = name
+        self.max_payload = max_payload
+        """The largest message body it takes, or None for any size."""
         self.gaps = 0
         """Interruptions of the link so far (each `restore()` after a `cut()`)."""
         self.dropped = 0
@@ -486,7 +280,7 @@ class MemoryTransport:
 
         Raises:
             ProtocolError: the reply subject is invalid.
-            TransportError: not connected yet.
+            TransportError: not connected yet, or `data` is larger than `max_payload`.
             ClientClosedError: the transport was closed.
         """
         if message.reply:
@@ -499,11 +293,12 @@ class MemoryTransport:
 
         Raises:
             ProtocolError: `subject` is empty, has wildcards or whitespace.
-            TransportError: not connected yet.
+            TransportError: not connected yet, or `data` is larger than `max_payload`.
             ClientClosedError: the transport was closed.
         """
         check_subject(subject, wildcards=False)
         self._check_connected(draining_ok=True)
+        self._check_payload(subject, data)
         self._send(subject, data)
 
     async def ping(self, subject: str, data: bytes) -> None:
@@ -517,11 +312,12 @@ class MemoryTransport:
             RequestTimeout: no reply within `timeout` (also while the link is cut).
             NoProxyError: nobody subscribes to `subject`.
             ProtocolError: `subject` is invalid.
-            TransportError: not connected yet.
+            TransportError: not connected yet, or `data` is larger than `max_payload`.
             ClientClosedError: the transport was closed before a reply came.
         """
         check_subject(subject, wildcards=False)
         self._check_connected()
+        self._check_payload(subject, data)
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bytes] = loop.create_future()
 
@@ -557,12 +353,13 @@ class MemoryTransport:
 
         Raises:
             ProtocolError: `subject` is invalid.
-            TransportError: not connected yet.
+            TransportError: not connected yet, or `data` is larger than `max_payload`.
             ClientClosedError: the transport was closed during the gather.
             Exception: whatever `enough` raised.
         """
         check_subject(subject, wildcards=False)
         self._check_connected()
+        self._check_payload(subject, data)
         replies: list[bytes] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -612,6 +409,13 @@ class MemoryTransport:
 
     def _count_drop(self) -> None:
         self.dropped += 1
+
+    def _check_payload(self, subject: str, data: bytes) -> None:
+        if self.max_payload is not None and len(data) > self.max_payload:
+            raise TransportError(
+                f"a message of {len(data)} bytes on {subject!r} exceeds the bus's "
+                f"max_payload of {self.max_payload} bytes"
+            )
 
     def _check_open(self) -> None:
         if self._closing:

@@ -1,9 +1,10 @@
-"""The NATS transport, over nats-py, wire-compatible with the Go ari-proxy v5 (PROTOCOL.md §2.1).
+"""The NATS transport, over nats-py, wire-compatible with the Go ari-proxy v5 (docs/protocol.md,
+"Subjects").
 
 Requests use nats-py's muxed `_INBOX` requests, as nats.go does; gathers publish with a
 `<rid>-rp` reply subject, as the Go client does; `serve(..., group="ariproxy")` is the queue
 group Go servers use for `create`. Unlike Go, `subscribe(..., group=...)` is a real queue
-subscription (weakness 23), and the link is never given up (weakness 22):
+subscription (Go defect 23), and the link is never given up (Go defect 22):
 
 - the first connection is retried forever with jittered exponential backoff (`Backoff`);
 - once connected, nats-py reconnects forever (`max_reconnect_attempts=-1`), to the server with
@@ -27,7 +28,7 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats.errors as nats_errors
 from nats.aio.client import Client as NatsClient
@@ -37,9 +38,10 @@ from .._backoff import Backoff
 from .._exceptions import AriProxyError, ClientClosedError, ConnectError, TransportError
 from .._redact import redact_url, scrub, url_secrets
 from ..protocol import check_token, new_id
-from ._errors import NATS_LINK_ERRORS, NATS_RETRYABLE_ERRORS, translate_nats_error
-from ._memory import MAX_GATHER_REPLIES, HandlerRunner, StateKeeper, check_subject, drain_all
-from ._transport import BusMessage, BusState, Handler
+from ._handlers import HandlerRunner, drain_all
+from ._nats_errors import NATS_LINK_ERRORS, NATS_RETRYABLE_ERRORS, translate_nats_error
+from ._state import StateKeeper
+from ._transport import MAX_GATHER_REPLIES, BusMessage, BusState, Handler, Transport, check_subject
 
 __all__ = ["NatsTransport"]
 
@@ -201,7 +203,7 @@ class _Link:
 
     def _enter_reconnect_forever(self, nc: NatsClient) -> None:
         # nats-py reads these options at every disconnect, so changing them after the first
-        # connection turns on its reconnect loop, forever (weakness 22).
+        # connection turns on its reconnect loop, forever (Go defect 22).
         nc.options["allow_reconnect"] = True
         nc.options["max_reconnect_attempts"] = -1
         nc.options["reconnect_time_wait"] = (
@@ -341,9 +343,6 @@ class NatsTransport:
     `drain_timeout` bounds how long `close()` waits for handlers.
     """
 
-    flavour = "nats"
-    """Subjects and wildcards are NATS-style (`>` is the tail wildcard)."""
-
     def __init__(
         self,
         servers: Sequence[str],
@@ -411,6 +410,12 @@ class NatsTransport:
     def gaps(self) -> int:
         """Interruptions of the link so far (reconnects, and new connections after a close)."""
         return self._link.gaps
+
+    @property
+    def max_payload(self) -> int | None:
+        """The largest message the NATS server takes (its `max_payload`), once connected."""
+        nc = self._link.nc
+        return nc.max_payload if nc is not None else None
 
     @property
     def servers(self) -> list[str]:
@@ -531,7 +536,7 @@ class NatsTransport:
         _check_payload(nc, subject, data)
         try:
             msg = await self._until_closed(nc.request(subject, data, timeout=timeout))
-        except nats_errors.Error as exc:  # no responders, timeout, ...: see _errors.py
+        except nats_errors.Error as exc:  # no responders, timeout, ...: see _nats_errors.py
             raise self._translate(exc, subject) from exc
         return bytes(msg.data)
 
@@ -739,3 +744,9 @@ def _cancelling() -> bool:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("reconnecting to NATS failed for good", exc_info=task.exception())
+
+
+if TYPE_CHECKING:  # mypy checks that the class implements the interface
+
+    def _is_a_transport(transport: NatsTransport) -> Transport:
+        return transport

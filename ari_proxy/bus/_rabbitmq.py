@@ -1,4 +1,5 @@
-"""The RabbitMQ transport, wire-compatible with Go ari-proxy v5 both ways (PROTOCOL.md §2.2).
+"""The RabbitMQ transport, wire-compatible with Go ari-proxy v5 both ways (docs/protocol.md,
+"Subjects").
 
 `RabbitTransport` puts together:
 
@@ -11,11 +12,15 @@
 - `_rabbitmq_rpc`: client requests over direct reply-to, on a bounded pool of channels;
 - `_rabbitmq_errors`: the one translation of backend exceptions into ours.
 
-It drives aiormq, the AMQP layer under aio-pika, directly. aio-pika's `Message` always writes
-a `headers` table and a `priority`; Go writes only content_type, delivery_mode, correlation_id
-and reply_to (vectors item 14), and so do we (plus, on requests, replies and pings, the
-`message_id` aiormq needs to match a returned message to its publish). The per-message
-wrapping of aio-pika's `IncomingMessage` is also a cost we do not need.
+It drives aiormq, the AMQP layer under aio-pika, directly; aio-pika is not a dependency.
+aio-pika's `Message` always writes a `headers` table and a `priority`; Go writes only
+content_type, delivery_mode, correlation_id and reply_to (vectors item 14), and so do we (plus,
+on requests, replies and pings, the `message_id` aiormq needs to match a returned message to its
+publish). The per-message wrapping of aio-pika's `IncomingMessage` is also a cost we do not
+need. aiormq is pinned to the versions tested (pyproject.toml): the events path writes frames
+through its connection's writer queue (`_rabbitmq_link.write_frames`), which is not public API,
+and `tests/bus/test_bus_rabbitmq_aiormq.py` fails, naming what changed, on an aiormq that no
+longer fits.
 
 Where the time of a message went, and what was done about it: the outbox writes events in
 batches, one socket write per batch, their frames marshalled by hand (pamqp's generic
@@ -25,9 +30,9 @@ requests still wait for the broker's confirmation, but no longer hold their chan
 until the socket drained; the consume channel and the connection's writer have room for a
 prefetch's worth of frames instead of aiormq's 10.
 
-Subjects are NATS-style (PROTOCOL.md §1). An ari-proxy subject (`<prefix><class>...`) goes to
-its class's exchange whatever the method, which is what Go peers use; any other subject goes to
-the exchange of the method's intent (`ari.request` for serve/request, `ari.event` for
+Subjects are NATS-style (docs/protocol.md, "Subjects"). An ari-proxy subject (`<prefix><class>...`)
+goes to its class's exchange whatever the method, which is what Go peers use; any other subject goes
+to the exchange of the method's intent (`ari.request` for serve/request, `ari.event` for
 publish/subscribe, `ari.ping` for ping). `>` binds as `*.#` (one or more tokens, as on NATS).
 
 Wire behaviour worth knowing:
@@ -37,7 +42,7 @@ Wire behaviour worth knowing:
 - Every client request carries a per-message `expiration`: its timeout (or `create_ttl_ms` for
   creates). A request that sat in a queue while no server consumed it, such as the shared
   durable `ariproxy-…create` queues, which Go declares without a TTL and which therefore cannot
-  get one, is dropped by the broker instead of being run minutes later (Go weakness 35).
+  get one, is dropped by the broker instead of being run minutes later (Go Go defect 35).
 - Unicast requests are `mandatory`: with no queue bound for the subject the broker returns the
   request and `request()` raises `NoProxyError` at once instead of waiting out its timeout.
 """
@@ -57,7 +62,6 @@ from .._backoff import Backoff
 from .._exceptions import ClientClosedError, ProtocolError, RequestTimeout, TransportError
 from .._redact import redact_url
 from ..protocol import Subjects, check_token, new_id
-from ._memory import MAX_GATHER_REPLIES, check_subject
 from ._rabbitmq_errors import amqp_errors
 from ._rabbitmq_link import Link, publish
 from ._rabbitmq_outbox import Outbox
@@ -77,7 +81,7 @@ from ._rabbitmq_topology import (
     route,
     serve_group_queue,
 )
-from ._transport import BusMessage, BusState, Handler, Transport
+from ._transport import MAX_GATHER_REPLIES, BusMessage, BusState, Handler, Transport, check_subject
 
 __all__ = ["RabbitSubscription", "RabbitTransport"]
 
@@ -94,7 +98,7 @@ class RabbitTransport:
         urls: broker URLs (`amqp://` or `amqps://`; one string is accepted too), tried in turn.
             Credentials never reach the logs.
         prefix: the subject prefix (default `ari.`). The exchanges keep their constant names
-            whatever it is, as Go's subscribers do (weakness 36).
+            whatever it is, as Go's subscribers do (Go defect 36).
         name: the connection name the broker shows (`connection_name` client property).
         ssl_context: TLS settings for `amqps://` URLs.
         request_channels: reply channels for client requests, i.e. requests in flight at
@@ -114,9 +118,6 @@ class RabbitTransport:
         drain_timeout: how long `close()` waits for handlers and queued events, in seconds.
         backoff: reconnect delays (default: 0.1 s doubling up to 10 s, jittered).
     """
-
-    flavour = "rabbitmq"
-    """Subscriptions to ari-proxy subjects may use `#` as the tail wildcard (as Go's do)."""
 
     def __init__(
         self,
@@ -186,6 +187,12 @@ class RabbitTransport:
     def dropped(self) -> int:
         """Received messages dropped: their subscription had `max_inflight` handlers running."""
         return self._registry.dropped
+
+    @property
+    def max_payload(self) -> int | None:
+        """None: AMQP does not tell the broker's largest message (RabbitMQ's `max_message_size`,
+        a broker setting), so the transport knows no limit."""
+        return None
 
     @property
     def dropped_events(self) -> int:

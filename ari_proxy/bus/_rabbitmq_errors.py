@@ -1,4 +1,4 @@
-"""The one place where aio-pika / aiormq / pamqp exceptions become ari-proxy exceptions.
+"""The one place where aiormq / pamqp exceptions become ari-proxy exceptions.
 
 Every backend exception that can leave the RabbitMQ transport passes through `translate` (or
 the `amqp_errors` context manager), so callers only ever see the `ari_proxy._exceptions` tree:
@@ -10,8 +10,9 @@ the `amqp_errors` context manager), so callers only ever see the `ari_proxy._exc
 | the same once connected, channel closes, broker errors | `TransportError` |
 | `PublishError` (basic.return of a mandatory message: no queue bound) | `NoProxyError` |
 
-aio-pika's exception module re-exports aiormq's classes, so mapping aiormq's covers both; a
-test checks that every class of `aio_pika.exceptions` and `aiormq.exceptions` has an entry.
+The transport drives aiormq (and through it pamqp) directly, so theirs are the only backend
+exceptions; a test checks that every class of `aiormq.exceptions` and `pamqp.exceptions` has an
+entry.
 Messages are scrubbed of credentials (`amqp://user:password@host`), which some socket and
 connection errors carry.
 """
@@ -22,7 +23,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import aio_pika.exceptions
 import aiormq.exceptions as amqp
 import pamqp.exceptions as pamqp_errors
 
@@ -76,9 +76,6 @@ _MAP: dict[type[BaseException], type[AriProxyError]] = {
     amqp.ProtocolSyntaxError: TransportError,
     amqp.InvalidFrameError: TransportError,
     amqp.MethodNotImplemented: TransportError,
-    # aio-pika's own additions (we never use basic.get or its message processing)
-    aio_pika.exceptions.MessageProcessError: TransportError,
-    aio_pika.exceptions.QueueEmpty: TransportError,
     # publisher confirms: nack, and return of a mandatory message that no queue took
     amqp.DeliveryError: TransportError,
     amqp.PublishError: NoProxyError,

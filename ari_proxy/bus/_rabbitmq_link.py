@@ -17,7 +17,10 @@ Channels of one connection:
 | events   | events and announcements, from the outbox | no       | reopened on next use     |
 
 The events channel is written to directly (`write_frames`: whole batches of publish frames,
-one socket write each); everything else goes through aiormq's methods.
+one socket write each); everything else goes through aiormq's methods. `write_frames` uses what
+aiormq's abstract interface declares (`AbstractConnection.write_queue`, `FRAME_BUFFER_SIZE`,
+`ChannelFrame`) but whose behaviour its writer task alone defines, so aiormq is pinned to the
+versions tested and `tests/bus/test_bus_rabbitmq_aiormq.py` checks every name used here.
 
 (Reply channels for client requests are opened by `ReplyPool` on the same connection.) A
 declaration the broker refuses closes only the topology channel; a consumer lost with a dead
@@ -32,7 +35,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import aiormq
 import aiormq.abc
@@ -43,9 +46,9 @@ from pamqp.common import FieldTable
 from .._backoff import Backoff
 from .._exceptions import ClientClosedError, TransportError
 from .._redact import redact_url
-from ._memory import StateKeeper
 from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors, redact_text, translate
 from ._rabbitmq_topology import EXCHANGES
+from ._state import StateKeeper
 from ._transport import BusState
 
 __all__ = ["ChannelName", "Link", "publish", "write_frames"]
@@ -57,8 +60,49 @@ Connection = aiormq.abc.AbstractConnection
 ChannelName = Literal["topology", "consume", "confirm", "events"]
 
 
+class _WriteQueue(asyncio.Queue[aiormq.abc.ChannelFrame]):
+    """A connection's queue of frames for its writer task, which also tells when it has room.
+
+    `write_frames` must check that its channel is open and put its frames with no await in
+    between, so it cannot wait in `put()`; asyncio.Queue has no public way to wait for room
+    without putting. Every item taken makes room, so taking one wakes the waiters.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self._room: list[asyncio.Future[None]] = []
+
+    def get_nowait(self) -> aiormq.abc.ChannelFrame:
+        item = super().get_nowait()
+        self._wake()
+        return item
+
+    async def get(self) -> aiormq.abc.ChannelFrame:
+        # asyncio's get() ends in get_nowait(); waking here too keeps that an assumption of
+        # nobody's (a second wake finds no waiter).
+        item = await super().get()
+        self._wake()
+        return item
+
+    def room(self) -> asyncio.Future[None]:
+        """A future that is done once the queue has room (at once when it has)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.full():
+            self._room.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+    def _wake(self) -> None:
+        waiters, self._room = self._room, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+
 class _Connection(aiormq.Connection):
-    """aiormq's connection (what `aiormq.connect` opens) with room for more outgoing frames.
+    """aiormq's connection (what `aiormq.connect` opens) with room for more outgoing frames,
+    and a writer queue that tells when it has room (`_WriteQueue`).
 
     Its writer queue holds 10 frames by default, so with dozens of requests and replies in
     flight each publisher waited for the writer task to make room: a task switch per frame,
@@ -66,6 +110,11 @@ class _Connection(aiormq.Connection):
     """
 
     FRAME_BUFFER_SIZE = 256
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Before any channel (each keeps the connection's queue) and the writer task exist.
+        self.write_queue = _WriteQueue(self.FRAME_BUFFER_SIZE)
 
 
 _FRAME_BUFFER = 10
@@ -402,15 +451,19 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
             channel is closed, or was closed before the frames were written.
         TimeoutError: the connection's writer had no room for them within `timeout` seconds.
     """
-    queue: asyncio.Queue[aiormq.abc.ChannelFrame] = getattr(channel, "write_queue")  # noqa: B009
+    queue = channel.connection.write_queue
+    if not isinstance(queue, _WriteQueue):
+        raise TypeError(f"{channel!r} does not belong to a connection opened by Link")
     drained = asyncio.get_running_loop().create_future()
     closing = channel.closing  # an observer of its own: cancelling it only stops observing
     try:
         async with asyncio.timeout(timeout):
-            # A short poll, rarely taken (the queue holds 256 items): asyncio.Queue has no
-            # public way to wait for room without also putting.
-            while not channel.is_closed and queue.full():  # noqa: ASYNC110
-                await asyncio.sleep(0.001)  # the writer frees a slot per item it writes
+            while not channel.is_closed and queue.full():
+                room = queue.room()  # the writer makes room with every item it takes
+                try:
+                    await asyncio.wait((room, closing), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    room.cancel()
         # Frames must never follow the channel's close-ok (the broker would close the whole
         # connection), so the check and the put happen with no await between them.
         if channel.is_closed:
@@ -422,7 +475,9 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
             await asyncio.wait((drained, closing), return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not drained.done():
-            drained.cancel()  # the writer then skips it
+            # Cancelled while the frames wait for the socket: they are written all the same,
+            # but nobody waits for them any more.
+            drained.cancel()
         reason = _close_reason(closing)
         closing.cancel()
     if drained.cancelled():

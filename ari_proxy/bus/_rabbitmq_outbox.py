@@ -1,7 +1,7 @@
 """The bounded outbox for events and announcements published over RabbitMQ.
 
 `put()` never waits for the broker: the server's event pipeline must not stall behind a slow or
-absent bus (Go's 100-slot buffer drops silently during a RabbitMQ reconnect, weakness 1). A
+absent bus (Go's 100-slot buffer drops silently during a RabbitMQ reconnect, Go defect 1). A
 pump sends the messages in order whenever the link is up. While it is down at most `size` wait;
 beyond, the oldest is dropped and counted, since a fresh event is worth more than a stale one.
 """

@@ -1,9 +1,9 @@
 """Client requests over RabbitMQ direct reply-to: reply channels and their bounded pool.
 
-A Go server does not echo `correlation_id` (weakness 38), so a reply can only be matched to its
+A Go server does not echo `correlation_id` (Go defect 38), so a reply can only be matched to its
 request by where it arrives: each request has a channel of its own, with its own consumer on
 `amq.rabbitmq.reply-to`, for as long as it is in flight. Go opens a new channel per request and
-never closes it, which exhausts the channel-id space after ~2047 requests (weakness 29). Here a
+never closes it, which exhausts the channel-id space after ~2047 requests (Go defect 29). Here a
 fixed number of channels is reused: `ReplyPool` hands out at most `size` of them, and a request
 finding none free waits (its timeout still runs).
 
@@ -124,7 +124,7 @@ class ReplyChannel:
             correlation_id=self._correlation_id,
             reply_to=REPLY_TO,
             # A per-message TTL: a request still queued when its requester has given up is
-            # dropped by the broker instead of being run later (Go weakness 35; the shared
+            # dropped by the broker instead of being run later (Go Go defect 35; the shared
             # create queues cannot carry a queue TTL without breaking Go servers).
             expiration=str(expiration_ms),
         )

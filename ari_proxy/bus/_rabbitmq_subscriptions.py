@@ -4,7 +4,7 @@ Every `serve`, `on_ping` and `subscribe` creates a `RabbitSubscription` kept her
 unsubscribed. On each new connection `restore_all()` declares its queue, binds it and consumes
 it again ("reconnect by composition"), so a broker failover never leaves dead subscriptions
 behind (Go issue #60), and `remove()` really cancels the consumer: Go re-subscribes after an
-unsubscribe (weakness 32).
+unsubscribe (Go defect 32).
 
 Deliveries are acked once their handler is scheduled (at most once, like Go): a redelivered
 `ChannelOriginate` would place a second call, worse than a lost request whose client sees it
@@ -30,7 +30,7 @@ from pamqp.commands import Basic
 
 from .._exceptions import TransportError
 from ..protocol import new_id
-from ._memory import HandlerRunner, drain_all
+from ._handlers import HandlerRunner, drain_all
 from ._rabbitmq_acks import Settler
 from ._rabbitmq_errors import amqp_errors
 from ._rabbitmq_link import Link
@@ -57,7 +57,7 @@ class Kind(enum.Enum):
 
 @dataclass(eq=False)
 class RabbitSubscription:
-    """A live subscription (implements `Subscription`): what to declare, bind and consume,
+    """A live subscription (implements `BusSubscription`): what to declare, bind and consume,
     restored after every reconnect."""
 
     registry: Registry = field(repr=False)

@@ -1,9 +1,10 @@
-"""The RabbitMQ topology of ari-proxy, sans I/O: exchanges, routes, queue shapes (PROTOCOL.md §2.2).
+"""The RabbitMQ topology of ari-proxy, sans I/O: exchanges, routes, queue shapes (docs/protocol.md,
+"Subjects").
 
 Everything a Go v5 peer relies on is fixed here, in one place, so the transport module only
 performs what these values describe:
 
-- four exchanges with constant names whatever the subject prefix (Go weakness 36), all durable,
+- four exchanges with constant names whatever the subject prefix (Go Go defect 36), all durable,
   not auto-deleted, not internal, no arguments; a peer declaring one differently is refused by
   the broker with PRECONDITION_FAILED;
 - a subject maps to (exchange, routing key): requests to `ari.request`, events and dialog events
@@ -83,7 +84,7 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
 )
 """All four exchanges. We declare all of them on every connect: Go declares each only on its
 consuming side, so on a fresh broker its first publish to an undeclared one kills its publishing
-channel (weakness 37); declaring them all first makes either side safe to start first."""
+channel (Go defect 37); declaring them all first makes either side safe to start first."""
 
 
 class SubjectClass(enum.StrEnum):
@@ -217,7 +218,7 @@ def serve_group_queue(group: str, subject: str) -> QueueSpec:
     Durable with NO arguments, exactly as Go declares it: the broker refuses a re-declaration
     whose argument set differs (PRECONDITION_FAILED), so no TTL can be added here without
     breaking Go servers sharing it. Stale creates are prevented by the client instead, which
-    gives each request a per-message `expiration` (weakness 35).
+    gives each request a per-message `expiration` (Go defect 35).
     """
     return QueueSpec(f"{group}-{subject}", durable=True, shared=True)
 
@@ -242,7 +243,7 @@ def event_queue() -> QueueSpec:
     """The queue of one event subscription: broker-named, exclusive and auto-deleted, so it
     lives exactly as long as the subscription and its connection.
 
-    Go names it after the application and makes it durable (weakness 33: every subscription
+    Go names it after the application and makes it durable (Go defect 33: every subscription
     of an app then competes for one queue). Ours is private, so it shares nothing with Go.
     Broker-named, because a reconnect must not trip over the previous connection's exclusive
     queue of the same name (RESOURCE_LOCKED) while the broker has not yet noticed that

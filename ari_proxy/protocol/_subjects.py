@@ -1,4 +1,4 @@
-"""Bus subjects and routing keys (PROTOCOL.md §1).
+"""Bus subjects and routing keys (docs/protocol.md, "Subjects").
 
 Apps, node IDs and dialog IDs are used raw as subject tokens, so they are checked here: Go does
 not check them, and a token with a `.` or a wildcard character would silently route elsewhere.
@@ -37,7 +37,8 @@ def check_token(token: str, what: str) -> str:
 
 
 class RequestClass(enum.StrEnum):
-    """The subject class of a request; it decides which servers receive it (§1.1).
+    """The subject class of a request; it decides which servers receive it (docs/protocol.md,
+    "Subjects").
 
     The Go server ignores the class when it dispatches; `CREATE` subscriptions are the only
     load-balanced ones (one server of the queue group gets each message).
@@ -50,7 +51,14 @@ class RequestClass(enum.StrEnum):
 
 
 class BusFlavour(enum.StrEnum):
-    """The message bus, which decides the multi-token wildcard of subscriptions (§1.3)."""
+    """The message bus, which decides the multi-token wildcard of subscriptions (docs/protocol.md,
+    "Subjects").
+
+    ari-proxy's own transports all take NATS-style subjects and map them to their broker (the
+    RabbitMQ transport binds `>` as `*.#`, which keeps the NATS meaning), so subscriptions made
+    through them are `NATS` whatever the bus; `RABBITMQ` is what Go's client binds on RabbitMQ
+    (`#`, zero or more tokens).
+    """
 
     NATS = "nats"
     RABBITMQ = "rabbitmq"
@@ -113,10 +121,12 @@ class Subjects:
         """The subject servers announce themselves on: `<prefix>announce`."""
         return self.prefix + "announce"
 
-    def event_subscription(self, key: Key | None, bus: BusFlavour | str) -> str:
+    def event_subscription(self, key: Key | None, bus: BusFlavour | str = BusFlavour.NATS) -> str:
         """The subject a client subscribes to for events matching `key` (Go's `subjectFromKey`).
 
-        A dialog wins; otherwise the key's app and node narrow `<prefix>event.>` (or `.#`).
+        A dialog wins; otherwise the key's app and node narrow `<prefix>event.>` (or `.#` for
+        `BusFlavour.RABBITMQ`, as Go's client binds). The default is what every transport of
+        `ari_proxy.bus` takes, whatever its bus.
         """
         tail = BusFlavour(bus).tail_wildcard
         if key is not None and key.dialog:
@@ -127,7 +137,7 @@ class Subjects:
             return f"{self.prefix}event.{check_token(key.app, 'application')}.{tail}"
         return self.event(key.app, key.node)
 
-    def listen_subscription(self, app: str, bus: BusFlavour | str) -> str:
+    def listen_subscription(self, app: str, bus: BusFlavour | str = BusFlavour.NATS) -> str:
         """The subject `client.Listen` subscribes to: every event of `app` on any node."""
         tail = BusFlavour(bus).tail_wildcard
         return f"{self.prefix}event.{check_token(app, 'application')}.{tail}"

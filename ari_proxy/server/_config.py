@@ -3,8 +3,12 @@ YAML file with Go ari-proxy's names, precedence flag > environment > file > defa
 
 Every setting has a dotted name (`ari.username`); the flag is `--<name>`, the environment
 variable the name upper-cased with `.` turned into `_` (`ARI_USERNAME`, as Go's viper does), and
-the YAML key the same path (`ari: {username: ...}`). The table also generates
-docs/configuration.md (see `SETTINGS`).
+the YAML key the same path (`ari: {username: ...}`). `SETTINGS` says how each is named, parsed
+and described; the `ServerConfig` field it sets holds its type and its default, written once.
+docs/configuration.md describes the table (a test checks that it names every setting).
+
+The `messagebus.*` settings but the URLs are the bus's `BusSettings` (same names); which apply
+is the URL's backend's business (`ari_proxy.bus` registry), not this module's.
 
 Secrets (the ARI password, bus credentials) never appear in an error message or a `repr`.
 """
@@ -13,16 +17,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
 from .._redact import redact_url
-from ..bus._url import url_scheme
+from ..bus import (
+    BusSettings,
+    backends,
+    describe_mix,
+    expected_schemes,
+    find_backend,
+    lift_credentials,
+)
 from ..protocol import Subjects, new_id, valid_token
 
 __all__ = [
@@ -129,9 +140,8 @@ class Setting:
     Attributes:
         name: dotted name; also the flag (`--name`), the YAML path and (upper-cased, `_` for
             `.`) the environment variable.
-        attr: the `ServerConfig` attribute it sets.
+        attr: the `ServerConfig` attribute it sets (which holds its default).
         parse: turns a flag, environment or YAML value into the attribute's value.
-        default: the value when nothing sets it (already parsed).
         help: one line for `--help` and the docs.
         secret: never shown in errors, reprs or logs.
         go: whether Go ari-proxy v5 has the setting.
@@ -140,10 +150,19 @@ class Setting:
     name: str
     attr: str
     parse: Callable[[object], Any]
-    default: Any
     help: str
     secret: bool = False
     go: bool = False
+
+    @property
+    def default(self) -> Any:
+        """The value when nothing sets it: the default of the `ServerConfig` field. A required
+        setting (a field without a default) is empty (`""`, `()`), which `ServerConfig`
+        refuses with a message naming the setting."""
+        spec = ServerConfig.__dataclass_fields__[self.attr]
+        if spec.default is not MISSING:
+            return spec.default
+        return self.parse("")
 
     @property
     def env(self) -> str:
@@ -161,27 +180,16 @@ SETTINGS: tuple[Setting, ...] = (
         "ari.application",
         "applications",
         _list,
-        (),
         "ARI application(s) to serve, comma-separated (default: a random name, as Go does)",
         go=True,
     ),
-    Setting("ari.username", "ari_username", _text, "", "ARI user (required)", go=True),
-    Setting(
-        "ari.password", "ari_password", _text, "", "ARI password (required)", secret=True, go=True
-    ),
-    Setting(
-        "ari.http_url",
-        "ari_http_url",
-        _text,
-        "http://localhost:8088/ari",
-        "ARI REST base URL",
-        go=True,
-    ),
+    Setting("ari.username", "ari_username", _text, "ARI user (required)", go=True),
+    Setting("ari.password", "ari_password", _text, "ARI password (required)", secret=True, go=True),
+    Setting("ari.http_url", "ari_http_url", _text, "ARI REST base URL", go=True),
     Setting(
         "ari.websocket_url",
         "ari_websocket_url",
         _text,
-        "",
         "ARI events WebSocket URL (default: derived from ari.http_url)",
         go=True,
     ),
@@ -189,96 +197,81 @@ SETTINGS: tuple[Setting, ...] = (
         "ari.max_connections",
         "ari_max_connections",
         _count,
-        32,
         "most HTTP connections to Asterisk at once (Asterisk allows 100 sessions by default)",
     ),
     Setting(
         "messagebus.url",
         "bus_urls",
         _list,
-        ("nats://127.0.0.1:4222",),
         "message bus URL(s), comma-separated or a YAML list: nats://, tls://, amqp://, amqps://",
         go=True,
     ),
-    Setting("messagebus.user", "bus_user", _text, "", "bus user (instead of user info in the URL)"),
-    Setting("messagebus.password", "bus_password", _text, "", "bus password", secret=True),
-    Setting("messagebus.token", "bus_token", _text, "", "NATS token", secret=True),
-    Setting("messagebus.creds_file", "bus_creds_file", _text, "", "NATS .creds file (JWT + seed)"),
-    Setting("messagebus.nkey_seed_file", "bus_nkey_seed_file", _text, "", "NATS nkey seed file"),
-    Setting("messagebus.tls_ca_file", "bus_tls_ca_file", _text, "", "CA bundle to verify the bus"),
-    Setting("messagebus.tls_cert_file", "bus_tls_cert_file", _text, "", "client certificate"),
-    Setting("messagebus.tls_key_file", "bus_tls_key_file", _text, "", "client certificate key"),
-    Setting("messagebus.name", "bus_name", _text, "ari-proxy", "connection name shown by the bus"),
-    Setting("messagebus.prefix", "prefix", _text, "ari.", "subject prefix (must end with '.')"),
+    Setting("messagebus.user", "bus_user", _text, "bus user (instead of user info in the URL)"),
+    Setting("messagebus.password", "bus_password", _text, "bus password", secret=True),
+    Setting("messagebus.token", "bus_token", _text, "NATS token", secret=True),
+    Setting("messagebus.creds_file", "bus_creds_file", _text, "NATS .creds file (JWT + seed)"),
+    Setting("messagebus.nkey_seed_file", "bus_nkey_seed_file", _text, "NATS nkey seed file"),
+    Setting("messagebus.tls_ca_file", "bus_tls_ca_file", _text, "CA bundle to verify the bus"),
+    Setting("messagebus.tls_cert_file", "bus_tls_cert_file", _text, "client certificate"),
+    Setting("messagebus.tls_key_file", "bus_tls_key_file", _text, "client certificate key"),
+    Setting("messagebus.name", "bus_name", _text, "connection name shown by the bus"),
+    Setting("messagebus.prefix", "prefix", _text, "subject prefix (must end with '.')"),
     Setting(
         "proxy.request_timeout",
         "request_timeout",
         _duration,
-        10.0,
         "longest an ARI request may take before the client gets a timeout error",
     ),
     Setting(
         "proxy.max_inflight",
         "max_inflight",
         _count,
-        256,
         "requests executed at once; beyond it requests get 'server busy'",
     ),
-    Setting(
-        "proxy.max_request_size",
-        "max_request_size",
-        _size,
-        1024 * 1024,
-        "largest request body accepted",
-    ),
+    Setting("proxy.max_request_size", "max_request_size", _size, "largest request body accepted"),
     Setting(
         "proxy.max_file_size",
         "max_file_size",
         _size,
-        4 * 1024 * 1024,
         "largest stored recording sent over the bus (also capped by the bus's max payload)",
     ),
     Setting(
         "proxy.event_queue_size",
         "event_queue_size",
         _count,
-        10_000,
         "ARI events held while the bus is slow or down; beyond it the oldest are dropped",
     ),
     Setting(
         "proxy.announce_interval",
         "announce_interval",
         _duration,
-        60.0,
         "time between periodic announcements",
     ),
     Setting(
         "proxy.entity_check_interval",
         "entity_check_interval",
         _duration,
-        10.0,
         "time between checks of the Asterisk entity ID",
     ),
     Setting(
         "proxy.shutdown_grace",
         "shutdown_grace",
         _duration,
-        10.0,
         "longest wait at shutdown for requests in flight and queued events",
     ),
     Setting(
         "proxy.max_dialog_bindings",
         "max_dialog_bindings",
         _count,
-        100_000,
         "most entities bound to dialogs; beyond it the oldest binding is dropped",
     ),
-    Setting("verbose", "verbose", _flag, False, "debug logging", go=True),
+    Setting("verbose", "verbose", _flag, "debug logging", go=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
-# Go's dead legacy name (weakness 21): honoured only when messagebus.url is not set anywhere.
-_LEGACY_NATS_URL = Setting("nats.url", "bus_urls", _list, (), "legacy NATS URL", go=True)
+_BUS_SETTINGS = {f.name for f in fields(BusSettings)}
+# Go's dead legacy name (Go defect 21): honoured only when messagebus.url is not set anywhere.
+_LEGACY_NATS_URL = Setting("nats.url", "bus_urls", _list, "legacy NATS URL", go=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +321,16 @@ class ServerConfig:
         base = self.ari_http_url.rstrip("/")
         return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events"
 
+    def bus_settings(self) -> BusSettings:
+        """The `messagebus.*` settings but the URLs, by their names, for the bus backend."""
+        return BusSettings(
+            **{
+                setting.name.removeprefix("messagebus."): getattr(self, setting.attr)
+                for setting in SETTINGS
+                if setting.name.removeprefix("messagebus.") in _BUS_SETTINGS
+            }
+        )
+
     def describe(self) -> dict[str, object]:
         """The configuration for a log line: secrets left out, URLs redacted."""
         shown: dict[str, object] = {}
@@ -368,24 +371,22 @@ def _validate(config: ServerConfig) -> None:
             raise ConfigError(f"{name} must not carry credentials: use ari.username/ari.password")
     if not config.bus_urls:
         raise ConfigError("no message bus URL given (--messagebus.url or MESSAGEBUS_URL)")
-    kinds = set()
+    chosen = []
     for url in config.bus_urls:
-        scheme = url_scheme(url)
-        if scheme in ("nats", "tls"):
-            kinds.add("nats")
-        elif scheme in ("amqp", "amqps"):
-            kinds.add("rabbitmq")
-        else:
+        backend = find_backend(url)
+        if backend is None:
             raise ConfigError(
-                f"unknown message bus URL {redact_url(url)!r}: "
-                "expected nats://, tls://, amqp:// or amqps://"
+                f"unknown message bus URL {redact_url(url)!r}: expected {expected_schemes()}"
             )
-    if len(kinds) > 1:
-        raise ConfigError("message bus URLs mix NATS and RabbitMQ")
-    if kinds == {"rabbitmq"}:
-        for attr in ("bus_token", "bus_creds_file", "bus_nkey_seed_file"):
-            if getattr(config, attr):
-                raise ConfigError(f"{_setting_for(attr)} applies to NATS only, not to amqp:// URLs")
+        if backend not in chosen:
+            chosen.append(backend)
+    if len(chosen) > 1:
+        raise ConfigError(f"message bus URLs mix {describe_mix(chosen)}")
+    for name in chosen[0].unsupported(config.bus_settings()):
+        takers = describe_mix([b for b in backends() if name in b.settings]) or "no bus"
+        raise ConfigError(
+            f"messagebus.{name} applies to {takers} only, not to {chosen[0].schemes[0]}:// URLs"
+        )
     try:
         Subjects(config.prefix)
     except ValueError as exc:
@@ -536,7 +537,9 @@ def _build(
     if not values["applications"]:
         # Go's native client falls back to a random application name.
         values["applications"] = (new_id(),)
-    values["bus_urls"], user, password = _split_bus_credentials(values["bus_urls"])
+    # Credentials in URLs that apply to the whole cluster (NATS: nats-py would use them for
+    # their own server only) become messagebus.user/password, and leave the URLs we log.
+    values["bus_urls"], user, password = lift_credentials(values["bus_urls"])
     values["bus_user"] = values["bus_user"] or user
     values["bus_password"] = values["bus_password"] or password
     return ServerConfig(**values)
@@ -549,7 +552,7 @@ def _fallback_bus_urls(
     path: str | None,
 ) -> tuple[str, ...]:
     """Where the bus is when `messagebus.url` is not set: Kubernetes' NATS service, then the
-    legacy `nats.url`, then the default. Unlike Go (weakness 21) an explicit URL always wins."""
+    legacy `nats.url`, then the default. Unlike Go (Go defect 21) an explicit URL always wins."""
     host = environ.get("NATS_SERVICE_HOST", "")
     if host:
         port = environ.get("NATS_SERVICE_PORT_CLIENT", "") or "4222"
@@ -562,29 +565,3 @@ def _fallback_bus_urls(
     if "nats.url" in file_values:
         return tuple(_parse(legacy, file_values["nats.url"], f"{path}"))
     return tuple(_BY_NAME["messagebus.url"].default)
-
-
-def _split_bus_credentials(urls: Sequence[str]) -> tuple[tuple[str, ...], str, str]:
-    """NATS URLs with their user info removed, and the user and password they carried.
-
-    nats-py applies URL credentials only to the server they appear on; taking them out makes
-    them apply to every server of the cluster (and keeps them out of the URLs we log).
-    RabbitMQ URLs keep their credentials: AMQP has no other place for them.
-    """
-    user = password = ""
-    cleaned = []
-    for url in urls:
-        parts = urlsplit(url)
-        if url_scheme(url) in ("nats", "tls") and (parts.username or parts.password):
-            if parts.password is None:  # nats://token@host
-                cleaned.append(url)
-                continue
-            user, password = unquote(parts.username or ""), unquote(parts.password)
-            netloc = parts.hostname or ""
-            if ":" in netloc:
-                netloc = f"[{netloc}]"
-            if parts.port:
-                netloc += f":{parts.port}"
-            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-        cleaned.append(url)
-    return tuple(cleaned), user, password

@@ -11,7 +11,8 @@ Startup: connect ARI (retrying forever, as Go does) to learn the node, connect t
 to the 12 request subjects of each application and to pings, announce. Then: requests are
 dispatched (bounded in number, each with a timeout), events are published from a bounded queue,
 announcements repeat, and the entity ID is re-checked, periodically and after every reconnect;
-when it changes, the node-level subscriptions move to the new node (Go exits: weakness 16).
+when it changes, the node-level subscriptions move to the new node (Go exits: docs/protocol.md, Go
+defect 16).
 """
 
 from __future__ import annotations
@@ -19,18 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
 from .._backoff import Backoff
 from .._exceptions import AriProxyError
+from .._redact import redact_url
 from ..ari import ConnectionState, EventStream, Executor, HttpTransport
-from ..bus import BusMessage, Subscription, Transport, connect, redact_url
-from ..bus._url import url_scheme
+from ..bus import BusMessage, BusSubscription, Transport, connect
 from ..events import gap_since
 from ..protocol import (
     ARI_DOWN_TEXT,
@@ -56,7 +54,7 @@ __all__ = ["Server"]
 logger = logging.getLogger(__name__)
 
 QUEUE_GROUP = "ariproxy"
-"""The queue group of the create subjects, shared with Go servers (PROTOCOL.md §2.1)."""
+"""The queue group of the create subjects, shared with Go servers (docs/protocol.md, "Subjects")."""
 
 # A reply this large that the bus refused was most likely over its max payload.
 _LARGE_REPLY = 64 * 1024
@@ -101,9 +99,7 @@ class Server:
         self.applications = config.applications
         self._own_bus = bus is None
         if bus is None:
-            nats = url_scheme(config.bus_urls[0]) in ("nats", "tls")
-            urls = config.bus_urls if nats else rabbitmq_urls(config)
-            bus = connect(list(urls), **bus_options(config))
+            bus = connect(config.bus_urls, settings=config.bus_settings())
         self.bus = bus
         self.http = HttpTransport(
             config.ari_http_url,
@@ -150,8 +146,8 @@ class Server:
         )
         self._startup_time = ""
         # (app, class, subscription, subject) of every request subscription.
-        self._subscriptions: list[tuple[str, RequestClass, Subscription, str]] = []
-        self._ping: Subscription | None = None
+        self._subscriptions: list[tuple[str, RequestClass, BusSubscription, str]] = []
+        self._ping: BusSubscription | None = None
         self._subscribed_node = ""
         self._move_lock = asyncio.Lock()
         self._executing: set[asyncio.Task[None]] = set()
@@ -432,8 +428,8 @@ class Server:
 
     def _file_limit(self) -> int:
         limit = self.config.max_file_size
-        max_payload = getattr(self.bus, "max_payload", 0)
-        if isinstance(max_payload, int) and max_payload > _REPLY_OVERHEAD:
+        max_payload = self.bus.max_payload
+        if max_payload is not None and max_payload > _REPLY_OVERHEAD:
             limit = min(limit, (max_payload - _REPLY_OVERHEAD) * 3 // 4)
         return limit
 
@@ -519,46 +515,3 @@ class Server:
                 held = self._limiter.allow("entity-check")
                 if held is not None:
                     logger.warning("entity ID check failed: %s", exc, extra={"suppressed": held})
-
-
-def bus_options(config: ServerConfig) -> dict[str, Any]:
-    """The transport options for `config`'s bus URLs (credentials, TLS, name, prefix)."""
-    options: dict[str, Any] = {"prefix": config.prefix, "name": config.bus_name}
-    tls = _tls_context(config)
-    if url_scheme(config.bus_urls[0]) in ("nats", "tls"):
-        options.update(
-            user=config.bus_user or None,
-            password=config.bus_password or None,
-            token=config.bus_token or None,
-            creds_file=config.bus_creds_file or None,
-            nkeys_seed=config.bus_nkey_seed_file or None,
-            tls=tls,
-        )
-    elif tls is not None:
-        options["ssl_context"] = tls
-    return options
-
-
-def rabbitmq_urls(config: ServerConfig) -> tuple[str, ...]:
-    """AMQP URLs with `messagebus.user`/`password` filled in where a URL has no user info."""
-    if not config.bus_user:
-        return config.bus_urls
-    urls = []
-    for url in config.bus_urls:
-        parts = urlsplit(url)
-        if parts.username is None:
-            auth = quote(config.bus_user, safe="")
-            if config.bus_password:
-                auth += ":" + quote(config.bus_password, safe="")
-            parts = parts._replace(netloc=f"{auth}@{parts.netloc}")
-        urls.append(urlunsplit(parts))
-    return tuple(urls)
-
-
-def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
-    if not (config.bus_tls_ca_file or config.bus_tls_cert_file):
-        return None
-    context = ssl.create_default_context(cafile=config.bus_tls_ca_file or None)
-    if config.bus_tls_cert_file:
-        context.load_cert_chain(config.bus_tls_cert_file, config.bus_tls_key_file or None)
-    return context

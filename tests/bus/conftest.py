@@ -1,9 +1,8 @@
 """Fixtures for the bus tests.
 
-`new_bus` makes connected transports of one backend; it is parametrised over the in-memory
-transport and real NATS, so a behavioural test written once runs on both (and closes every
-transport it made). `topic` is a subject prefix no other test uses, `until` waits for a
-condition, and `auth_nats` starts a NATS server that wants a password or a token.
+What every transport promises is tested once, in `bus_contract.py`, which each backend's module
+runs by subclassing `TransportContract`. `topic` is a subject prefix no other test uses, `until`
+waits for a condition, and `auth_nats` starts a NATS server that wants a password or a token.
 """
 
 from __future__ import annotations
@@ -12,39 +11,14 @@ import asyncio
 import secrets
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from ari_proxy.bus import MemoryBroker, NatsTransport, Transport
 from ari_proxy.testing import free_port, nats_server_binary, tcp_open
 
-BusFactory = Callable[..., Awaitable[Transport]]
 Until = Callable[..., Awaitable[None]]
-
-
-@pytest.fixture(params=["memory", pytest.param("nats", marks=pytest.mark.integration)])
-async def new_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
-    """`await new_bus(**options)`: a connected transport; all of one test share one bus."""
-    broker = MemoryBroker()
-    url = request.getfixturevalue("nats_url") if request.param == "nats" else ""
-    made: list[Transport] = []
-
-    async def make(**options: Any) -> Transport:
-        bus: Transport
-        if request.param == "memory":
-            bus = broker.transport(**options)
-        else:
-            bus = NatsTransport([url], **options)
-        made.append(bus)
-        await bus.connect()
-        return bus
-
-    yield make
-    for bus in made:
-        await bus.close()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""The in-memory transport and the pieces every backend shares (subject checks, handler runner).
+"""The in-memory transport and the pieces every backend shares (subject checks, state keeper,
+handler runner).
 
-The behaviour it shares with NATS is tested in test_bus_nats.py, on both backends; here is what
-only the memory transport has (deterministic round-robin, simulated outages) and unit tests of
-the shared helpers.
+The transport contract runs on it (`TestMemoryTransport`); below it is what only the memory
+transport has (deterministic round-robin, simulated outages, a payload limit of one's choice)
+and unit tests of the shared helpers.
 """
 
 from __future__ import annotations
@@ -12,14 +13,27 @@ import logging
 from typing import TYPE_CHECKING
 
 import pytest
+from bus_contract import NewTransport, TransportContract
 
 from ari_proxy._exceptions import ClientClosedError, NoProxyError, RequestTimeout, TransportError
-from ari_proxy.bus import BusMessage, BusState, MemoryBroker, MemoryTransport, Transport
-from ari_proxy.bus._memory import HandlerRunner, StateKeeper, check_subject, subject_matches
+from ari_proxy.bus import BusMessage, BusState, MemoryBroker, MemoryTransport
+from ari_proxy.bus._handlers import HandlerRunner
+from ari_proxy.bus._state import StateKeeper
+from ari_proxy.bus._transport import check_subject, subject_matches
 from ari_proxy.protocol import ProtocolError
 
 if TYPE_CHECKING:
     from conftest import Until
+
+
+class TestMemoryTransport(TransportContract):
+    """The transport contract, on one in-memory broker per test (with a 64 KiB payload limit,
+    so that the limit's part of the contract runs too)."""
+
+    @pytest.fixture
+    def new_transport(self) -> NewTransport:
+        broker = MemoryBroker()
+        return lambda **options: broker.transport(**{"max_payload": 64 * 1024, **options})
 
 
 @pytest.mark.parametrize(
@@ -71,9 +85,11 @@ def test_check_subject(subject: str, wildcards: bool, valid: bool) -> None:
             check_subject(subject, wildcards=wildcards)
 
 
-def test_memory_transport_starts_connecting() -> None:
-    transport: Transport = MemoryTransport()
-    assert transport.flavour == "nats" and transport.state is BusState.CONNECTING
+def test_payload_limit_is_off_by_default_and_checked() -> None:
+    assert MemoryTransport().max_payload is None
+    assert MemoryTransport(max_payload=10).max_payload == 10
+    with pytest.raises(ValueError, match="max_payload"):
+        MemoryTransport(max_payload=0)
 
 
 async def test_queue_group_is_round_robin(until: Until) -> None:
@@ -162,22 +178,6 @@ async def test_publish_before_connect() -> None:
         await bus.close()
 
 
-async def test_a_handler_may_close_its_own_transport(until: Until) -> None:
-    async with asyncio.timeout(5):
-        broker = MemoryBroker()
-        bus, other = broker.transport(drain_timeout=2), broker.transport()
-        await bus.connect()
-        await other.connect()
-
-        async def close_self(message: BusMessage) -> None:
-            await bus.close()
-
-        await bus.subscribe("ari.bye", close_self)
-        await other.publish("ari.bye", b"")
-        await until(lambda: bus.state is BusState.CLOSED, 1.5)  # not after drain_timeout
-        await other.close()
-
-
 def test_state_keeper_survives_a_broken_callback(caplog: pytest.LogCaptureFixture) -> None:
     keeper = StateKeeper()
     seen: list[BusState] = []
@@ -194,11 +194,15 @@ def test_state_keeper_survives_a_broken_callback(caplog: pytest.LogCaptureFixtur
     assert len([r for r in caplog.records if "on_state callback" in r.getMessage()]) == 2
 
 
-async def test_handler_runner_drain_cancels_stragglers(caplog: pytest.LogCaptureFixture) -> None:
+async def test_handler_runner_drain_cancels_stragglers(
+    until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
     async with asyncio.timeout(5):
         cancelled = asyncio.Event()
+        running: list[BusMessage] = []
 
         async def forever(message: BusMessage) -> None:
+            running.append(message)
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
@@ -208,7 +212,7 @@ async def test_handler_runner_drain_cancels_stragglers(caplog: pytest.LogCapture
         runner = HandlerRunner("ari.x", forever, max_inflight=4)
         runner(BusMessage("ari.x", b""))
         runner(BusMessage("ari.x", b""))
-        await asyncio.sleep(0)
+        await until(lambda: len(running) == 2)
         assert runner.inflight == 2
         assert await runner.drain(0.05) is False
         assert cancelled.is_set() and runner.inflight == 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ari_proxy.bus import backend_for
 from ari_proxy.server import SETTINGS, ConfigError, ServerConfig, load_config
-from ari_proxy.server._server import bus_options, rabbitmq_urls
 
 SECRET = "s3cr3t-Pa55"
 BASE_ENV = {"ARI_USERNAME": "user", "ARI_PASSWORD": SECRET, "ARI_APPLICATION": "app"}
@@ -90,12 +91,17 @@ def test_websocket_url_follows_http_url() -> None:
     assert config.websocket_url == "wss://pbx:8089/ari/events"
 
 
+def bus_arguments(config: ServerConfig) -> tuple[list[str], dict[str, Any]]:
+    """The URLs and transport options the server's bus is built with."""
+    return backend_for(config.bus_urls).arguments(list(config.bus_urls), config.bus_settings())
+
+
 def test_nats_credentials_leave_the_url() -> None:
     env = BASE_ENV | {"MESSAGEBUS_URL": "nats://bob:pa%40ss@n1:4222,nats://n2:4222"}
     config = load_config({}, env)
     assert config.bus_urls == ("nats://n1:4222", "nats://n2:4222")
     assert (config.bus_user, config.bus_password) == ("bob", "pa@ss")
-    options = bus_options(config)
+    _, options = bus_arguments(config)
     assert options["user"] == "bob" and options["password"] == "pa@ss"
     assert "pa@ss" not in repr(config) and "pa@ss" not in str(config.describe())
 
@@ -107,8 +113,9 @@ def test_rabbitmq_credentials_go_into_the_url() -> None:
         "messagebus.password": "p w",
     }
     config = load_config(flags, BASE_ENV)
-    assert rabbitmq_urls(config) == ("amqp://u:p%20w@rmq:5672/",)
-    assert "ssl_context" not in bus_options(config)
+    urls, options = bus_arguments(config)
+    assert urls == ["amqp://u:p%20w@rmq:5672/"]
+    assert "ssl_context" not in options
 
 
 def test_kubernetes_and_legacy_nats_url() -> None:
@@ -117,7 +124,7 @@ def test_kubernetes_and_legacy_nats_url() -> None:
     assert load_config({}, BASE_ENV | {"NATS_URL": "nats://old:4222"}).bus_urls == (
         "nats://old:4222",
     )
-    # Unlike Go (weakness 21), an explicit messagebus.url always wins.
+    # Unlike Go (Go defect 21), an explicit messagebus.url always wins.
     env["MESSAGEBUS_URL"] = "amqp://guest:guest@rmq:5672/"
     assert load_config({}, env).bus_urls == ("amqp://guest:guest@rmq:5672/",)
 
