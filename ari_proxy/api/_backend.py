@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from ..events import EventHub, Subscription
-from ..protocol import Key, Result
+from ..protocol import Key, KindName, Result
 
 __all__ = ["Backend", "Result"]
 
@@ -38,7 +38,7 @@ class Backend(Protocol):
 
     async def execute(
         self,
-        kind: str,
+        kind: KindName,
         key: Key | None,
         payload: Any = None,
         *,

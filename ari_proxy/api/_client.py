@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ClientClosedError
 from ..events import EventHub, Overflow, Subscription
-from ..protocol import Key, new_id
-from ..spec._models import Message, StasisStart
+from ..protocol import Key, KindName, new_id
+from ..spec.models import Message, StasisStart
 from ._backend import Backend, Result
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class Client:
     # --- requests ----------------------------------------------------------------------------
 
     async def request(
-        self, kind: str, key: Key | None, payload: Any = None, *, timeout: float | None = None
+        self, kind: KindName, key: Key | None, payload: Any = None, *, timeout: float | None = None
     ) -> Result:
         """Send one request kind (the low-level door every method goes through).
 

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ..protocol import Key
+from ..protocol import Key, KindName
 from ._handles import Handle, Staged
 from ._media import LiveRecordingHandle, PlaybackHandle
 
@@ -21,7 +21,7 @@ class MediaTarget(Handle):
     """
 
     __slots__ = ()
-    media_kinds: ClassVar[dict[str, str]] = {}
+    media_kinds: ClassVar[dict[str, KindName]] = {}
 
     async def _start(self, what: str, payload: Any, handle_type: type[Any]) -> Any:
         result = await self._request(self.media_kinds[what], payload)

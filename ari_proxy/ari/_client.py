@@ -21,7 +21,7 @@ from .._exceptions import ConnectError, ProtocolError
 from .._redact import redact_url
 from ..api import Client, Connecting
 from ..events import EventHub, Subscription, decode_event, gap_since, route_event
-from ..protocol import DialogRouter, Key, Result
+from ..protocol import DialogRouter, Key, KindName, Result
 from ..spec import OPERATIONS, decode_model
 from ..spec.models import AsteriskInfo
 from ._executor import Executor
@@ -114,7 +114,7 @@ class NativeBackend:
 
     async def execute(
         self,
-        kind: str,
+        kind: KindName,
         key: Key | None,
         payload: Any = None,
         *,

@@ -23,8 +23,8 @@ from .._exceptions import (
     RequestTimeout,
     UnknownKindError,
 )
-from ..protocol import KINDS, Args, Call, DialogRouter, Key, Reply, Result, new_id
-from ..spec._operations import OPERATIONS
+from ..protocol import KINDS, Args, DialogRouter, Invocation, Key, KindName, Reply, Result, new_id
+from ..spec import OPERATIONS
 from ._http import HttpTransport
 
 __all__ = ["Executor", "go_error_text"]
@@ -78,7 +78,7 @@ class Executor:
         self.application = application
         self._node = node
 
-    def prepare(self, kind: str, key: Key | None, payload: Any) -> Call:
+    def prepare(self, kind: str, key: Key | None, payload: Any) -> Invocation:
         """Validate a request and fill the IDs it leaves for the executor to generate.
 
         Raises:
@@ -97,7 +97,7 @@ class Executor:
             raise InvalidRequestError(message)
         if spec.needs_id and not key.id:
             raise InvalidRequestError(f"{spec.entity or 'entity'} key not supplied")
-        call = Call(spec, key, payload, self.application, self._node())
+        call = Invocation(spec, key, payload, self.application, self._node())
         problem = spec.validate(call) if spec.validate is not None else None
         if problem is not None:
             raise InvalidRequestError(problem)
@@ -111,7 +111,7 @@ class Executor:
         return call
 
     @staticmethod
-    def bindings(call: Call) -> tuple[tuple[str, str], ...]:
+    def bindings(call: Invocation) -> tuple[tuple[str, str], ...]:
         """The dialog bindings `(entity kind, id)` a prepared call asks for (none without a
         dialog)."""
         if not call.key.dialog or call.spec.binds is None:
@@ -120,7 +120,7 @@ class Executor:
 
     async def execute(
         self,
-        kind: str,
+        kind: KindName,
         key: Key | None,
         payload: Any = None,
         *,
@@ -162,7 +162,7 @@ class Executor:
                     router.unbind(dialog, *entity)
             raise
 
-    async def run(self, call: Call, *, timeout: float | None = None) -> Result:
+    async def run(self, call: Invocation, *, timeout: float | None = None) -> Result:
         """Execute a prepared call."""
         spec = call.spec
         try:
@@ -181,7 +181,7 @@ class Executor:
             raise self._wrap(call, exc) from None
         return self._result(call, body)
 
-    def _wrap(self, call: Call, exc: AriError) -> AriError:
+    def _wrap(self, call: Invocation, exc: AriError) -> AriError:
         source = ""
         if call.spec.payload == "application_subscribe" and call.payload is not None:
             source = call.payload.event_source
@@ -190,10 +190,10 @@ class Executor:
         )
         return type(exc)(text, status=exc.status, reason=exc.reason, message=exc.message)
 
-    def _stamp(self, key: Key, call: Call) -> Key:
+    def _stamp(self, key: Key, call: Invocation) -> Key:
         return key.stamp(call.node, self.application)
 
-    def _result(self, call: Call, body: bytes) -> Result:
+    def _result(self, call: Invocation, body: bytes) -> Result:
         spec = call.spec
         reply = spec.reply
         if reply is Reply.OK:
@@ -221,14 +221,14 @@ class Executor:
             return Result(key=Key(spec.result, ident).stamp(call.node, self.application))
         return self._list(call, body)
 
-    def _select(self, call: Call, body: bytes, member: str) -> bytes:
+    def _select(self, call: Invocation, body: bytes, member: str) -> bytes:
         for raw in _raw_list.decode(body or b"[]"):
             entry = _object.decode(raw)
             if entry.get(member) == call.key.id:
                 return bytes(raw)
         raise NotFoundError("not found", status=404, reason="Not Found")
 
-    def _list(self, call: Call, body: bytes) -> Result:
+    def _list(self, call: Invocation, body: bytes) -> Result:
         spec = call.spec
         member = spec.result_id if isinstance(spec.result_id, str) else "id"
         keys: list[Key] = []
@@ -249,7 +249,7 @@ class Executor:
 
     @asynccontextmanager
     async def stream(
-        self, kind: str, key: Key | None, *, timeout: float | None = None
+        self, kind: KindName, key: Key | None, *, timeout: float | None = None
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """Open a binary download kind (`RecordingStoredFile`) as a stream of chunks."""
         call = self.prepare(kind, key, None)

@@ -1,6 +1,6 @@
 """The proxy backend: the shared interface's requests and events, over NATS or RabbitMQ.
 
-Routing (PROTOCOL.md §1.2, with Go's defects fixed):
+Routing (docs/protocol.md, "Subjects", with Go's defects fixed):
 
 - a key with a node goes to that node's proxy (`ari.<class>.<app>.<node>`), unicast;
 - a create without a node goes to the application's create subject, where exactly one proxy
@@ -34,13 +34,13 @@ from .._exceptions import (
     RequestTimeout,
     UnknownKindError,
 )
-from ..bus import BusMessage, BusState, Transport
-from ..bus import Subscription as BusSubscription
+from ..bus import BusMessage, BusState, BusSubscription, Transport
 from ..events import EventHub, Subscription, decode_event, gap_since
 from ..protocol import (
     KINDS,
     Announcement,
     Key,
+    KindName,
     KindSpec,
     Reply,
     Request,
@@ -231,7 +231,7 @@ class ProxyBackend:
 
     async def execute(
         self,
-        kind: str,
+        kind: KindName,
         key: Key | None,
         payload: Any = None,
         *,
@@ -348,9 +348,9 @@ class ProxyBackend:
     # --- events ------------------------------------------------------------------------------
 
     def _event_subject(self, dialog: str) -> str:
-        if dialog:
-            return self.subjects.dialog_event(dialog)
-        return f"{self.subjects.prefix}event.{self._application}.>"
+        # The dialog's events, or every event of the application: `<prefix>event.<app>.>`,
+        # NATS-style as every transport takes it (RabbitMQ's binds it as `<...>.*.#`).
+        return self.subjects.event_subscription(Key(app=self._application, dialog=dialog))
 
     def _handler(self, dialog: str) -> Any:
         hub = self._hub

@@ -29,10 +29,13 @@ from ._key import (
     EntityKind,
     Key,
 )
+from ._kind_names import (
+    KindName,
+)
 from ._kinds import (
     KINDS,
     Args,
-    Call,
+    Invocation,
     KindSpec,
     Reply,
     split_config_id,
@@ -153,7 +156,6 @@ __all__ = [
     "BridgeVideoSource",
     "Buffer",
     "BusFlavour",
-    "Call",
     "ChannelClaim",
     "ChannelContinue",
     "ChannelCreate",
@@ -184,7 +186,9 @@ __all__ = [
     "EntityKind",
     "ErrorCode",
     "ExternalMediaOptions",
+    "Invocation",
     "Key",
+    "KindName",
     "KindSpec",
     "MailboxUpdate",
     "OriginateRequest",

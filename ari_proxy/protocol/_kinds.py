@@ -6,26 +6,38 @@ holds, and which dialog bindings it creates. Nothing here does I/O: `ari_proxy.a
 interprets the rows against a live Asterisk, the server puts the result on the bus, and the proxy
 client decodes it.
 
-The 111 kinds of the Go reference keep their names, classes, payloads and replies (PROTOCOL.md
-§3.3); the binding types Go gets wrong (`recording`, `deviceState`) are fixed. ARI operations Go
-never mapped get kinds of our own (`go=False`), whose payloads are extensions Go peers ignore.
+A row writes only what is particular to its kind; `_kind` derives the rest from the kind's name
+and from the generated ARI operation table (`ari_proxy.spec.OPERATIONS`): the entity from the
+name's prefix, subject class and reply from its suffix, path parameter names from the operation,
+the data field from the operation's response model, and Go's error wording of entity reads.
+`_Stage` derives each `...Stage...` kind from the kind it stages. `tests/api/test_api_kinds.py`
+checks the derived facts against the operations.
+
+The 111 kinds of the Go reference keep their names, classes, payloads and replies (the tables
+of docs/protocol.md, generated from this one). ARI operations Go never mapped get kinds of our
+own (`go=False`), whose payloads are extensions Go peers ignore.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
-from ._key import Key
+from ..spec import OPERATIONS, Operation
+from ._key import EntityKind, Key
+from ._kind_names import KindName
+from ._messages import EntityData
 from ._subjects import RequestClass
 
 __all__ = [
     "KINDS",
     "Args",
-    "Call",
+    "Invocation",
     "KindSpec",
     "Reply",
     "split_config_id",
@@ -59,8 +71,8 @@ class Args(NamedTuple):
 
 
 @dataclass(slots=True)
-class Call:
-    """One request being executed: its kind, key and payload, and who executes it.
+class Invocation:
+    """One request being executed: its kind's row, key and payload, and who executes it.
 
     `generated` holds the ID the executor generated for a kind that creates something without
     a caller-chosen ID (playback, recording name, channel, bridge, snoop).
@@ -79,10 +91,13 @@ class Call:
         return self.key.id
 
 
-ArgsFn = Callable[[Call], Args]
-CheckFn = Callable[[Call], str | None]
-IdFn = Callable[[Call], str]
-BindFn = Callable[[Call], tuple[tuple[str, str], ...]]
+ArgsFn = Callable[[Invocation], Args]
+CheckFn = Callable[[Invocation], str | None]
+IdFn = Callable[[Invocation], str]
+BindFn = Callable[[Invocation], tuple[tuple[str, str], ...]]
+PathFn = Callable[[Invocation], tuple[str, ...]]
+QueryFn = Callable[[Invocation], Mapping[str, object]]
+BodyFn = Callable[[Invocation], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +107,13 @@ class KindSpec:
     Attributes:
         name: the kind on the wire, e.g. `ChannelAnswer`.
         cls: subject class the clients use for it.
-        entity: entity kind the request key names (`channel`), or `""`.
+        entity: the `EntityKind` value (a plain `str`, as `Key.kind`) the request key names,
+            e.g. `channel`; `""` when the key names nothing.
         needs_id: whether the key must carry an ID (otherwise `"<entity> key not supplied"`).
         payload: the `Request` attribute holding the payload, or None.
         payload_required: whether a request without the payload is refused.
         operation: the ARI operation (`channels.answer`); None when no ARI call is made.
-        args: builds the operation's parameters from the call.
+        args: builds the operation's parameters from the invocation.
         check: an ARI GET run first to check the target exists (its error is the reply).
         reply: what a successful reply carries.
         data: the `EntityData` field for `DATA` replies.
@@ -115,7 +131,7 @@ class KindSpec:
         summary: one line for the docs.
     """
 
-    name: str
+    name: KindName
     cls: RequestClass
     entity: str = ""
     needs_id: bool = True
@@ -138,15 +154,270 @@ class KindSpec:
     summary: str = ""
 
 
-# --- parameter helpers ------------------------------------------------------------------------
+# --- deriving a row from its name and operation ----------------------------------------------
+
+_GET, _DATA, _COMMAND, _CREATE = (
+    RequestClass.GET,
+    RequestClass.DATA,
+    RequestClass.COMMAND,
+    RequestClass.CREATE,
+)
+
+# The entity a kind's key names, by the prefix of the kind's name (the first match wins).
+_ENTITIES: Final[tuple[tuple[str, str], ...]] = (
+    ("AsteriskConfig", EntityKind.CONFIG),
+    ("AsteriskLogging", EntityKind.LOGGING),
+    ("AsteriskModule", EntityKind.MODULE),
+    ("AsteriskVariable", EntityKind.VARIABLE),
+    ("Asterisk", ""),  # AsteriskInfo, AsteriskPing: the key names nothing
+    ("Application", EntityKind.APPLICATION),
+    ("Bridge", EntityKind.BRIDGE),
+    ("Channel", EntityKind.CHANNEL),
+    ("DeviceState", EntityKind.DEVICE_STATE),
+    ("Endpoint", EntityKind.ENDPOINT),
+    ("Mailbox", EntityKind.MAILBOX),
+    ("Playback", EntityKind.PLAYBACK),
+    ("RecordingLive", EntityKind.LIVE_RECORDING),
+    ("RecordingStored", EntityKind.STORED_RECORDING),
+    ("Sound", EntityKind.SOUND),
+    # Our UserEvent's key ID is the event name. Go has no such key kind, so it is no EntityKind;
+    # the value shows only in "userevent key not supplied".
+    ("UserEvent", "userevent"),
+)
+
+# Go's error texts spell these entities in camel case ("Error getting data for deviceState").
+_GO_SPELLING: Final = {
+    EntityKind.DEVICE_STATE.value: "deviceState",
+    EntityKind.LIVE_RECORDING.value: "liveRecording",
+    EntityKind.STORED_RECORDING.value: "storedRecording",
+}
+
+# Subject class and reply by the suffix of the kind's name (the first match wins); Go's table
+# follows this without exception. `_class_and_reply` says what a kind matching none gets.
+_BY_SUFFIX: Final[tuple[tuple[str, RequestClass, Reply], ...]] = (
+    ("VariablesGet", _DATA, Reply.DATA),  # ours: Asterisk's object of several variables
+    ("VariableGet", _DATA, Reply.VARIABLE),
+    ("ListByTech", _GET, Reply.KEYS),
+    ("List", _GET, Reply.KEYS),
+    ("Data", _DATA, Reply.DATA),
+    ("Get", _GET, Reply.KEY_REQUEST),
+    # The create subject, where one server of the queue group takes each request.
+    *((verb, _CREATE, Reply.KEY_REQUEST) for verb in ("Create", "Originate", "ExternalMedia")),
+    *((verb, _CREATE, Reply.KEY_REQUEST) for verb in ("Play", "Record", "Snoop")),
+)
+
+# Reads of one entity by its ID (an ARI path parameter) word their errors as Go's data
+# functions do: "failed to get data: Error getting data for channel '<id>': <error>".
+_READS_BY_ID: Final = ("Data", "Get")
+
+_DATA_FIELDS: Final = frozenset(EntityData.__struct_fields__)
+
+
+def _entity_of(name: str) -> str:
+    """The entity kind (a plain `str`, as `Key.kind` holds) a kind's name starts with."""
+    return next(str(entity) for prefix, entity in _ENTITIES if name.startswith(prefix))
+
+
+def _go_word(entity: str) -> str:
+    return _GO_SPELLING.get(entity, entity)
+
+
+def _data_wrap(entity: str) -> str:
+    return f"failed to get data: Error getting data for {_go_word(entity)} '{{id}}': {{error}}"
+
+
+def _class_and_reply(
+    name: str, op: Operation | None, result: EntityKind | None
+) -> tuple[str, RequestClass, Reply]:
+    """(matched suffix, class, reply). A kind matching no suffix is a data read when its
+    operation is an ARI GET (AsteriskInfo, AsteriskPing, ChannelRTPStatistics,
+    RecordingStoredFile), else a command. A create or command whose row names the `result`
+    entity it makes replies with that entity's key."""
+    rule = next((rule for rule in _BY_SUFFIX if name.endswith(rule[0])), None)
+    if rule is not None:
+        suffix, cls, reply = rule
+    else:
+        suffix = ""
+        cls, reply = (_DATA, Reply.DATA) if op and op.method == "GET" else (_COMMAND, Reply.OK)
+    if result is not None and reply in (Reply.KEY_REQUEST, Reply.OK):
+        reply = Reply.KEY_RESULT
+    return suffix, cls, reply
+
+
+def _data_field(op: Operation) -> str:
+    """The `EntityData` field named by an operation's response model (`StoredRecording` ->
+    `stored_recording`)."""
+    field = re.sub(r"(?<!^)(?=[A-Z])", "_", op.response).lower()
+    if field not in _DATA_FIELDS:
+        raise ValueError(f"{op.name}: the row must name the data field for {op.response!r}")
+    return field
+
+
+def _entity_read(operation: str) -> str:
+    """The ARI GET of the entity `operation` acts on: `channels.playWithId` (path
+    `/channels/{channelId}/play/{playbackId}`) -> `channels.get` (`/channels/{channelId}`)."""
+    path = OPERATIONS[operation].path
+    head = path[: path.index("}") + 1]
+    return next(op.name for op in OPERATIONS.values() if op.method == "GET" and op.path == head)
+
+
+def _key_id(c: Invocation) -> tuple[str, ...]:
+    return (c.key.id,)
+
+
+def _no_path(c: Invocation) -> tuple[str, ...]:
+    return ()
+
+
+def _args(op: Operation, path: PathFn | None, query: QueryFn | None, body: BodyFn | None) -> ArgsFn:
+    """The operation's path parameters named from its table row, valued by `path` (in the
+    row's order; by default the key's ID, for an operation with one), plus query and body."""
+    names = op.path_params
+    if path is None and len(names) > 1:
+        raise ValueError(f"{op.name}: the row must say how the request gives {names}")
+    values = path or (_key_id if names else _no_path)
+
+    def args(c: Invocation) -> Args:
+        given = dict(zip(names, values(c), strict=True))
+        return Args(given, query(c) if query else {}, body(c) if body else None)
+
+    return args
+
+
+def _kind(
+    name: KindName,
+    operation: str | None,
+    summary: str,
+    *,
+    payload: str | None = None,
+    payload_required: bool | None = None,
+    needs_id: bool | None = None,
+    path: PathFn | None = None,
+    query: QueryFn | None = None,
+    body: BodyFn | None = None,
+    check: bool = False,
+    reply: Reply | None = None,
+    data: str = "",
+    result: EntityKind | None = None,
+    result_id: IdFn | None = None,
+    list_id: str = "",
+    generate: tuple[str, str] | None = None,
+    binds: BindFn | None = None,
+    wrap: str | None = None,
+    filter_by_key: bool = False,
+    select: str = "",
+    validate: CheckFn | None = None,
+    go: bool = True,
+) -> KindSpec:
+    """One row. What it leaves out is derived:
+
+    - `entity` from the name's prefix (`_ENTITIES`); `cls` and `reply` from its suffix
+      (`_BY_SUFFIX`), unless `reply` is given;
+    - `needs_id`: false for lists and for kinds whose key names nothing;
+    - `payload_required`: true when a payload is named;
+    - `args` from `path` (the values of the operation's path parameters), `query` and `body`;
+    - `check=True`: the ARI GET of the entity the operation acts on;
+    - `data` of a DATA reply from the operation's response model; a list's `result` is the
+      entity and its `result_id` is `list_id`; a created entity's `result_id` is its ID at the
+      place `generate` names;
+    - `wrap`: Go's data-function wording for reads by ID (`...Data`, `...Get`) and checks.
+    """
+    entity = _entity_of(name)
+    op = OPERATIONS[operation] if operation else None
+    suffix, cls, derived = _class_and_reply(name, op, result)
+    reply = reply or derived
+    lists = reply is Reply.KEYS
+    check_op = _entity_read(operation) if check and operation else None
+    if result is not None and generate is not None and generate[0] != "key" and not result_id:
+        result_id = _new_id
+    by_id = suffix in _READS_BY_ID and op is not None and bool(op.path_params)
+    return KindSpec(
+        name,
+        cls,
+        entity,
+        needs_id=(bool(entity) and not lists) if needs_id is None else needs_id,
+        payload=payload,
+        payload_required=payload is not None if payload_required is None else payload_required,
+        operation=operation,
+        args=_args(op, path, query, body) if op else None,
+        check=check_op,
+        reply=reply,
+        data=(data or _data_field(op)) if reply is Reply.DATA and op else data,
+        result=entity if lists else str(result or ""),
+        result_id=list_id if lists else result_id,
+        generate=generate,
+        binds=binds,
+        wrap=wrap or (_data_wrap(entity) if by_id or check_op else "{error}"),
+        filter_by_key=filter_by_key,
+        select=select,
+        validate=validate,
+        go=go,
+        summary=summary,
+    )
+
+
+def _reads(prefix: str, operation: str, list_operation: str | None, list_id: str) -> list[KindSpec]:
+    """The Data / Get / List trio most resources share."""
+    word = _go_word(_entity_of(prefix))
+    data, get, list_ = (cast(KindName, prefix + verb) for verb in ("Data", "Get", "List"))
+    rows = [
+        _kind(data, operation, f"Read the {word}'s current data."),
+        _kind(get, operation, f"Check that the {word} exists and return its key."),
+    ]
+    if list_operation:
+        rows.append(_kind(list_, list_operation, f"List every {word}.", list_id=list_id))
+    return rows
+
+
+class _Stage(NamedTuple):
+    """The row of `<Entity>Stage<Verb>`, which stages `<Entity><Verb>`: the same request
+    without the ARI call, answering with the key `<Entity><Verb>` would answer with, so a
+    client can subscribe before it executes ("stage, subscribe, execute").
+
+    Staging a kind that acts on an existing entity (play, record, snoop) is a `get` that
+    checks the entity exists, with Go's data-function wording; staging a kind that creates an
+    entity from nothing keeps the `create` class and checks nothing.
+    """
+
+    name: KindName
+    summary: str
+    reply: Reply | None = None  # None: the staged kind's
+
+
+def _staging(stage: _Stage, staged: KindSpec) -> KindSpec:
+    assert staged.operation is not None
+    on_entity = staged.needs_id
+    return dataclasses.replace(
+        staged,
+        name=stage.name,
+        summary=stage.summary,
+        cls=_GET if on_entity else _CREATE,
+        operation=None,
+        args=None,
+        check=(staged.check or _entity_read(staged.operation)) if on_entity else None,
+        wrap=_data_wrap(staged.entity) if on_entity else staged.wrap,
+        reply=stage.reply or staged.reply,
+    )
+
+
+def _resolve(rows: list[KindSpec | _Stage]) -> list[KindSpec]:
+    """The rows, each `_Stage` replaced by the row of the kind it stages, in table order."""
+    done: dict[str, KindSpec] = {}
+    for row in rows:
+        spec = (
+            _staging(row, done[row.name.replace("Stage", "", 1)])
+            if isinstance(row, _Stage)
+            else row
+        )
+        done[spec.name] = spec
+    return list(done.values())
+
+
+# --- keys, IDs and bindings -------------------------------------------------------------------
 
 _NS_PER_MS = 1_000_000
 _NS_PER_S = 1_000_000_000
-
-
-def _id(name: str) -> ArgsFn:
-    """Only the key's ID, as path parameter `name`."""
-    return lambda c: Args({name: c.key.id}, {})
+_CHANNEL: Final = EntityKind.CHANNEL.value
 
 
 def split_config_id(ident: str) -> tuple[str, str, str] | None:
@@ -165,21 +436,110 @@ def split_endpoint_id(ident: str) -> tuple[str, str] | None:
     return tech, resource
 
 
-def _endpoint_key(c: Call) -> str | None:
-    if c.key.kind != "endpoint":
+def _endpoint_key(c: Invocation) -> str | None:
+    if c.key.kind != EntityKind.ENDPOINT:
         return "wrong key type"
     if split_endpoint_id(c.key.id) is None:
         return f"endpoint key {c.key.id!r} is not of the form tech/resource"
     return None
 
 
-def _config_key(c: Call) -> str | None:
+def _config_key(c: Invocation) -> str | None:
     if split_config_id(c.key.id) is None:
         return "failed to parse configuration key: invalid input ID"
     return None
 
 
-def _external_media(c: Call) -> str | None:
+def _config_path(c: Invocation) -> tuple[str, ...]:
+    parts = split_config_id(c.key.id)
+    if parts is None:  # the executor refuses such keys (`_config_key`) before building arguments
+        raise ValueError("invalid input ID")
+    return parts
+
+
+def _endpoint_path(c: Invocation) -> tuple[str, ...]:
+    parts = split_endpoint_id(c.key.id)
+    if parts is None:
+        raise ValueError("invalid endpoint ID")
+    return parts
+
+
+def _new_id(c: Invocation) -> str:
+    """The ID of the entity the request creates: at the place the row's `generate` names (the
+    key, or a payload attribute), else the one the executor generated."""
+    where = c.spec.generate[0] if c.spec.generate else "key"
+    if where == "key":
+        return c.key.id or c.generated
+    value: Any = c.payload
+    for part in where.split("."):
+        value = getattr(value, part)
+    return cast(str, value) or c.generated
+
+
+def _key_and_new(c: Invocation) -> tuple[str, ...]:
+    return c.key.id, _new_id(c)
+
+
+def _self(c: Invocation) -> tuple[str, str]:
+    return c.spec.entity, c.key.id
+
+
+def _new(c: Invocation) -> tuple[str, str]:
+    return c.spec.result or c.spec.entity, _new_id(c)
+
+
+def _payload_channel(c: Invocation) -> tuple[str, str]:
+    return _CHANNEL, c.payload.channel
+
+
+def _bind(*parts: Callable[[Invocation], tuple[str, str]]) -> BindFn:
+    return lambda c: tuple(p(c) for p in parts)
+
+
+_SELF = _bind(_self)
+_NEW = _bind(_new)
+_SELF_AND_NEW = _bind(_self, _new)
+_SELF_AND_CHANNEL = _bind(_self, _payload_channel)
+
+# An event source `scheme:id` binds the entity kind its events' keys carry. Go binds
+# "deviceState", which no key carries (docs/protocol.md, "Go defects fixed", item 10).
+_EVENT_SOURCES: Final = {
+    "channel": EntityKind.CHANNEL.value,
+    "bridge": EntityKind.BRIDGE.value,
+    "endpoint": EntityKind.ENDPOINT.value,
+    "deviceState": EntityKind.DEVICE_STATE.value,
+}
+
+
+def _event_source_binding(c: Invocation) -> tuple[tuple[str, str], ...]:
+    scheme, _, ident = c.payload.event_source.partition(":")
+    kind = _EVENT_SOURCES.get(scheme)
+    return ((kind, ident),) if kind and ident else ()
+
+
+def _originate_binds(c: Invocation) -> tuple[tuple[str, str], ...]:
+    r = c.payload.originate_request
+    ids = (r.channel_id or c.generated, r.other_channel_id, r.originator)
+    binds = [(_CHANNEL, i) for i in ids if i]
+    if c.key.kind in ("", _CHANNEL) and c.key.id:
+        binds.append((_CHANNEL, c.key.id))
+    return tuple(binds)
+
+
+def _create_binds(c: Invocation) -> tuple[tuple[str, str], ...]:
+    r = c.payload.channel_create_request
+    return tuple((_CHANNEL, i) for i in (r.channel_id or c.generated, r.other_channel_id) if i)
+
+
+# --- queries and bodies -----------------------------------------------------------------------
+
+
+def _opt(value: Any) -> Any:
+    """Empty strings, zeros and empty collections mean 'Asterisk's default': leave them out."""
+    return value if value else None
+
+
+def _external_media(c: Invocation) -> str | None:
     options = c.payload.options
     # AudioSocket and WebSocket connections need no host; RTP does.
     if not options.external_host and (options.encapsulation or "rtp") == "rtp":
@@ -189,28 +549,44 @@ def _external_media(c: Call) -> str | None:
     return None
 
 
-def _config_args(c: Call, body: object = None) -> Args:
-    parts = split_config_id(c.key.id)
-    if parts is None:  # the executor refuses such keys before building arguments
-        raise ValueError("invalid input ID")
-    return Args({"configClass": parts[0], "objectType": parts[1], "id": parts[2]}, {}, body)
+def _variables_body(attr: str) -> BodyFn:
+    """`{"variables": ...}` of the payload (or its attribute `attr`), when it has any."""
+
+    def body(c: Invocation) -> object:
+        holder = getattr(c.payload, attr) if attr else c.payload
+        variables = holder.variables if holder is not None else None
+        return {"variables": dict(variables)} if variables else None
+
+    return body
 
 
-def _endpoint_args(c: Call) -> Args:
-    parts = split_endpoint_id(c.key.id)
-    if parts is None:
-        raise ValueError("invalid endpoint ID")
-    return Args({"tech": parts[0], "resource": parts[1]}, {})
+def _config_fields(c: Invocation) -> object:
+    return {"fields": [{"attribute": t.attribute, "value": t.value} for t in c.payload.tuples]}
 
 
-def _opt(value: Any) -> Any:
-    """Empty strings, zeros and empty collections mean 'Asterisk's default': leave them out."""
-    return value if value else None
+def _bridge_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    return {"type": _opt(p.type) if p else None, "name": _opt(p.name) if p else None}
 
 
-def _recording_query(p: Any, name: str) -> dict[str, object]:
+def _add_channel_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    return {
+        "channel": p.channel,
+        "role": _opt(p.role),
+        "absorbDTMF": p.absorb_dtmf or None,
+        "mute": p.mute or None,
+        "inhibitConnectedLineUpdates": p.inhibit_connected_line_updates or None,
+    }
+
+
+def _recording_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
     opts = p.options
-    query: dict[str, object] = {"name": name, "format": (opts.format if opts else "") or "wav"}
+    query: dict[str, object] = {
+        "name": p.name or c.generated,
+        "format": (opts.format if opts else "") or "wav",
+    }
     if opts is not None:
         query.update(
             maxDurationSeconds=opts.max_duration // _NS_PER_S,
@@ -219,12 +595,27 @@ def _recording_query(p: Any, name: str) -> dict[str, object]:
             beep=opts.beep,
             terminateOn=_opt(opts.terminate),
         )
+    if getattr(p, "recorder_format", ""):
+        query["recorder_format"] = p.recorder_format
     return query
 
 
-def _originate_args(c: Call) -> Args:
+def _play_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    query: dict[str, object] = {
+        "media": p.media_uri,
+        "lang": _opt(p.lang),
+        "offsetms": _opt(p.offsetms),
+        "skipms": _opt(p.skipms),
+    }
+    if getattr(p, "announcer_format", ""):
+        query["announcer_format"] = p.announcer_format
+    return query
+
+
+def _originate_query(c: Invocation) -> dict[str, object]:
     r = c.payload.originate_request
-    query = {
+    return {
         "endpoint": r.endpoint,
         "extension": _opt(r.extension),
         "context": _opt(r.context),
@@ -235,31 +626,27 @@ def _originate_args(c: Call) -> Args:
         "callerId": _opt(r.caller_id),
         "timeout": _opt(r.timeout),
         "otherChannelId": _opt(r.other_channel_id),
-        "originator": _opt(r.originator or (c.key.id if c.key.kind == "channel" else "")),
+        "originator": _opt(r.originator or (c.key.id if c.key.kind == _CHANNEL else "")),
         "formats": _opt(r.formats),
     }
-    body = {"variables": r.variables} if r.variables else None
-    return Args({"channelId": r.channel_id or c.generated}, query, body)
 
 
-def _create_args(c: Call) -> Args:
+def _create_query(c: Invocation) -> dict[str, object]:
     r = c.payload.channel_create_request
-    query = {
+    return {
         "endpoint": r.endpoint,
         "app": r.app or c.app,
         "appArgs": _opt(r.app_args),
         "channelId": r.channel_id or c.generated,
         "otherChannelId": _opt(r.other_channel_id),
-        "originator": _opt(r.originator or (c.key.id if c.key.kind == "channel" else "")),
+        "originator": _opt(r.originator or (c.key.id if c.key.kind == _CHANNEL else "")),
         "formats": _opt(r.formats),
     }
-    body = {"variables": r.variables} if r.variables else None
-    return Args({}, query, body)
 
 
-def _external_media_args(c: Call) -> Args:
+def _external_media_query(c: Invocation) -> dict[str, object]:
     o = c.payload.options
-    query = {
+    return {
         "channelId": o.channel_id or c.generated,
         "app": o.app or c.app,
         "external_host": _opt(o.external_host),
@@ -271,47 +658,35 @@ def _external_media_args(c: Call) -> Args:
         "data": _opt(o.data),
         "transport_data": _opt(o.transport_data),
     }
-    body = {"variables": o.variables} if o.variables else None
-    return Args({}, query, body)
 
 
-def _snoop_args(c: Call) -> Args:
+def _snoop_query(c: Invocation) -> dict[str, object]:
     o = c.payload.options
-    query: dict[str, object] = {"app": c.app}
-    if o is not None:
-        query = {
-            "app": o.app or c.app,
-            "appArgs": _opt(o.app_args),
-            "spy": _opt(o.spy),
-            "whisper": _opt(o.whisper),
-        }
-    return Args({"channelId": c.key.id, "snoopId": c.payload.snoop_id or c.generated}, query)
-
-
-def _play_args(c: Call) -> Args:
-    p = c.payload
-    path_name = "bridgeId" if c.spec.entity == "bridge" else "channelId"
-    query: dict[str, object] = {
-        "media": p.media_uri,
-        "lang": _opt(p.lang),
-        "offsetms": _opt(p.offsetms),
-        "skipms": _opt(p.skipms),
+    if o is None:
+        return {"app": c.app}
+    return {
+        "app": o.app or c.app,
+        "appArgs": _opt(o.app_args),
+        "spy": _opt(o.spy),
+        "whisper": _opt(o.whisper),
     }
-    if getattr(p, "announcer_format", ""):
-        query["announcer_format"] = p.announcer_format
-    return Args({path_name: c.key.id, "playbackId": p.playback_id or c.generated}, query)
 
 
-def _record_args(c: Call) -> Args:
+def _continue_query(c: Invocation) -> dict[str, object]:
     p = c.payload
-    path_name = "bridgeId" if c.spec.entity == "bridge" else "channelId"
-    query = _recording_query(p, p.name or c.generated)
-    if getattr(p, "recorder_format", ""):
-        query["recorder_format"] = p.recorder_format
-    return Args({path_name: c.key.id}, query)
+    return {
+        "context": _opt(p.context),
+        "extension": _opt(p.extension),
+        "priority": _opt(p.priority),
+        "label": _opt(p.label),
+    }
 
 
-def _dtmf_args(c: Call) -> Args:
+def _dial_query(c: Invocation) -> dict[str, object]:
+    return {"caller": _opt(c.payload.caller), "timeout": _opt(c.payload.timeout // _NS_PER_S)}
+
+
+def _dtmf_query(c: Invocation) -> dict[str, object]:
     p = c.payload
     o = p.options
     query: dict[str, object] = {"dtmf": p.dtmf}
@@ -323,1358 +698,337 @@ def _dtmf_args(c: Call) -> Args:
             duration=_opt(o.duration // _NS_PER_MS),
             after=_opt(o.after // _NS_PER_MS),
         )
-    return Args({"channelId": c.key.id}, query)
+    return query
 
 
-def _user_event_args(c: Call) -> Args:
-    event = c.payload.user_event
-    query = {"application": c.key.app or c.app, "source": "channel:" + c.key.id}
-    variables = event.userevent if isinstance(event.userevent, dict) else None
-    return Args({"eventName": event.eventname}, query, {"variables": variables or {}})
-
-
-def _generic_user_event_args(c: Call) -> Args:
+def _hangup_query(c: Invocation) -> dict[str, object]:
     p = c.payload
-    query = {"application": p.application or c.key.app or c.app, "source": _opt(p.source)}
-    return Args({"eventName": c.key.id}, query, {"variables": dict(p.variables)})
+    if p is not None and p.reason_code:
+        return {"reason_code": p.reason_code, "reason": None}
+    return {"reason_code": None, "reason": (p.reason if p is not None else "") or "normal"}
 
 
-def _sound_args(c: Call) -> Args:
-    filters = c.payload.filters if c.payload is not None else None
-    filters = filters or {}
-    return Args({}, {"lang": _opt(filters.get("lang")), "format": _opt(filters.get("format"))})
+def _user_event_body(c: Invocation) -> object:
+    event = c.payload.user_event.userevent
+    return {"variables": (event if isinstance(event, dict) else None) or {}}
 
 
-def _subscription_args(c: Call) -> Args:
-    return Args({"applicationName": c.key.id}, {"eventSource": c.payload.event_source})
+def _generic_user_event_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    return {"application": p.application or c.key.app or c.app, "source": _opt(p.source)}
 
 
-def _event_source_binding(c: Call) -> tuple[tuple[str, str], ...]:
-    scheme, _, ident = c.payload.event_source.partition(":")
-    kind = {"channel": "channel", "bridge": "bridge", "endpoint": "endpoint"}.get(scheme)
-    if scheme == "deviceState":  # Go binds "deviceState", which no event key ever carries
-        kind = "devicestate"
-    return ((kind, ident),) if kind and ident else ()
+def _sound_query(c: Invocation) -> dict[str, object]:
+    filters = (c.payload.filters if c.payload is not None else None) or {}
+    return {"lang": _opt(filters.get("lang")), "format": _opt(filters.get("format"))}
 
 
-def _bind(*parts: Callable[[Call], tuple[str, str]]) -> BindFn:
-    return lambda c: tuple(p(c) for p in parts)
+def _direction(c: Invocation) -> dict[str, object]:
+    return {"direction": (c.payload.direction if c.payload else "") or "both"}
 
 
-def _self(kind: str) -> Callable[[Call], tuple[str, str]]:
-    return lambda c: (kind, c.key.id)
+def _event_source(c: Invocation) -> dict[str, object]:
+    return {"eventSource": c.payload.event_source}
 
 
-def _payload_id(kind: str, attr: str) -> Callable[[Call], tuple[str, str]]:
-    return lambda c: (kind, getattr(c.payload, attr) or c.generated)
+def _variable(c: Invocation) -> dict[str, object]:
+    return {"variable": c.payload.name}
 
 
-def _originate_binds(c: Call) -> tuple[tuple[str, str], ...]:
-    r = c.payload.originate_request
-    ids = (r.channel_id or c.generated, r.other_channel_id, r.originator)
-    binds = [("channel", i) for i in ids if i]
-    if c.key.kind in ("", "channel") and c.key.id:
-        binds.append(("channel", c.key.id))
-    return tuple(binds)
+def _set_variable(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    return {"variable": p.name, "value": p.value, "report_events": p.report_events or None}
 
 
-def _create_binds(c: Call) -> tuple[tuple[str, str], ...]:
-    r = c.payload.channel_create_request
-    return tuple(("channel", i) for i in (r.channel_id or c.generated, r.other_channel_id) if i)
+def _variables(c: Invocation) -> dict[str, object]:
+    return {"variables": list(c.payload.names)}
 
 
-def _data_wrap(entity: str) -> str:
-    return f"failed to get data: Error getting data for {entity} '{{id}}': {{error}}"
+def _set_variables(c: Invocation) -> object:
+    return {"variables": dict(c.payload.values)}
+
+
+def _message_query(c: Invocation) -> dict[str, object]:
+    return {"from": c.payload.from_, "body": _opt(c.payload.body)}
+
+
+def _refer_query(c: Invocation) -> dict[str, object]:
+    p = c.payload
+    return {"from": p.from_, "refer_to": p.refer_to, "to_self": p.to_self or None}
 
 
 # --- the table --------------------------------------------------------------------------------
-
-_GET, _DATA, _COMMAND, _CREATE = (
-    RequestClass.GET,
-    RequestClass.DATA,
-    RequestClass.COMMAND,
-    RequestClass.CREATE,
-)
-
-
-def _entity_kinds(
-    prefix: str,
-    entity: str,
-    go_name: str,
-    operation: str,
-    path_name: str,
-    data_field: str,
-    list_operation: str | None,
-    list_id: str,
-) -> list[KindSpec]:
-    """The Data / Get / List trio most resources share."""
-    args = _id(path_name)
-    wrap = _data_wrap(go_name)
-    rows = [
-        KindSpec(
-            f"{prefix}Data",
-            _DATA,
-            entity,
-            operation=operation,
-            args=args,
-            reply=Reply.DATA,
-            data=data_field,
-            wrap=wrap,
-            summary=f"Read the {go_name}'s current data.",
-        ),
-        KindSpec(
-            f"{prefix}Get",
-            _GET,
-            entity,
-            operation=operation,
-            args=args,
-            reply=Reply.KEY_REQUEST,
-            wrap=wrap,
-            summary=f"Check that the {go_name} exists and return its key.",
-        ),
-    ]
-    if list_operation:
-        rows.append(
-            KindSpec(
-                f"{prefix}List",
-                _GET,
-                entity,
-                needs_id=False,
-                operation=list_operation,
-                args=lambda c: Args({}, {}),
-                reply=Reply.KEYS,
-                result=entity,
-                result_id=list_id,
-                summary=f"List every {go_name}.",
-            )
-        )
-    return rows
-
-
-def _command(
-    name: str, entity: str, operation: str, path_name: str, summary: str, **kw: Any
-) -> KindSpec:
-    return KindSpec(
-        name,
-        _COMMAND,
-        entity,
-        operation=operation,
-        args=kw.pop("args", _id(path_name)),
-        summary=summary,
-        **kw,
-    )
-
-
-_CH = "channel"
-_BR = "bridge"
-_CHANNEL_BIND = _bind(_self(_CH))
-_BRIDGE_BIND = _bind(_self(_BR))
-
-_ROWS: list[KindSpec] = [
+# One row per kind: name, ARI operation (None: no ARI call), summary for the docs, then only
+# what `_kind` cannot derive. A `...Stage...` row derives from the kind it stages (`_Stage`).
+# Laid out as a table, so the formatter leaves it alone.
+# fmt: off
+_ROWS: list[KindSpec | _Stage] = [
     # --- applications ------------------------------------------------------------------------
-    *_entity_kinds(
-        "Application",
-        "application",
-        "application",
-        "applications.get",
-        "applicationName",
-        "application",
-        "applications.list",
-        "name",
-    ),
-    KindSpec(
-        "ApplicationSubscribe",
-        _COMMAND,
-        "application",
-        payload="application_subscribe",
-        payload_required=True,
-        operation="applications.subscribe",
-        args=_subscription_args,
-        binds=_event_source_binding,
-        wrap="Error subscribing application '{id}' for event source '{source}': {error}",
-        summary="Subscribe the application to an event source.",
-    ),
-    KindSpec(
-        "ApplicationUnsubscribe",
-        _COMMAND,
-        "application",
-        payload="application_subscribe",
-        payload_required=True,
-        operation="applications.unsubscribe",
-        args=_subscription_args,
-        wrap="Error unsubscribing application '{id}' for event source '{source}': {error}",
-        summary="Unsubscribe the application from an event source.",
-    ),
-    KindSpec(
-        "ApplicationEventFilter",
-        _COMMAND,
-        "application",
-        payload="application_event_filter",
-        payload_required=True,
-        operation="applications.filter",
-        args=lambda c: Args(
-            {"applicationName": c.key.id},
-            {},
-            {"allowed": c.payload.allowed, "disallowed": c.payload.disallowed},
-        ),
-        reply=Reply.DATA,
-        data="application",
-        go=False,
-        summary="Set which event types the application receives.",
-    ),
+    *_reads("Application", "applications.get", "applications.list", "name"),
+    _kind("ApplicationSubscribe", "applications.subscribe",
+          "Subscribe the application to an event source.",
+          payload="application_subscribe", query=_event_source, binds=_event_source_binding,
+          wrap="Error subscribing application '{id}' for event source '{source}': {error}"),
+    _kind("ApplicationUnsubscribe", "applications.unsubscribe",
+          "Unsubscribe the application from an event source.",
+          payload="application_subscribe", query=_event_source,
+          wrap="Error unsubscribing application '{id}' for event source '{source}': {error}"),
+    _kind("ApplicationEventFilter", "applications.filter",
+          "Set which event types the application receives.",
+          payload="application_event_filter",
+          body=lambda c: {"allowed": c.payload.allowed, "disallowed": c.payload.disallowed},
+          reply=Reply.DATA, go=False),  # ours: a command answering with the application
     # --- asterisk ----------------------------------------------------------------------------
-    KindSpec(
-        "AsteriskInfo",
-        _DATA,
-        needs_id=False,
-        payload="asterisk_info",
-        operation="asterisk.getInfo",
-        args=lambda c: Args({}, {"only": _opt(list(c.payload.only)) if c.payload else None}),
-        reply=Reply.DATA,
-        data="asterisk",
-        summary="Asterisk system information.",
-    ),
-    KindSpec(
-        "AsteriskPing",
-        _DATA,
-        needs_id=False,
-        operation="asterisk.ping",
-        args=lambda c: Args({}, {}),
-        reply=Reply.DATA,
-        data="asterisk_ping",
-        go=False,
-        summary="Ping Asterisk.",
-    ),
-    KindSpec(
-        "AsteriskVariableGet",
-        _DATA,
-        "variable",
-        operation="asterisk.getGlobalVar",
-        args=lambda c: Args({}, {"variable": c.key.id}),
-        reply=Reply.VARIABLE,
-        summary="Read a global variable.",
-    ),
-    KindSpec(
-        "AsteriskVariableSet",
-        _COMMAND,
-        "variable",
-        payload="asterisk_variable_set",
-        payload_required=True,
-        operation="asterisk.setGlobalVar",
-        args=lambda c: Args({}, {"variable": c.key.id, "value": c.payload.value}),
-        summary="Set a global variable.",
-    ),
-    KindSpec(
-        "AsteriskConfigData",
-        _DATA,
-        "config",
-        operation="asterisk.getObject",
-        args=_config_args,
-        reply=Reply.DATA,
-        data="config",
-        wrap=_data_wrap("config"),
-        validate=_config_key,
-        summary="Read a dynamic configuration object (key id `class/type/id`).",
-    ),
-    KindSpec(
-        "AsteriskConfigUpdate",
-        _COMMAND,
-        "config",
-        payload="asterisk_config",
-        payload_required=True,
-        operation="asterisk.updateObject",
-        validate=_config_key,
-        args=lambda c: _config_args(
-            c, {"fields": [{"attribute": t.attribute, "value": t.value} for t in c.payload.tuples]}
-        ),
-        summary="Create or update a dynamic configuration object.",
-    ),
-    KindSpec(
-        "AsteriskConfigDelete",
-        _COMMAND,
-        "config",
-        operation="asterisk.deleteObject",
-        validate=_config_key,
-        args=_config_args,
-        summary="Delete a dynamic configuration object.",
-    ),
-    KindSpec(
-        "AsteriskLoggingCreate",
-        _CREATE,
-        "logging",
-        payload="asterisk_logging_channel",
-        payload_required=True,
-        operation="asterisk.addLog",
-        args=lambda c: Args({"logChannelName": c.key.id}, {"configuration": c.payload.levels}),
-        reply=Reply.KEY_REQUEST,
-        summary="Create a log channel.",
-    ),
-    KindSpec(
-        "AsteriskLoggingData",
-        _DATA,
-        "logging",
-        operation="asterisk.listLogChannels",
-        args=lambda c: Args({}, {}),
-        reply=Reply.DATA,
-        data="log",
-        select="channel",
-        summary="Read one log channel.",
-    ),
-    KindSpec(
-        "AsteriskLoggingGet",
-        _GET,
-        "logging",
-        operation="asterisk.listLogChannels",
-        args=lambda c: Args({}, {}),
-        reply=Reply.KEY_REQUEST,
-        select="channel",
-        summary="Check that a log channel exists.",
-    ),
-    KindSpec(
-        "AsteriskLoggingList",
-        _GET,
-        "logging",
-        needs_id=False,
-        operation="asterisk.listLogChannels",
-        args=lambda c: Args({}, {}),
-        reply=Reply.KEYS,
-        result="logging",
-        result_id="channel",
-        summary="List log channels.",
-    ),
-    _command(
-        "AsteriskLoggingRotate",
-        "logging",
-        "asterisk.rotateLog",
-        "logChannelName",
-        "Rotate a log channel.",
-    ),
-    _command(
-        "AsteriskLoggingDelete",
-        "logging",
-        "asterisk.deleteLog",
-        "logChannelName",
-        "Delete a log channel.",
-    ),
-    *_entity_kinds(
-        "AsteriskModule",
-        "module",
-        "module",
-        "asterisk.getModule",
-        "moduleName",
-        "module",
-        "asterisk.listModules",
-        "name",
-    ),
-    _command("AsteriskModuleLoad", "module", "asterisk.loadModule", "moduleName", "Load a module."),
-    _command(
-        "AsteriskModuleReload", "module", "asterisk.reloadModule", "moduleName", "Reload a module."
-    ),
-    _command(
-        "AsteriskModuleUnload", "module", "asterisk.unloadModule", "moduleName", "Unload a module."
-    ),
+    _kind("AsteriskInfo", "asterisk.getInfo", "Asterisk system information.",
+          payload="asterisk_info", payload_required=False,
+          query=lambda c: {"only": _opt(list(c.payload.only)) if c.payload else None},
+          data="asterisk"),  # Go's name; the model is AsteriskInfo
+    _kind("AsteriskPing", "asterisk.ping", "Ping Asterisk.", go=False),
+    _kind("AsteriskVariableGet", "asterisk.getGlobalVar", "Read a global variable.",
+          query=lambda c: {"variable": c.key.id}),
+    _kind("AsteriskVariableSet", "asterisk.setGlobalVar", "Set a global variable.",
+          payload="asterisk_variable_set",
+          query=lambda c: {"variable": c.key.id, "value": c.payload.value}),
+    _kind("AsteriskConfigData", "asterisk.getObject",
+          "Read a dynamic configuration object (key id `class/type/id`).",
+          path=_config_path, validate=_config_key,
+          data="config"),  # Go's ConfigData, built from Asterisk's list of tuples
+    _kind("AsteriskConfigUpdate", "asterisk.updateObject",
+          "Create or update a dynamic configuration object.",
+          payload="asterisk_config", path=_config_path, body=_config_fields,
+          validate=_config_key),
+    _kind("AsteriskConfigDelete", "asterisk.deleteObject",
+          "Delete a dynamic configuration object.", path=_config_path, validate=_config_key),
+    _kind("AsteriskLoggingCreate", "asterisk.addLog", "Create a log channel.",
+          payload="asterisk_logging_channel",
+          query=lambda c: {"configuration": c.payload.levels}),
+    # ARI reads log channels only as a list: Data and Get pick the key's entry out of it.
+    _kind("AsteriskLoggingData", "asterisk.listLogChannels", "Read one log channel.",
+          select="channel", data="log"),  # Go's LogData
+    _kind("AsteriskLoggingGet", "asterisk.listLogChannels", "Check that a log channel exists.",
+          select="channel"),
+    _kind("AsteriskLoggingList", "asterisk.listLogChannels", "List log channels.",
+          list_id="channel"),
+    _kind("AsteriskLoggingRotate", "asterisk.rotateLog", "Rotate a log channel."),
+    _kind("AsteriskLoggingDelete", "asterisk.deleteLog", "Delete a log channel."),
+    *_reads("AsteriskModule", "asterisk.getModule", "asterisk.listModules", "name"),
+    _kind("AsteriskModuleLoad", "asterisk.loadModule", "Load a module."),
+    _kind("AsteriskModuleReload", "asterisk.reloadModule", "Reload a module."),
+    _kind("AsteriskModuleUnload", "asterisk.unloadModule", "Unload a module."),
     # --- bridges -----------------------------------------------------------------------------
-    KindSpec(
-        "BridgeCreate",
-        _CREATE,
-        _BR,
-        needs_id=False,
-        payload="bridge_create",
-        operation="bridges.createWithId",
-        args=lambda c: Args(
-            {"bridgeId": c.key.id or c.generated},
-            {
-                "type": _opt(c.payload.type) if c.payload else None,
-                "name": _opt(c.payload.name) if c.payload else None,
-            },
-            {"variables": c.payload.variables} if c.payload and c.payload.variables else None,
-        ),
-        reply=Reply.KEY_REQUEST,
-        generate=("key", "br"),
-        binds=lambda c: ((_BR, c.key.id or c.generated),),
-        summary="Create a bridge (an empty key ID gets a generated one).",
-    ),
-    KindSpec(
-        "BridgeStageCreate",
-        _CREATE,
-        _BR,
-        needs_id=False,
-        payload="bridge_create",
-        reply=Reply.KEY_REQUEST,
-        generate=("key", "br"),
-        binds=lambda c: ((_BR, c.key.id or c.generated),),
-        summary="Reserve a bridge ID on one node; BridgeCreate executes it.",
-    ),
-    *_entity_kinds(
-        "Bridge", _BR, "bridge", "bridges.get", "bridgeId", "bridge", "bridges.list", "id"
-    ),
-    _command(
-        "BridgeDelete", _BR, "bridges.destroy", "bridgeId", "Destroy a bridge.", binds=_BRIDGE_BIND
-    ),
-    KindSpec(
-        "BridgeAddChannel",
-        _COMMAND,
-        _BR,
-        payload="bridge_add_channel",
-        payload_required=True,
-        operation="bridges.addChannel",
-        args=lambda c: Args(
-            {"bridgeId": c.key.id},
-            {
-                "channel": c.payload.channel,
-                "role": _opt(c.payload.role),
-                "absorbDTMF": c.payload.absorb_dtmf or None,
-                "mute": c.payload.mute or None,
-                "inhibitConnectedLineUpdates": c.payload.inhibit_connected_line_updates or None,
-            },
-        ),
-        binds=lambda c: ((_BR, c.key.id), (_CH, c.payload.channel)),
-        summary="Add a channel to a bridge.",
-    ),
-    KindSpec(
-        "BridgeRemoveChannel",
-        _COMMAND,
-        _BR,
-        payload="bridge_remove_channel",
-        payload_required=True,
-        operation="bridges.removeChannel",
-        args=lambda c: Args({"bridgeId": c.key.id}, {"channel": c.payload.channel}),
-        binds=lambda c: ((_BR, c.key.id), (_CH, c.payload.channel)),
-        summary="Remove a channel from a bridge.",
-    ),
-    KindSpec(
-        "BridgeMOH",
-        _COMMAND,
-        _BR,
-        payload="bridge_moh",
-        payload_required=True,
-        operation="bridges.startMoh",
-        args=lambda c: Args({"bridgeId": c.key.id}, {"mohClass": _opt(c.payload.moh_class)}),
-        binds=_BRIDGE_BIND,
-        summary="Play music on hold to a bridge.",
-    ),
-    _command(
-        "BridgeStopMOH",
-        _BR,
-        "bridges.stopMoh",
-        "bridgeId",
-        "Stop music on hold.",
-        binds=_BRIDGE_BIND,
-    ),
-    KindSpec(
-        "BridgePlay",
-        _CREATE,
-        _BR,
-        payload="bridge_play",
-        payload_required=True,
-        operation="bridges.playWithId",
-        args=_play_args,
-        reply=Reply.KEY_RESULT,
-        result="playback",
-        result_id=lambda c: c.payload.playback_id or c.generated,
-        generate=("playback_id", "pb"),
-        binds=_bind(_self(_BR), _payload_id("playback", "playback_id")),
-        summary="Play media to a bridge.",
-    ),
-    KindSpec(
-        "BridgeStagePlay",
-        _GET,
-        _BR,
-        payload="bridge_play",
-        payload_required=True,
-        check="bridges.get",
-        reply=Reply.KEY_RESULT,
-        result="playback",
-        result_id=lambda c: c.payload.playback_id or c.generated,
-        generate=("playback_id", "pb"),
-        binds=_bind(_self(_BR), _payload_id("playback", "playback_id")),
-        wrap=_data_wrap("bridge"),
-        summary="Reserve a playback ID; BridgePlay executes it.",
-    ),
-    KindSpec(
-        "BridgeRecord",
-        _CREATE,
-        _BR,
-        payload="bridge_record",
-        payload_required=True,
-        check="bridges.get",
-        operation="bridges.record",
-        args=_record_args,
-        reply=Reply.KEY_RESULT,
-        result="liverecording",
-        result_id=lambda c: c.payload.name or c.generated,
-        generate=("name", "rc"),
-        binds=_bind(_self(_BR), _payload_id("liverecording", "name")),
-        wrap=_data_wrap("bridge"),
-        summary="Record a bridge.",
-    ),
-    KindSpec(
-        "BridgeStageRecord",
-        _GET,
-        _BR,
-        payload="bridge_record",
-        payload_required=True,
-        check="bridges.get",
-        reply=Reply.KEY_REQUEST,
-        result="liverecording",
-        result_id=lambda c: c.payload.name or c.generated,
-        generate=("name", "rc"),
-        binds=_bind(_self(_BR), _payload_id("liverecording", "name")),
-        wrap=_data_wrap("bridge"),
-        summary="Reserve a recording name; BridgeRecord executes it.",
-    ),
-    KindSpec(
-        "BridgeSubscribe",
-        _COMMAND,
-        _BR,
-        binds=_BRIDGE_BIND,
-        summary="Route the bridge's events to the key's dialog.",
-    ),
-    KindSpec("BridgeUnsubscribe", _COMMAND, _BR, summary="No-op (kept for Go peers)."),
-    KindSpec(
-        "BridgeVideoSource",
-        _COMMAND,
-        _BR,
-        payload="bridge_video_source",
-        payload_required=True,
-        operation="bridges.setVideoSource",
-        args=lambda c: Args({"bridgeId": c.key.id, "channelId": c.payload.channel}, {}),
-        binds=lambda c: ((_BR, c.key.id), (_CH, c.payload.channel)),
-        summary="Set a bridge's video source.",
-    ),
-    _command(
-        "BridgeVideoSourceDelete",
-        _BR,
-        "bridges.clearVideoSource",
-        "bridgeId",
-        "Clear a bridge's video source.",
-        binds=_BRIDGE_BIND,
-    ),
-    KindSpec(
-        "BridgeVariableGet",
-        _DATA,
-        _BR,
-        payload="bridge_variable",
-        payload_required=True,
-        operation="bridges.getBridgeVar",
-        args=lambda c: Args({"bridgeId": c.key.id}, {"variable": c.payload.name}),
-        reply=Reply.VARIABLE,
-        go=False,
-        summary="Read a bridge variable.",
-    ),
-    KindSpec(
-        "BridgeVariableSet",
-        _COMMAND,
-        _BR,
-        payload="bridge_variable",
-        payload_required=True,
-        operation="bridges.setBridgeVar",
-        args=lambda c: Args(
-            {"bridgeId": c.key.id},
-            {
-                "variable": c.payload.name,
-                "value": c.payload.value,
-                "report_events": c.payload.report_events or None,
-            },
-        ),
-        go=False,
-        summary="Set a bridge variable.",
-    ),
-    KindSpec(
-        "BridgeVariablesGet",
-        _DATA,
-        _BR,
-        payload="variables",
-        payload_required=True,
-        operation="bridges.getBridgeVars",
-        args=lambda c: Args({"bridgeId": c.key.id}, {"variables": list(c.payload.names)}),
-        reply=Reply.DATA,
-        data="variables",
-        go=False,
-        summary="Read several bridge variables.",
-    ),
-    KindSpec(
-        "BridgeVariablesSet",
-        _COMMAND,
-        _BR,
-        payload="variables",
-        payload_required=True,
-        operation="bridges.setBridgeVars",
-        args=lambda c: Args({"bridgeId": c.key.id}, {}, {"variables": dict(c.payload.values)}),
-        go=False,
-        summary="Set several bridge variables.",
-    ),
+    _kind("BridgeCreate", "bridges.createWithId",
+          "Create a bridge (an empty key ID gets a generated one).",
+          payload="bridge_create", payload_required=False, needs_id=False,
+          path=lambda c: (_new_id(c),), query=_bridge_query, body=_variables_body(""),
+          generate=("key", "br"), binds=_NEW),
+    _Stage("BridgeStageCreate", "Reserve a bridge ID on one node; BridgeCreate executes it."),
+    *_reads("Bridge", "bridges.get", "bridges.list", "id"),
+    _kind("BridgeDelete", "bridges.destroy", "Destroy a bridge.", binds=_SELF),
+    _kind("BridgeAddChannel", "bridges.addChannel", "Add a channel to a bridge.",
+          payload="bridge_add_channel", query=_add_channel_query, binds=_SELF_AND_CHANNEL),
+    _kind("BridgeRemoveChannel", "bridges.removeChannel", "Remove a channel from a bridge.",
+          payload="bridge_remove_channel", query=lambda c: {"channel": c.payload.channel},
+          binds=_SELF_AND_CHANNEL),
+    _kind("BridgeMOH", "bridges.startMoh", "Play music on hold to a bridge.",
+          payload="bridge_moh", query=lambda c: {"mohClass": _opt(c.payload.moh_class)},
+          binds=_SELF),
+    _kind("BridgeStopMOH", "bridges.stopMoh", "Stop music on hold.", binds=_SELF),
+    _kind("BridgePlay", "bridges.playWithId", "Play media to a bridge.",
+          payload="bridge_play", path=_key_and_new, query=_play_query,
+          result=EntityKind.PLAYBACK, generate=("playback_id", "pb"), binds=_SELF_AND_NEW),
+    _Stage("BridgeStagePlay", "Reserve a playback ID; BridgePlay executes it."),
+    _kind("BridgeRecord", "bridges.record", "Record a bridge.",
+          payload="bridge_record", query=_recording_query,
+          check=True,  # Go reads the bridge first (ChannelRecord does not)
+          result=EntityKind.LIVE_RECORDING, generate=("name", "rc"), binds=_SELF_AND_NEW),
+    _Stage("BridgeStageRecord", "Reserve a recording name; BridgeRecord executes it.",
+           reply=Reply.KEY_REQUEST),  # Go's: the request key retyped as the recording's
+    _kind("BridgeSubscribe", None, "Route the bridge's events to the key's dialog.",
+          binds=_SELF),
+    _kind("BridgeUnsubscribe", None, "No-op (kept for Go peers)."),
+    _kind("BridgeVideoSource", "bridges.setVideoSource", "Set a bridge's video source.",
+          payload="bridge_video_source", path=lambda c: (c.key.id, c.payload.channel),
+          binds=_SELF_AND_CHANNEL),
+    _kind("BridgeVideoSourceDelete", "bridges.clearVideoSource",
+          "Clear a bridge's video source.", binds=_SELF),
+    _kind("BridgeVariableGet", "bridges.getBridgeVar", "Read a bridge variable.",
+          payload="bridge_variable", query=_variable, go=False),
+    _kind("BridgeVariableSet", "bridges.setBridgeVar", "Set a bridge variable.",
+          payload="bridge_variable", query=_set_variable, go=False),
+    _kind("BridgeVariablesGet", "bridges.getBridgeVars", "Read several bridge variables.",
+          payload="variables", query=_variables, go=False),
+    _kind("BridgeVariablesSet", "bridges.setBridgeVars", "Set several bridge variables.",
+          payload="variables", body=_set_variables, go=False),
     # --- channels ----------------------------------------------------------------------------
-    _command(
-        "ChannelAnswer",
-        _CH,
-        "channels.answer",
-        "channelId",
-        "Answer a channel.",
-        binds=_CHANNEL_BIND,
-    ),
-    _command(
-        "ChannelBusy",
-        _CH,
-        "channels.hangup",
-        "channelId",
-        "Hang up with cause busy.",
-        args=lambda c: Args({"channelId": c.key.id}, {"reason": "busy"}),
-        binds=_CHANNEL_BIND,
-    ),
-    _command(
-        "ChannelCongestion",
-        _CH,
-        "channels.hangup",
-        "channelId",
-        "Hang up with cause congestion.",
-        args=lambda c: Args({"channelId": c.key.id}, {"reason": "congestion"}),
-        binds=_CHANNEL_BIND,
-    ),
-    KindSpec(
-        "ChannelCreate",
-        _CREATE,
-        _CH,
-        needs_id=False,
-        payload="channel_create",
-        payload_required=True,
-        operation="channels.create",
-        args=_create_args,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.channel_create_request.channel_id or c.generated,
-        generate=("channel_create_request.channel_id", "ch"),
-        binds=_create_binds,
-        summary="Create a channel without dialing it.",
-    ),
-    KindSpec(
-        "ChannelContinue",
-        _COMMAND,
-        _CH,
-        payload="channel_continue",
-        payload_required=True,
-        operation="channels.continueInDialplan",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {
-                "context": _opt(c.payload.context),
-                "extension": _opt(c.payload.extension),
-                "priority": _opt(c.payload.priority),
-                "label": _opt(c.payload.label),
-            },
-        ),
-        summary="Leave Stasis and continue in the dialplan.",
-    ),
-    *_entity_kinds(
-        "Channel", _CH, "channel", "channels.get", "channelId", "channel", "channels.list", "id"
-    ),
-    KindSpec(
-        "ChannelDial",
-        _COMMAND,
-        _CH,
-        payload="channel_dial",
-        payload_required=True,
-        operation="channels.dial",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {"caller": _opt(c.payload.caller), "timeout": _opt(c.payload.timeout // _NS_PER_S)},
-        ),
-        summary="Dial a created channel.",
-    ),
-    KindSpec(
-        "ChannelHangup",
-        _COMMAND,
-        _CH,
-        payload="channel_hangup",
-        operation="channels.hangup",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {
-                "reason_code": _opt(c.payload.reason_code) if c.payload else None,
-                "reason": None
-                if c.payload and c.payload.reason_code
-                else (c.payload.reason if c.payload and c.payload.reason else "normal"),
-            },
-        ),
-        summary="Hang up a channel.",
-    ),
-    _command("ChannelHold", _CH, "channels.hold", "channelId", "Put a channel on hold."),
-    KindSpec(
-        "ChannelMOH",
-        _COMMAND,
-        _CH,
-        payload="channel_moh",
-        payload_required=True,
-        operation="channels.startMoh",
-        args=lambda c: Args({"channelId": c.key.id}, {"mohClass": _opt(c.payload.music)}),
-        summary="Play music on hold to a channel.",
-    ),
-    KindSpec(
-        "ChannelMute",
-        _COMMAND,
-        _CH,
-        payload="channel_mute",
-        operation="channels.mute",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {"direction": (c.payload.direction if c.payload else "") or "both"},
-        ),
-        summary="Mute a channel.",
-    ),
-    KindSpec(
-        "ChannelOriginate",
-        _CREATE,
-        _CH,
-        needs_id=False,
-        payload="channel_originate",
-        payload_required=True,
-        operation="channels.originateWithId",
-        args=_originate_args,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.originate_request.channel_id or c.generated,
-        generate=("originate_request.channel_id", "ch"),
-        binds=_originate_binds,
-        summary="Originate a call.",
-    ),
-    KindSpec(
-        "ChannelStageOriginate",
-        _CREATE,
-        _CH,
-        needs_id=False,
-        payload="channel_originate",
-        payload_required=True,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.originate_request.channel_id or c.generated,
-        generate=("originate_request.channel_id", "ch"),
-        binds=_originate_binds,
-        summary="Reserve a channel ID on one node; ChannelOriginate executes it.",
-    ),
-    KindSpec(
-        "ChannelPlay",
-        _CREATE,
-        _CH,
-        payload="channel_play",
-        payload_required=True,
-        check="channels.get",
-        operation="channels.playWithId",
-        args=_play_args,
-        reply=Reply.KEY_RESULT,
-        result="playback",
-        result_id=lambda c: c.payload.playback_id or c.generated,
-        generate=("playback_id", "pb"),
-        binds=_bind(_self(_CH), _payload_id("playback", "playback_id")),
-        wrap=_data_wrap("channel"),
-        summary="Play media to a channel.",
-    ),
-    KindSpec(
-        "ChannelStagePlay",
-        _GET,
-        _CH,
-        payload="channel_play",
-        payload_required=True,
-        check="channels.get",
-        reply=Reply.KEY_RESULT,
-        result="playback",
-        result_id=lambda c: c.payload.playback_id or c.generated,
-        generate=("playback_id", "pb"),
-        binds=_bind(_self(_CH), _payload_id("playback", "playback_id")),
-        wrap=_data_wrap("channel"),
-        summary="Reserve a playback ID; ChannelPlay executes it.",
-    ),
-    KindSpec(
-        "ChannelRecord",
-        _CREATE,
-        _CH,
-        payload="channel_record",
-        payload_required=True,
-        operation="channels.record",
-        args=_record_args,
-        reply=Reply.KEY_RESULT,
-        result="liverecording",
-        result_id=lambda c: c.payload.name or c.generated,
-        generate=("name", "rc"),
-        binds=_bind(_self(_CH), _payload_id("liverecording", "name")),
-        summary="Record a channel.",
-    ),
-    KindSpec(
-        "ChannelStageRecord",
-        _GET,
-        _CH,
-        payload="channel_record",
-        payload_required=True,
-        check="channels.get",
-        reply=Reply.KEY_REQUEST,
-        result="liverecording",
-        result_id=lambda c: c.payload.name or c.generated,
-        generate=("name", "rc"),
-        binds=_bind(_self(_CH), _payload_id("liverecording", "name")),
-        wrap=_data_wrap("channel"),
-        summary="Reserve a recording name; ChannelRecord executes it.",
-    ),
-    _command("ChannelRing", _CH, "channels.ring", "channelId", "Indicate ringing."),
-    KindSpec(
-        "ChannelSendDTMF",
-        _COMMAND,
-        _CH,
-        payload="channel_send_dtmf",
-        payload_required=True,
-        operation="channels.sendDTMF",
-        args=_dtmf_args,
-        summary="Send DTMF to a channel.",
-    ),
-    _command("ChannelSilence", _CH, "channels.startSilence", "channelId", "Play silence."),
-    KindSpec(
-        "ChannelSnoop",
-        _CREATE,
-        _CH,
-        payload="channel_snoop",
-        payload_required=True,
-        operation="channels.snoopChannelWithId",
-        args=_snoop_args,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.snoop_id or c.generated,
-        generate=("snoop_id", "sn"),
-        binds=_bind(_payload_id(_CH, "snoop_id")),
-        summary="Snoop (spy or whisper) on a channel.",
-    ),
-    KindSpec(
-        "ChannelStageSnoop",
-        _GET,
-        _CH,
-        payload="channel_snoop",
-        payload_required=True,
-        check="channels.get",
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.snoop_id or c.generated,
-        generate=("snoop_id", "sn"),
-        binds=_bind(_payload_id(_CH, "snoop_id")),
-        wrap=_data_wrap("channel"),
-        summary="Reserve a snoop channel ID; ChannelSnoop executes it.",
-    ),
-    KindSpec(
-        "ChannelExternalMedia",
-        _CREATE,
-        _CH,
-        needs_id=False,
-        payload="channel_external_media",
-        payload_required=True,
-        operation="channels.externalMedia",
-        args=_external_media_args,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.options.channel_id or c.generated,
-        generate=("options.channel_id", "ch"),
-        binds=lambda c: ((_CH, c.payload.options.channel_id or c.generated),),
-        validate=_external_media,
-        summary="Create an external media channel.",
-    ),
-    KindSpec(
-        "ChannelStageExternalMedia",
-        _CREATE,
-        _CH,
-        needs_id=False,
-        payload="channel_external_media",
-        payload_required=True,
-        reply=Reply.KEY_RESULT,
-        result=_CH,
-        result_id=lambda c: c.payload.options.channel_id or c.generated,
-        generate=("options.channel_id", "ch"),
-        binds=lambda c: ((_CH, c.payload.options.channel_id or c.generated),),
-        validate=_external_media,
-        summary="Validate and reserve an external media channel ID.",
-    ),
-    _command("ChannelStopHold", _CH, "channels.unhold", "channelId", "Take a channel off hold."),
-    _command("ChannelStopMOH", _CH, "channels.stopMoh", "channelId", "Stop music on hold."),
-    _command("ChannelStopRing", _CH, "channels.ringStop", "channelId", "Stop ringing."),
-    _command("ChannelStopSilence", _CH, "channels.stopSilence", "channelId", "Stop silence."),
-    KindSpec(
-        "ChannelSubscribe",
-        _COMMAND,
-        _CH,
-        binds=_CHANNEL_BIND,
-        summary="Route the channel's events to the key's dialog.",
-    ),
-    KindSpec(
-        "ChannelUnmute",
-        _COMMAND,
-        _CH,
-        payload="channel_mute",
-        operation="channels.unmute",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {"direction": (c.payload.direction if c.payload else "") or "both"},
-        ),
-        summary="Unmute a channel.",
-    ),
-    KindSpec(
-        "ChannelVariableGet",
-        _DATA,
-        _CH,
-        payload="channel_variable",
-        payload_required=True,
-        operation="channels.getChannelVar",
-        args=lambda c: Args({"channelId": c.key.id}, {"variable": c.payload.name}),
-        reply=Reply.VARIABLE,
-        summary="Read a channel variable.",
-    ),
-    KindSpec(
-        "ChannelVariableSet",
-        _COMMAND,
-        _CH,
-        payload="channel_variable",
-        payload_required=True,
-        operation="channels.setChannelVar",
-        args=lambda c: Args(
-            {"channelId": c.key.id},
-            {
-                "variable": c.payload.name,
-                "value": c.payload.value,
-                "report_events": c.payload.report_events or None,
-            },
-        ),
-        summary="Set a channel variable.",
-    ),
-    KindSpec(
-        "ChannelVariablesGet",
-        _DATA,
-        _CH,
-        payload="variables",
-        payload_required=True,
-        operation="channels.getChannelVars",
-        args=lambda c: Args({"channelId": c.key.id}, {"variables": list(c.payload.names)}),
-        reply=Reply.DATA,
-        data="variables",
-        go=False,
-        summary="Read several channel variables.",
-    ),
-    KindSpec(
-        "ChannelVariablesSet",
-        _COMMAND,
-        _CH,
-        payload="variables",
-        payload_required=True,
-        operation="channels.setChannelVars",
-        args=lambda c: Args({"channelId": c.key.id}, {}, {"variables": dict(c.payload.values)}),
-        go=False,
-        summary="Set several channel variables.",
-    ),
-    KindSpec(
-        "ChannelUserEvent",
-        _COMMAND,
-        _CH,
-        payload="channel_user_event",
-        payload_required=True,
-        operation="events.userEvent",
-        args=_user_event_args,
-        summary="Raise a user event with the channel as source.",
-    ),
-    KindSpec(
-        "ChannelMove",
-        _COMMAND,
-        _CH,
-        payload="channel_move",
-        payload_required=True,
-        operation="channels.move",
-        args=lambda c: Args(
-            {"channelId": c.key.id}, {"app": c.payload.app, "appArgs": _opt(c.payload.app_args)}
-        ),
-        go=False,
-        summary="Move a channel to another Stasis application.",
-    ),
-    KindSpec(
-        "ChannelRedirect",
-        _COMMAND,
-        _CH,
-        payload="channel_redirect",
-        payload_required=True,
-        operation="channels.redirect",
-        args=lambda c: Args({"channelId": c.key.id}, {"endpoint": c.payload.endpoint}),
-        go=False,
-        summary="Redirect a channel to another endpoint.",
-    ),
-    _command(
-        "ChannelProgress", _CH, "channels.progress", "channelId", "Indicate progress.", go=False
-    ),
-    KindSpec(
-        "ChannelRTPStatistics",
-        _DATA,
-        _CH,
-        operation="channels.rtpstatistics",
-        args=_id("channelId"),
-        reply=Reply.DATA,
-        data="rtp_statistics",
-        go=False,
-        summary="RTP statistics of a channel.",
-    ),
-    KindSpec(
-        "ChannelTransferProgress",
-        _COMMAND,
-        _CH,
-        payload="channel_transfer_progress",
-        payload_required=True,
-        operation="channels.transfer_progress",
-        args=lambda c: Args({"channelId": c.key.id}, {"states": c.payload.states}),
-        go=False,
-        summary="Report the progress of a transfer.",
-    ),
+    _kind("ChannelAnswer", "channels.answer", "Answer a channel.", binds=_SELF),
+    _kind("ChannelBusy", "channels.hangup", "Hang up with cause busy.",
+          query=lambda c: {"reason": "busy"}, binds=_SELF),
+    _kind("ChannelCongestion", "channels.hangup", "Hang up with cause congestion.",
+          query=lambda c: {"reason": "congestion"}, binds=_SELF),
+    _kind("ChannelCreate", "channels.create", "Create a channel without dialing it.",
+          payload="channel_create", needs_id=False,  # a key names the originator
+          query=_create_query, body=_variables_body("channel_create_request"),
+          result=EntityKind.CHANNEL, generate=("channel_create_request.channel_id", "ch"),
+          binds=_create_binds),
+    _kind("ChannelContinue", "channels.continueInDialplan",
+          "Leave Stasis and continue in the dialplan.",
+          payload="channel_continue", query=_continue_query),
+    *_reads("Channel", "channels.get", "channels.list", "id"),
+    _kind("ChannelDial", "channels.dial", "Dial a created channel.",
+          payload="channel_dial", query=_dial_query),
+    _kind("ChannelHangup", "channels.hangup", "Hang up a channel.",
+          payload="channel_hangup", payload_required=False, query=_hangup_query),
+    _kind("ChannelHold", "channels.hold", "Put a channel on hold."),
+    _kind("ChannelMOH", "channels.startMoh", "Play music on hold to a channel.",
+          payload="channel_moh", query=lambda c: {"mohClass": _opt(c.payload.music)}),
+    _kind("ChannelMute", "channels.mute", "Mute a channel.",
+          payload="channel_mute", payload_required=False, query=_direction),
+    _kind("ChannelOriginate", "channels.originateWithId", "Originate a call.",
+          payload="channel_originate", needs_id=False,  # a key names the originator
+          path=lambda c: (_new_id(c),), query=_originate_query,
+          body=_variables_body("originate_request"),
+          result=EntityKind.CHANNEL, generate=("originate_request.channel_id", "ch"),
+          binds=_originate_binds),
+    _Stage("ChannelStageOriginate",
+           "Reserve a channel ID on one node; ChannelOriginate executes it."),
+    _kind("ChannelPlay", "channels.playWithId", "Play media to a channel.",
+          payload="channel_play", path=_key_and_new, query=_play_query,
+          check=True,  # Go reads the channel first (BridgePlay does not)
+          result=EntityKind.PLAYBACK, generate=("playback_id", "pb"), binds=_SELF_AND_NEW),
+    _Stage("ChannelStagePlay", "Reserve a playback ID; ChannelPlay executes it."),
+    _kind("ChannelRecord", "channels.record", "Record a channel.",
+          payload="channel_record", query=_recording_query,
+          result=EntityKind.LIVE_RECORDING, generate=("name", "rc"), binds=_SELF_AND_NEW),
+    _Stage("ChannelStageRecord", "Reserve a recording name; ChannelRecord executes it.",
+           reply=Reply.KEY_REQUEST),  # as BridgeStageRecord
+    _kind("ChannelRing", "channels.ring", "Indicate ringing."),
+    _kind("ChannelSendDTMF", "channels.sendDTMF", "Send DTMF to a channel.",
+          payload="channel_send_dtmf", query=_dtmf_query),
+    _kind("ChannelSilence", "channels.startSilence", "Play silence."),
+    _kind("ChannelSnoop", "channels.snoopChannelWithId", "Snoop (spy or whisper) on a channel.",
+          payload="channel_snoop", path=_key_and_new, query=_snoop_query,
+          result=EntityKind.CHANNEL, generate=("snoop_id", "sn"),
+          binds=_NEW),  # Go binds the snoop channel only
+    _Stage("ChannelStageSnoop", "Reserve a snoop channel ID; ChannelSnoop executes it."),
+    _kind("ChannelExternalMedia", "channels.externalMedia", "Create an external media channel.",
+          payload="channel_external_media", needs_id=False,
+          query=_external_media_query, body=_variables_body("options"),
+          result=EntityKind.CHANNEL, generate=("options.channel_id", "ch"), binds=_NEW,
+          validate=_external_media),
+    _Stage("ChannelStageExternalMedia", "Validate and reserve an external media channel ID."),
+    _kind("ChannelStopHold", "channels.unhold", "Take a channel off hold."),
+    _kind("ChannelStopMOH", "channels.stopMoh", "Stop music on hold."),
+    _kind("ChannelStopRing", "channels.ringStop", "Stop ringing."),
+    _kind("ChannelStopSilence", "channels.stopSilence", "Stop silence."),
+    _kind("ChannelSubscribe", None, "Route the channel's events to the key's dialog.",
+          binds=_SELF),
+    _kind("ChannelUnmute", "channels.unmute", "Unmute a channel.",
+          payload="channel_mute", payload_required=False, query=_direction),
+    _kind("ChannelVariableGet", "channels.getChannelVar", "Read a channel variable.",
+          payload="channel_variable", query=_variable),
+    _kind("ChannelVariableSet", "channels.setChannelVar", "Set a channel variable.",
+          payload="channel_variable", query=_set_variable),
+    _kind("ChannelVariablesGet", "channels.getChannelVars", "Read several channel variables.",
+          payload="variables", query=_variables, go=False),
+    _kind("ChannelVariablesSet", "channels.setChannelVars", "Set several channel variables.",
+          payload="variables", body=_set_variables, go=False),
+    _kind("ChannelUserEvent", "events.userEvent", "Raise a user event with the channel as source.",
+          payload="channel_user_event", path=lambda c: (c.payload.user_event.eventname,),
+          query=lambda c: {"application": c.key.app or c.app, "source": "channel:" + c.key.id},
+          body=_user_event_body),
+    _kind("ChannelMove", "channels.move", "Move a channel to another Stasis application.",
+          payload="channel_move",
+          query=lambda c: {"app": c.payload.app, "appArgs": _opt(c.payload.app_args)}, go=False),
+    _kind("ChannelRedirect", "channels.redirect", "Redirect a channel to another endpoint.",
+          payload="channel_redirect", query=lambda c: {"endpoint": c.payload.endpoint}, go=False),
+    _kind("ChannelProgress", "channels.progress", "Indicate progress.", go=False),
+    _kind("ChannelRTPStatistics", "channels.rtpstatistics", "RTP statistics of a channel.",
+          data="rtp_statistics", go=False),  # the model is RTPstat
+    _kind("ChannelTransferProgress", "channels.transfer_progress",
+          "Report the progress of a transfer.",
+          payload="channel_transfer_progress", query=lambda c: {"states": c.payload.states},
+          go=False),
     # --- device states -----------------------------------------------------------------------
-    *_entity_kinds(
-        "DeviceState",
-        "devicestate",
-        "deviceState",
-        "deviceStates.get",
-        "deviceName",
-        "device_state",
-        "deviceStates.list",
-        "name",
-    ),
-    KindSpec(
-        "DeviceStateUpdate",
-        _COMMAND,
-        "devicestate",
-        payload="device_state_update",
-        payload_required=True,
-        operation="deviceStates.update",
-        args=lambda c: Args({"deviceName": c.key.id}, {"deviceState": c.payload.state}),
-        summary="Set a Stasis device state.",
-    ),
-    _command(
-        "DeviceStateDelete",
-        "devicestate",
-        "deviceStates.delete",
-        "deviceName",
-        "Delete a Stasis device state.",
-    ),
+    *_reads("DeviceState", "deviceStates.get", "deviceStates.list", "name"),
+    _kind("DeviceStateUpdate", "deviceStates.update", "Set a Stasis device state.",
+          payload="device_state_update", query=lambda c: {"deviceState": c.payload.state}),
+    _kind("DeviceStateDelete", "deviceStates.delete", "Delete a Stasis device state."),
     # --- endpoints ---------------------------------------------------------------------------
-    KindSpec(
-        "EndpointData",
-        _DATA,
-        "endpoint",
-        operation="endpoints.get",
-        args=_endpoint_args,
-        reply=Reply.DATA,
-        data="endpoint",
-        wrap=_data_wrap("endpoint"),
-        validate=_endpoint_key,
-        summary="Read an endpoint (key id `tech/resource`).",
-    ),
-    KindSpec(
-        "EndpointGet",
-        _GET,
-        "endpoint",
-        operation="endpoints.get",
-        args=_endpoint_args,
-        reply=Reply.KEY_REQUEST,
-        wrap=_data_wrap("endpoint"),
-        validate=_endpoint_key,
-        summary="Check that an endpoint exists.",
-    ),
-    KindSpec(
-        "EndpointList",
-        _GET,
-        "endpoint",
-        needs_id=False,
-        operation="endpoints.list",
-        args=lambda c: Args({}, {}),
-        reply=Reply.KEYS,
-        result="endpoint",
-        result_id="technology/resource",
-        summary="List endpoints.",
-    ),
-    KindSpec(
-        "EndpointListByTech",
-        _GET,
-        "endpoint",
-        needs_id=False,
-        payload="endpoint_list_by_tech",
-        payload_required=True,
-        operation="endpoints.listByTech",
-        args=lambda c: Args({"tech": c.payload.tech}, {}),
-        reply=Reply.KEYS,
-        result="endpoint",
-        result_id="technology/resource",
-        filter_by_key=True,
-        summary="List the endpoints of one technology.",
-    ),
-    KindSpec(
-        "EndpointSendMessage",
-        _COMMAND,
-        "endpoint",
-        needs_id=False,
-        payload="endpoint_send_message",
-        payload_required=True,
-        operation="endpoints.sendMessage",
-        args=lambda c: Args(
-            {},
-            {"to": c.payload.to, "from": c.payload.from_, "body": _opt(c.payload.body)},
-            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
-        ),
-        go=False,
-        summary="Send a text message.",
-    ),
-    KindSpec(
-        "EndpointRefer",
-        _COMMAND,
-        "endpoint",
-        needs_id=False,
-        payload="endpoint_refer",
-        payload_required=True,
-        operation="endpoints.refer",
-        args=lambda c: Args(
-            {},
-            {
-                "to": c.payload.to,
-                "from": c.payload.from_,
-                "refer_to": c.payload.refer_to,
-                "to_self": c.payload.to_self or None,
-            },
-            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
-        ),
-        go=False,
-        summary="Send a REFER.",
-    ),
-    KindSpec(
-        "EndpointSendMessageToEndpoint",
-        _COMMAND,
-        "endpoint",
-        payload="endpoint_send_message",
-        payload_required=True,
-        operation="endpoints.sendMessageToEndpoint",
-        args=lambda c: Args(
-            _endpoint_args(c).path,
-            {"from": c.payload.from_, "body": _opt(c.payload.body)},
-            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
-        ),
-        validate=_endpoint_key,
-        go=False,
-        summary="Send a text message to one endpoint (key id `tech/resource`).",
-    ),
-    KindSpec(
-        "EndpointReferToEndpoint",
-        _COMMAND,
-        "endpoint",
-        payload="endpoint_refer",
-        payload_required=True,
-        operation="endpoints.referToEndpoint",
-        args=lambda c: Args(
-            _endpoint_args(c).path,
-            {
-                "from": c.payload.from_,
-                "refer_to": c.payload.refer_to,
-                "to_self": c.payload.to_self or None,
-            },
-            {"variables": dict(c.payload.variables)} if c.payload.variables else None,
-        ),
-        validate=_endpoint_key,
-        go=False,
-        summary="Send a REFER to one endpoint (key id `tech/resource`).",
-    ),
+    _kind("EndpointData", "endpoints.get", "Read an endpoint (key id `tech/resource`).",
+          path=_endpoint_path, validate=_endpoint_key),
+    _kind("EndpointGet", "endpoints.get", "Check that an endpoint exists.",
+          path=_endpoint_path, validate=_endpoint_key),
+    _kind("EndpointList", "endpoints.list", "List endpoints.", list_id="technology/resource"),
+    _kind("EndpointListByTech", "endpoints.listByTech", "List the endpoints of one technology.",
+          payload="endpoint_list_by_tech", path=lambda c: (c.payload.tech,),
+          list_id="technology/resource", filter_by_key=True),
+    _kind("EndpointSendMessage", "endpoints.sendMessage", "Send a text message.",
+          payload="endpoint_send_message", needs_id=False,  # the payload names the endpoints
+          query=lambda c: {"to": c.payload.to, **_message_query(c)},
+          body=_variables_body(""), go=False),
+    _kind("EndpointRefer", "endpoints.refer", "Send a REFER.",
+          payload="endpoint_refer", needs_id=False,  # the payload names the endpoints
+          query=lambda c: {"to": c.payload.to, **_refer_query(c)},
+          body=_variables_body(""), go=False),
+    _kind("EndpointSendMessageToEndpoint", "endpoints.sendMessageToEndpoint",
+          "Send a text message to one endpoint (key id `tech/resource`).",
+          payload="endpoint_send_message", path=_endpoint_path, query=_message_query,
+          body=_variables_body(""), validate=_endpoint_key, go=False),
+    _kind("EndpointReferToEndpoint", "endpoints.referToEndpoint",
+          "Send a REFER to one endpoint (key id `tech/resource`).",
+          payload="endpoint_refer", path=_endpoint_path, query=_refer_query,
+          body=_variables_body(""), validate=_endpoint_key, go=False),
     # --- events ------------------------------------------------------------------------------
-    KindSpec(
-        "UserEvent",
-        _COMMAND,
-        "userevent",
-        payload="user_event",
-        payload_required=True,
-        operation="events.userEvent",
-        args=_generic_user_event_args,
-        go=False,
-        summary="Raise a user event (key id = event name) with any sources.",
-    ),
-    KindSpec(
-        "ChannelClaim",
-        _COMMAND,
-        _CH,
-        payload="channel_claim",
-        payload_required=True,
-        operation="events.claimChannel",
-        args=lambda c: Args({}, {"channelId": c.key.id, "application": c.payload.application}),
-        go=False,
-        summary="Claim a broadcast channel for an application.",
-    ),
+    _kind("UserEvent", "events.userEvent",
+          "Raise a user event (key id = event name) with any sources.",
+          payload="user_event", query=_generic_user_event_query,
+          body=lambda c: {"variables": dict(c.payload.variables)}, go=False),
+    _kind("ChannelClaim", "events.claimChannel", "Claim a broadcast channel for an application.",
+          payload="channel_claim",
+          query=lambda c: {"channelId": c.key.id, "application": c.payload.application},
+          go=False),
     # --- mailboxes ---------------------------------------------------------------------------
-    *_entity_kinds(
-        "Mailbox",
-        "mailbox",
-        "mailbox",
-        "mailboxes.get",
-        "mailboxName",
-        "mailbox",
-        "mailboxes.list",
-        "name",
-    ),
-    KindSpec(
-        "MailboxUpdate",
-        _COMMAND,
-        "mailbox",
-        payload="mailbox_update",
-        payload_required=True,
-        operation="mailboxes.update",
-        args=lambda c: Args(
-            {"mailboxName": c.key.id},
-            {"oldMessages": c.payload.old, "newMessages": c.payload.new},
-        ),
-        summary="Set a mailbox's message counts.",
-    ),
-    _command("MailboxDelete", "mailbox", "mailboxes.delete", "mailboxName", "Delete a mailbox."),
+    *_reads("Mailbox", "mailboxes.get", "mailboxes.list", "name"),
+    _kind("MailboxUpdate", "mailboxes.update", "Set a mailbox's message counts.",
+          payload="mailbox_update",
+          query=lambda c: {"oldMessages": c.payload.old, "newMessages": c.payload.new}),
+    _kind("MailboxDelete", "mailboxes.delete", "Delete a mailbox."),
     # --- playbacks ---------------------------------------------------------------------------
-    KindSpec(
-        "PlaybackControl",
-        _COMMAND,
-        "playback",
-        payload="playback_control",
-        payload_required=True,
-        operation="playbacks.control",
-        args=lambda c: Args({"playbackId": c.key.id}, {"operation": c.payload.command}),
-        summary="Pause, unpause, restart, reverse or forward a playback.",
-    ),
-    *_entity_kinds(
-        "Playback", "playback", "playback", "playbacks.get", "playbackId", "playback", None, "id"
-    ),
-    _command("PlaybackStop", "playback", "playbacks.stop", "playbackId", "Stop a playback."),
-    KindSpec(
-        "PlaybackSubscribe",
-        _COMMAND,
-        "playback",
-        binds=_bind(_self("playback")),
-        summary="Route the playback's events to the key's dialog.",
-    ),
+    _kind("PlaybackControl", "playbacks.control",
+          "Pause, unpause, restart, reverse or forward a playback.",
+          payload="playback_control", query=lambda c: {"operation": c.payload.command}),
+    *_reads("Playback", "playbacks.get", None, "id"),
+    _kind("PlaybackStop", "playbacks.stop", "Stop a playback."),
+    _kind("PlaybackSubscribe", None, "Route the playback's events to the key's dialog.",
+          binds=_SELF),
     # --- recordings --------------------------------------------------------------------------
-    KindSpec(
-        "RecordingStoredCopy",
-        _COMMAND,
-        "storedrecording",
-        payload="recording_stored_copy",
-        payload_required=True,
-        operation="recordings.copyStored",
-        args=lambda c: Args(
-            {"recordingName": c.key.id}, {"destinationRecordingName": c.payload.destination}
-        ),
-        reply=Reply.KEY_RESULT,
-        result="storedrecording",
-        result_id=lambda c: c.payload.destination,
-        summary="Copy a stored recording.",
-    ),
-    *_entity_kinds(
-        "RecordingStored",
-        "storedrecording",
-        "storedRecording",
-        "recordings.getStored",
-        "recordingName",
-        "stored_recording",
-        "recordings.listStored",
-        "name",
-    ),
-    _command(
-        "RecordingStoredDelete",
-        "storedrecording",
-        "recordings.deleteStored",
-        "recordingName",
-        "Delete a stored recording.",
-    ),
-    KindSpec(
-        "RecordingStoredFile",
-        _DATA,
-        "storedrecording",
-        operation="recordings.getStoredFile",
-        args=_id("recordingName"),
-        reply=Reply.DATA,
-        data="file",
-        go=False,
-        summary="Download a stored recording's file (streamed).",
-    ),
-    *_entity_kinds(
-        "RecordingLive",
-        "liverecording",
-        "liveRecording",
-        "recordings.getLive",
-        "recordingName",
-        "live_recording",
-        None,
-        "name",
-    ),
-    _command(
-        "RecordingLiveMute",
-        "liverecording",
-        "recordings.mute",
-        "recordingName",
-        "Mute a live recording.",
-    ),
-    _command(
-        "RecordingLivePause",
-        "liverecording",
-        "recordings.pause",
-        "recordingName",
-        "Pause a live recording.",
-    ),
-    _command(
-        "RecordingLiveResume",
-        "liverecording",
-        "recordings.unpause",
-        "recordingName",
-        "Resume a paused live recording.",
-    ),
-    _command(
-        "RecordingLiveScrap",
-        "liverecording",
-        "recordings.cancel",
-        "recordingName",
-        "Stop a live recording and discard it.",
-    ),
-    _command(
-        "RecordingLiveStop",
-        "liverecording",
-        "recordings.stop",
-        "recordingName",
-        "Stop a live recording and store it.",
-    ),
-    KindSpec(
-        "RecordingLiveSubscribe",
-        _COMMAND,
-        "liverecording",
-        binds=_bind(_self("liverecording")),
-        summary="Route the recording's events to the key's dialog.",
-    ),
-    _command(
-        "RecordingLiveUnmute",
-        "liverecording",
-        "recordings.unmute",
-        "recordingName",
-        "Unmute a live recording.",
-    ),
+    _kind("RecordingStoredCopy", "recordings.copyStored", "Copy a stored recording.",
+          payload="recording_stored_copy",
+          query=lambda c: {"destinationRecordingName": c.payload.destination},
+          result=EntityKind.STORED_RECORDING, result_id=lambda c: c.payload.destination),
+    *_reads("RecordingStored", "recordings.getStored", "recordings.listStored", "name"),
+    _kind("RecordingStoredDelete", "recordings.deleteStored", "Delete a stored recording."),
+    _kind("RecordingStoredFile", "recordings.getStoredFile",
+          "Download a stored recording's file (streamed).",
+          data="file", go=False),  # binary: the server sends it base64
+    *_reads("RecordingLive", "recordings.getLive", None, "name"),
+    _kind("RecordingLiveMute", "recordings.mute", "Mute a live recording."),
+    _kind("RecordingLivePause", "recordings.pause", "Pause a live recording."),
+    _kind("RecordingLiveResume", "recordings.unpause", "Resume a paused live recording."),
+    _kind("RecordingLiveScrap", "recordings.cancel", "Stop a live recording and discard it."),
+    _kind("RecordingLiveStop", "recordings.stop", "Stop a live recording and store it."),
+    _kind("RecordingLiveSubscribe", None, "Route the recording's events to the key's dialog.",
+          binds=_SELF),
+    _kind("RecordingLiveUnmute", "recordings.unmute", "Unmute a live recording."),
     # --- sounds ------------------------------------------------------------------------------
-    KindSpec(
-        "SoundData",
-        _DATA,
-        "sound",
-        operation="sounds.get",
-        args=_id("soundId"),
-        reply=Reply.DATA,
-        data="sound",
-        wrap=_data_wrap("sound"),
-        summary="Read a sound.",
-    ),
-    KindSpec(
-        "SoundList",
-        _GET,
-        "sound",
-        needs_id=False,
-        payload="sound_list",
-        operation="sounds.list",
-        args=_sound_args,
-        reply=Reply.KEYS,
-        result="sound",
-        result_id="id",
-        filter_by_key=True,
-        summary="List sounds, by language and format.",
-    ),
+    _kind("SoundData", "sounds.get", "Read a sound."),
+    _kind("SoundList", "sounds.list", "List sounds, by language and format.",
+          payload="sound_list", payload_required=False, query=_sound_query,
+          list_id="id", filter_by_key=True),
 ]
+# fmt: on
 
-KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType({row.name: row for row in _ROWS})
+KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType({row.name: row for row in _resolve(_ROWS)})
 """Every request kind by name: the 111 of Go ari-proxy v5 and ours."""
 
 if len(KINDS) != len(_ROWS):  # pragma: no cover - a duplicated row is a programming error

@@ -149,7 +149,11 @@ class Dispatcher:
                     result = await self._download(executor, spec, request.key)
                 else:
                     result = await executor.execute(
-                        kind, request.key, payload, timeout=self.request_timeout, router=self.router
+                        spec.name,
+                        request.key,
+                        payload,
+                        timeout=self.request_timeout,
+                        router=self.router,
                     )
             return encode_result(spec, result)
         except (UnknownKindError, InvalidRequestError):
