@@ -29,14 +29,19 @@ from ._exceptions import (
     UnknownKindError,
     UnprocessableEntityError,
 )
+from ._version import __version__
 from .api import (
     BridgeHandle,
+    Call,
+    Calls,
     ChannelHandle,
     Client,
     ConnectionGap,
     Handle,
     LiveRecordingHandle,
     Overflow,
+    PendingCalls,
+    PendingSubscription,
     PlaybackHandle,
     Staged,
     StoredRecordingHandle,
@@ -45,10 +50,7 @@ from .api import (
     event_type,
     raw_event,
 )
-from .api._client import Call, Calls, PendingCalls, PendingSubscription
 from .protocol import Key
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AriError",

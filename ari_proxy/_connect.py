@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .api._client import Client, Connecting
+from .api import Client, Connecting
 
 __all__ = ["connect"]
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..protocol import _payloads as p
+from .. import protocol as p
 from ..protocol import new_id
-from ..spec._models import Bridge
+from ..spec import decode_model
+from ..spec.models import Bridge
 from ._channels import ChannelHandle, _joined, _variables, recording_options
-from ._handles import Namespace, Staged, decode_model
+from ._handles import Namespace, Staged
 from ._targets import MediaTarget
 
 if TYPE_CHECKING:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from .. import protocol as p
 from ..protocol import Key, new_id
-from ..protocol import _payloads as p
-from ..spec._models import Channel, RTPstat
-from ._handles import Namespace, Staged, decode_model
+from ..spec import decode_model
+from ..spec.models import Channel, RTPstat
+from ._handles import Namespace, Staged
 from ._targets import MediaTarget
 
 if TYPE_CHECKING:
@@ -649,6 +650,6 @@ class ChannelHandle(MediaTarget):
 
 def _variables(data: bytes | None) -> dict[str, str]:
     # ARI's Variables model: {"variables": {"name": "value", ...}}
-    from ..spec._models import Variables
+    from ..spec.models import Variables
 
     return {k: str(v) for k, v in decode_model(data, Variables).variables.items()}

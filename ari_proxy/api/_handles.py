@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from ..protocol import Key
-from ..spec._decoding import decode_model
-from ..spec._models import Message
+from ..events import Overflow
+from ..protocol import Key, KindName
+from ..spec.models import Message
 
 if TYPE_CHECKING:
     from ._backend import Result
     from ._client import Client, PendingSubscription
 
-__all__ = ["Handle", "Namespace", "Staged", "decode_model"]
+__all__ = ["Handle", "Namespace", "Staged"]
 
 M = TypeVar("M")
 H = TypeVar("H", bound="Handle")
@@ -29,7 +29,7 @@ class Handle:
     __slots__ = ("_client", "key")
     kind: ClassVar[str] = ""
     #: The request that routes this entity's events to a dialog (`ChannelSubscribe`, ...).
-    follow_kind: ClassVar[str] = ""
+    follow_kind: ClassVar[KindName | None] = None
 
     def __init__(self, client: Client, key: Key) -> None:
         self._client = client
@@ -45,16 +45,30 @@ class Handle:
         """The Asterisk entity ID the entity lives on (`""` when not known yet)."""
         return self.key.node
 
-    def subscribe(self, *types: str, **options: Any) -> PendingSubscription:
+    def subscribe(
+        self,
+        *types: str,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> PendingSubscription:
         """Subscribe to this entity's events (all types when none are named).
 
         Use as `async with handle.subscribe("ChannelDestroyed") as events:` or
-        `events = await handle.subscribe(...)`; see `Client.subscribe` for the options. In a
-        dialog-scoped client the entity is first bound to the dialog, so its events reach it.
+        `events = await handle.subscribe(...)`; `maxsize`, `overflow` and `where` are as in
+        `Client.subscribe`. In a dialog-scoped client the entity is first bound to the dialog,
+        so its events reach it.
         """
-        if self.key.dialog and self.follow_kind:
-            options.setdefault("before", lambda: self._request(self.follow_kind))
-        return self._client.subscribe(*types, key=self.key, **options)
+        before = None
+        follow = self.follow_kind
+        if self.key.dialog and follow:
+
+            async def before() -> object:
+                return await self._request(follow)
+
+        return self._client.subscribe(
+            *types, key=self.key, maxsize=maxsize, overflow=overflow, where=where, before=before
+        )
 
     async def once(
         self,
@@ -70,7 +84,7 @@ class Handle:
         return await self._client.once(*types, key=self.key, timeout=timeout, where=where)
 
     async def _request(
-        self, kind: str, payload: Any = None, timeout: float | None = None
+        self, kind: KindName, payload: Any = None, timeout: float | None = None
     ) -> Result:
         return await self._client.request(kind, self.key, payload, timeout=timeout)
 
@@ -114,9 +128,15 @@ class Staged(Generic[H]):
         """The ID the operation will create."""
         return self.handle.key.id
 
-    def subscribe(self, *types: str, **options: Any) -> PendingSubscription:
+    def subscribe(
+        self,
+        *types: str,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> PendingSubscription:
         """Subscribe to the future entity's events; see `Handle.subscribe`."""
-        return self.handle.subscribe(*types, **options)
+        return self.handle.subscribe(*types, maxsize=maxsize, overflow=overflow, where=where)
 
     async def execute(self) -> H:
         """Run the staged operation and return the handle.
@@ -142,13 +162,13 @@ class Namespace:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def _find(self, kind: str, cls: type[H], ident: str) -> H:
+    async def _find(self, kind: KindName, cls: type[H], ident: str) -> H:
         """A Get-type round trip for `ident`; the handle carries the key the server stamped."""
         key = self._client.key(cls.kind, ident)
         result = await self._client.request(kind, key)
         return cls(self._client, self._client.adopt(result.key or key))
 
-    async def _all(self, kind: str, cls: type[H], payload: Any = None) -> list[H]:
+    async def _all(self, kind: KindName, cls: type[H], payload: Any = None) -> list[H]:
         """A list round trip (gathered from every proxy through the bus)."""
         result = await self._client.request(kind, self._client.key("", ""), payload)
         return [cls(self._client, self._client.adopt(k)) for k in result.keys]

@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import protocol as p
 from ..protocol import Key
-from ..protocol import _payloads as p
-from ..spec._models import LiveRecording, Playback, Sound, StoredRecording
-from ._handles import Handle, Namespace, decode_model
+from ..spec import decode_model
+from ..spec.models import LiveRecording, Playback, Sound, StoredRecording
+from ._handles import Handle, Namespace
 
 if TYPE_CHECKING:
     pass

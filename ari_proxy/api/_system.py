@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from .. import protocol as p
 from ..protocol import Key
-from ..protocol import _payloads as p
-from ..spec._models import (
+from ..spec import decode_model
+from ..spec.models import (
     Application,
     AsteriskInfo,
     AsteriskPing,
@@ -21,7 +22,7 @@ from ..spec._models import (
     Mailbox,
     Module,
 )
-from ._handles import Handle, Namespace, decode_model
+from ._handles import Handle, Namespace
 
 if TYPE_CHECKING:
     from ._client import Client

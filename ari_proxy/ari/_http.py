@@ -21,8 +21,7 @@ import yarl
 
 from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
 from .._redact import redact_url
-from ..spec._operation import Operation, build_path, build_query
-from ..spec._operations import OPERATIONS
+from ..spec import OPERATIONS, Operation, build_path, build_query
 
 __all__ = ["HttpResponse", "HttpTransport", "ari_error"]
 

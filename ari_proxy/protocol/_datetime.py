@@ -1,4 +1,5 @@
-"""Go ari v5's `DateTime` text form: layout `2006-01-02T15:04:05.000-0700` (PROTOCOL.md §3.1)."""
+"""Go ari v5's `DateTime` text form: layout `2006-01-02T15:04:05.000-0700` (docs/protocol.md,
+"Envelopes")."""
 
 from __future__ import annotations
 

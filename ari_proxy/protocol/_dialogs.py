@@ -1,4 +1,4 @@
-"""Dialog routing: which dialogs want the events of which entities (PROTOCOL.md §5.3).
+"""Dialog routing: which dialogs want the events of which entities (docs/protocol.md, "Events").
 
 A request whose key carries a `dialog` binds that dialog to the entities the request concerns
 (the kind table says which). Each event then goes, once per dialog, to every dialog bound to one

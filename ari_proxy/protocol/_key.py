@@ -1,4 +1,5 @@
-"""The entity key every request, reply, handle and event filter carries (PROTOCOL.md §4)."""
+"""The entity key every request, reply, handle and event filter carries (docs/protocol.md,
+"Envelopes")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The envelopes on the bus: requests, replies and announcements (PROTOCOL.md §3.1, §6),
-their encoders and decoders, and the helpers that put entities into replies and prepare ARI
-events for publication (§5.1).
+"""The envelopes on the bus: requests, replies and announcements (docs/protocol.md, "Envelopes" and
+"Announcements"), their encoders and decoders, and the helpers that put entities into replies and
+prepare ARI events for publication (docs/protocol.md, "Events").
 
 Field order and `omitempty` follow Go, so `go_escape(encode(x))` is byte-identical to what Go
 sends. Go ignores unknown fields, so our envelopes may carry extension fields (documented on
@@ -244,7 +244,8 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Announcement(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A server's announcement that it serves `application` on Asterisk `node` (§6).
+    """A server's announcement that it serves `application` on Asterisk `node` (docs/protocol.md,
+    "Announcements").
 
     Extension: `features`, what our servers offer beyond Go's protocol (omitted when empty, so
     Go peers see exactly Go's announcement). `listen`: StasisStart events are also published
@@ -292,8 +293,9 @@ def decode_announcement(data: Buffer) -> Announcement:
 def entity_with_key(raw_object: bytes, key: Key) -> msgspec.Raw:
     """The ARI entity object `raw_object` with `"key":<key>` as its first member.
 
-    This is how Go's data structs start (§3.1). A `key` member already in the object is
-    replaced where it stands. Raises `ProtocolError` if `raw_object` is not a JSON object.
+    This is how Go's data structs start (docs/protocol.md, "Envelopes"). A `key` member already in
+    the object is replaced where it stands. Raises `ProtocolError` if `raw_object` is not a JSON
+    object.
     """
     key_json = encode(key)
     # A member named key could hide behind an escape such as "\u006bey", hence the backslash.

@@ -1,4 +1,4 @@
-"""The payloads of requests and the ari v5 option types they nest (PROTOCOL.md §3.1).
+"""The payloads of requests and the ari v5 option types they nest (docs/protocol.md, "Envelopes").
 
 Every struct lists its fields in Go's order and omits exactly the fields Go tags `omitempty`,
 so that `go_escape(encode(x))` is byte-identical to what Go sends. Go's decoder ignores

@@ -1,4 +1,4 @@
-"""Entity and correlation IDs in Go's `ari/rid` format (PROTOCOL.md §4)."""
+"""Entity and correlation IDs in Go's `ari/rid` format (docs/protocol.md, "Envelopes")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Announcements: `{"node":..,"application":..}` on `<prefix>announce`, one per application.
 
 Clients count the announcements they saw to know how many replies a broadcast gathers
-(PROTOCOL.md §6). The server announces when it becomes ready, after every ARI reconnect, on every
-ping and periodically, but only while its ARI connection is up (Go keeps announcing while ARI is
-down and never at startup: weakness 15), so clients never count a server that cannot answer.
+(docs/protocol.md, "Announcements"). The server announces when it becomes ready, after every ARI
+reconnect, on every ping and periodically, but only while its ARI connection is up (Go keeps
+announcing while ARI is down and never at startup: docs/protocol.md, Go defect 15), so clients never
+count a server that cannot answer.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._exceptions import AriProxyError
+from .._version import __version__
 from ._config import SETTINGS, ConfigError, ServerConfig, load_config
 from ._logging import configure_logging
 from ._server import Server
@@ -42,13 +42,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message}\n")
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("ari-proxy")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: one flag per setting, plus `--config` and `--version`."""
     parser = _Parser(
@@ -59,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "YAML key (ari: {http_url: ...}); precedence flag > environment > file > default.",
     )
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
-    parser.add_argument("-V", "--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "-v",
         "--verbose",

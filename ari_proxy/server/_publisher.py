@@ -6,8 +6,8 @@ reader that stalls, so the reader must not wait on the bus). One task drains the
 order: it publishes Asterisk's own bytes (with `application` and `asterisk_id` filled in only
 when Asterisk left them out) on `<prefix>event.<app>.<node>`, then a copy with `dialog` set on
 `<prefix>dialogevent.<dialog>` for each dialog bound to one of the event's entities, once per
-dialog (Go sends duplicates: weakness 11). Event types the models do not know and events
-without entities are published too (Go drops them: weaknesses 2 and 3).
+dialog (Go sends duplicates: docs/protocol.md, Go defect 11). Event types the models do not know and
+events without entities are published too (Go drops them: docs/protocol.md, Go defects 2 and 3).
 """
 
 from __future__ import annotations

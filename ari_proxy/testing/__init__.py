@@ -2,6 +2,7 @@
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
 from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer
+from ._proxy import proxy_config, running_proxy, wait_until
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
 from ._services import (
     NATS_URL,
@@ -35,11 +36,14 @@ __all__ = [
     "free_port",
     "make_spec",
     "nats_server_binary",
+    "proxy_config",
     "root_is_valid",
     "running",
+    "running_proxy",
     "sipp_calls",
     "start",
     "stop",
     "stop_all",
     "tcp_open",
+    "wait_until",
 ]

@@ -68,8 +68,15 @@ async def test_subscribe_to_and_unsubscribe_from_event_sources(
         assert channel.id in (await app.data()).channel_ids
 
 
-async def test_event_filter_really_filters(client: AriClient, expect, until_gone) -> None:
-    async with asyncio.timeout(15), client.subscribe() as events:
+async def test_event_filter_really_filters(client: AriClient, expect, connect_client) -> None:
+    # A second application, without a filter, watches the channel: its ChannelDestroyed
+    # tells when Asterisk has sent out the hangup's events.
+    witness = await connect_client(f"{client.application}-witness")
+    async with (
+        asyncio.timeout(15),
+        client.subscribe() as events,
+        witness.subscribe("ChannelDestroyed") as destroyed,
+    ):
         app = client.applications.handle()
 
         # Disallowed: a user event is dropped by Asterisk, the events after it still come.
@@ -81,13 +88,15 @@ async def test_event_filter_really_filters(client: AriClient, expect, until_gone
         first = await expect(events)
         assert event_type(first) != "ChannelUserevent"
         await expect(events, "StasisStart", where=lambda e: e.channel.id == channel.id)
+        await witness.applications.handle().subscribe_to(f"channel:{channel.id}")
 
         # Allowed only: channel events stop, user events come through.
         data = await app.set_event_filter(allowed=["ChannelUserevent"])
         assert (data.events_allowed, data.events_disallowed) == ([{"type": "ChannelUserevent"}], [])
         await channel.hangup()  # StasisEnd, ChannelDestroyed, ...: all filtered
-        await until_gone(channel.data)  # so the hangup's events precede the user event below
-        await asyncio.sleep(0.2)
+        # So that the hangup's events precede the user event below (had the filter let them
+        # through): the witness got the last of them, dispatched to both applications at once.
+        await expect(destroyed, where=lambda e: e.channel.id == channel.id)
         await client.events.user_event("let-through")
         seen = []  # events of the originate still in flight may come first; none of the hangup
         while not (seen and event_type(seen[-1]) == "ChannelUserevent"):

@@ -251,7 +251,7 @@ def _wav_samples(wav: bytes) -> list[int]:
 async def _heard(listener: ChannelHandle, seconds: float = 0.6) -> list[int]:
     """Record what `listener` receives for a moment; return the samples."""
     live = await listener.record(max_duration=5)
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(seconds)  # pacing: the listening window
     stored = await live.stop()
     try:
         return _wav_samples(await stored.read())

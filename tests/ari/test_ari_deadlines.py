@@ -15,18 +15,18 @@ async def test_a_late_request_times_out_and_the_task_goes_on() -> None:
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         with deadlines.within(0.05):
-            await asyncio.sleep(5)
+            await asyncio.sleep(5)  # a request that takes too long
     assert 0.04 < time.monotonic() - started < 0.5
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0  # not left half-cancelled
-    await asyncio.sleep(0.02)  # and it can keep working
+    await asyncio.sleep(0.02)  # and it can keep working (awaiting is the check)
     deadlines.close()
 
 
 async def test_a_quick_request_is_untouched() -> None:
     deadlines = _Deadlines(resolution=0.01)
     with deadlines.within(1.0):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a request well within its deadline
     assert not deadlines._due
     deadlines.close()
 
@@ -34,12 +34,15 @@ async def test_a_quick_request_is_untouched() -> None:
 async def test_an_outside_cancel_stays_a_cancel() -> None:
     deadlines = _Deadlines(resolution=0.01)
 
+    inside = asyncio.Event()
+
     async def request() -> None:
         with deadlines.within(10):
-            await asyncio.sleep(5)
+            inside.set()
+            await asyncio.sleep(5)  # a long request
 
     task = asyncio.create_task(request())
-    await asyncio.sleep(0.02)
+    await inside.wait()  # cancelled under its deadline, not before it began
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -52,7 +55,7 @@ async def test_many_requests_share_one_sweeper() -> None:
     async def request(seconds: float) -> str:
         try:
             with deadlines.within(0.05):
-                await asyncio.sleep(seconds)
+                await asyncio.sleep(seconds)  # a quick or a too-long request
             return "done"
         except TimeoutError:
             return "timeout"

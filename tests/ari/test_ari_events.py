@@ -11,6 +11,9 @@ from ari_proxy._exceptions import ClientClosedError, SubscriptionOverflowError
 from ari_proxy.api import Overflow, Subscription, event_type
 from ari_proxy.ari import AriClient
 from ari_proxy.spec._models import ChannelUserevent
+from ari_proxy.testing import wait_until
+
+# The server tests' bounded wait, for state no event announces.
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +107,11 @@ async def test_where_and_entity_filters(client: AriClient, stasis_channel) -> No
             assert (await of_first.next(timeout=5)).channel.id == first.id
             wanted = [await some.next(timeout=5) for _ in range(2)]
             assert [e.channel.id for e in wanted] == [second.id, first.id]
-            await asyncio.sleep(0.2)
+            # Nothing else was let through: a last event that both take, raised after all the
+            # others, is next in each (Asterisk sends an application's events in order).
+            await first.user_event("wanted", {"last": "yes"})
+            for sub in (of_first, some):
+                assert (await sub.next(timeout=5)).userevent.get("last") == "yes"
             assert of_first.qsize() == 0 and some.qsize() == 0
 
 
@@ -113,7 +120,7 @@ async def test_once(client: AriClient) -> None:
         with pytest.raises(TimeoutError):
             await client.once("ChannelUserevent", timeout=0.3)
         waiter = asyncio.create_task(client.once("ChannelUserevent", timeout=5))
-        await asyncio.sleep(0.1)  # once() subscribes when it starts: let it
+        await wait_until(lambda: client.subscriptions == 1)  # once() subscribes as it starts
         await client.events.user_event("just-once")
         event = await waiter
         assert event_type(event) == "ChannelUserevent" and event.eventname == "just-once"
@@ -162,14 +169,16 @@ async def test_closing_the_client_closes_its_subscriptions(
         other = await connect_client(f"{client.application}-closing")
         sub = await other.subscribe()
         received = []
+        got_one = asyncio.Event()
 
         async def consume() -> None:
             async for event in sub:  # ends cleanly when the client closes
                 received.append(event)
+                got_one.set()
 
         task = asyncio.create_task(consume())
         await other.events.user_event("before-close")
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(got_one.wait(), 5)
         await other.close()
         await asyncio.wait_for(task, 5)
         assert [e.eventname for e in received] == ["before-close"]

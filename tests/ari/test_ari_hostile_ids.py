@@ -157,10 +157,12 @@ async def test_hostile_recording_names(
 ) -> None:
     async with asyncio.timeout(15):
         channel = await stasis_channel("playback")
-        live = await channel.record(f"rec-{name}", max_duration=5)
-        janitor.add(live.stored().delete)
-        assert (await live.data()).name == f"rec-{name}"
-        await asyncio.sleep(0.3)
+        staged = await channel.stage_record(f"rec-{name}", max_duration=5)
+        async with staged.subscribe("RecordingStarted") as started:
+            live = await staged.execute()
+            janitor.add(live.stored().delete)
+            assert (await live.data()).name == f"rec-{name}"
+            await started.next(timeout=5)  # stopped once really recording
         stored = await live.stop()
         assert f"rec-{name}" in {r.id for r in await client.recordings.list_stored()}
         assert (await stored.data()).name == f"rec-{name}"
@@ -182,9 +184,11 @@ async def test_recording_copy_drops_a_dotted_suffix(
     dot). The name travelled intact: Asterisk cut it on purpose."""
     async with asyncio.timeout(15):
         channel = await stasis_channel("playback")
-        live = await channel.record(f"{client.application}-a.b", max_duration=5)
-        janitor.add(live.stored().delete)
-        await asyncio.sleep(0.3)
+        staged = await channel.stage_record(f"{client.application}-a.b", max_duration=5)
+        async with staged.subscribe("RecordingStarted") as started:
+            live = await staged.execute()
+            janitor.add(live.stored().delete)
+            await started.next(timeout=5)  # stopped once really recording
         stored = await live.stop()
         assert (await stored.data()).name == f"{client.application}-a.b"
         await stored.copy(f"{client.application}-copy-x.y")

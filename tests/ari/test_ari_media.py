@@ -116,7 +116,7 @@ async def test_live_recording_operations(
             assert taken.value.message == (
                 f"Recording '{live.id}' already exists and can not be overwritten"
             )
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(1.2)  # pacing: record audio for a while (assert_real_wav)
             stored = await live.stop()
             finished = await expect(events, "RecordingFinished")
         assert isinstance(finished, RecordingFinished) and finished.recording.state == "done"

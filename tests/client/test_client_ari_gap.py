@@ -39,8 +39,8 @@ async def test_ari_gap_reaches_application_and_dialog_subscribers(
                 channel = await scoped.channels.originate("Local/wait@default")
                 await link.cut()
                 while server.ari_connected:
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.05)  # bounded (the timeout above)
+                await asyncio.sleep(0.3)  # pacing: the gap lasts a while (its duration is checked)
                 await link.restore()
                 for sub in (app_events, dialog_events):
                     gap = await sub.next(timeout=30)

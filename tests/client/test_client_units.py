@@ -15,6 +15,9 @@ import ari_proxy
 from ari_proxy.bus import BusMessage, MemoryBroker, MemoryTransport
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.protocol import Key, Response, decode_request, encode_response
+from ari_proxy.testing import wait_until
+
+# The server tests' bounded wait, for state no event announces.
 
 APP = "units"
 
@@ -39,7 +42,7 @@ class FakeProxy:
             key = request.key or Key()
             self.seen.append((message.subject, request.kind, key))
             if self.delay:
-                await asyncio.sleep(self.delay)
+                await asyncio.sleep(self.delay)  # pacing: a slow proxy, for the timeouts
             reply = self.answer(request.kind, key)
             await self.bus.reply(message, encode_response(reply))
 
@@ -191,8 +194,7 @@ async def test_one_bus_subscription_per_subject(broker: MemoryBroker) -> None:
         assert backend.bus_subscriptions == 2  # the application's events, and dialog-1's
         for sub in subs + dialog_subs:
             sub.close()
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await wait_until(lambda: backend._reaper is not None and backend._reaper.done())
         assert backend.bus_subscriptions == 0
     finally:
         await client.close()
@@ -216,8 +218,8 @@ async def test_open_close_cycles_leak_nothing(broker: MemoryBroker) -> None:
     before = tracemalloc.take_snapshot()
     for i in range(10_000):
         await cycle(i)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    # The bus unsubscribes run in the background: measure once they are done.
+    await wait_until(lambda: backend._reaper is None or backend._reaper.done())
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -241,7 +243,7 @@ async def test_bus_gap_is_reported_to_subscriptions(broker: MemoryBroker) -> Non
         transport = client._backend.transport
         assert isinstance(transport, MemoryTransport)
         broker.cut(transport)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # pacing: the gap lasts a while (its duration is checked)
         broker.restore(transport)
         for sub in (app_events, dialog_events):
             gap = await sub.next(timeout=2)

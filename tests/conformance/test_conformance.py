@@ -77,7 +77,7 @@ async def test_record_then_keep_and_delete(client: ari_proxy.Client) -> None:
             live = await recording.data()
             assert live.state == "recording"
             assert live.format == "wav"
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # pacing: record for a while
             stored = await recording.stop()
             assert event_type(await events.next(timeout=10)) == "RecordingFinished"
         data = await stored.data()

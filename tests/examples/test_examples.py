@@ -4,11 +4,13 @@ through the proxy and directly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -18,6 +20,7 @@ from ari_proxy.server import Server, ServerConfig
 from ari_proxy.testing import Instance
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+T = TypeVar("T")
 
 
 def load(name: str) -> ModuleType:
@@ -63,6 +66,39 @@ async def client(
         await server.stop()
 
 
+class Listening:
+    """The client as an example sees it, except that `listen()` tells the test (`live`) once
+    the example's call subscription is in place: calls placed before that would be missed."""
+
+    def __init__(self, client: ari_proxy.Client) -> None:
+        self._client = client
+        self.live = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, **options: Any) -> AsyncIterator[ari_proxy.Calls]:
+        async with self._client.listen(**options) as calls:
+            self.live.set()
+            yield calls
+
+
+async def start(
+    run: Callable[[Any], Coroutine[Any, Any, T]], client: ari_proxy.Client
+) -> asyncio.Task[T]:
+    """Run an example on `client`; return once it listens for calls (or raise what it raised)."""
+    listening = Listening(client)
+    runner = asyncio.create_task(run(listening))
+    live = asyncio.create_task(listening.live.wait())
+    await asyncio.wait({runner, live}, return_when=asyncio.FIRST_COMPLETED)
+    if not live.done():
+        live.cancel()
+        await runner  # it ended before listening: raise its error
+        raise AssertionError("the example ended without listening for calls")
+    return runner
+
+
 async def call_in(client: ari_proxy.Client, extension: str = "wait") -> ari_proxy.ChannelHandle:
     """A caller: a Local channel whose ;1 half enters the application."""
     return await client.channels.originate(f"Local/{extension}@default")
@@ -71,13 +107,12 @@ async def call_in(client: ari_proxy.Client, extension: str = "wait") -> ari_prox
 async def test_play(client: ari_proxy.Client) -> None:
     play = load("play")
     async with asyncio.timeout(30):
-        runner = asyncio.create_task(play.run(client, 2, media="sound:beep"))
-        await asyncio.sleep(0.2)
+        runner = await start(lambda c: play.run(c, 2, media="sound:beep"), client)
         callers = [await call_in(client) for _ in range(2)]
         await runner
         for caller in callers:  # the example hung every call up
             with pytest.raises(ari_proxy.NotFoundError):
-                for _ in range(50):
+                for _ in range(50):  # bounded poll: Asterisk drops it a moment after hangup
                     await caller.data()
                     await asyncio.sleep(0.02)
 
@@ -86,8 +121,7 @@ async def test_record(client: ari_proxy.Client) -> None:
     record = load("record")
     name = f"example-{client.application}"
     async with asyncio.timeout(40):
-        runner = asyncio.create_task(record.run(client, 1, name=name, max_duration=1))
-        await asyncio.sleep(0.2)
+        runner = await start(lambda c: record.run(c, 1, name=name, max_duration=1), client)
         await call_in(client, "echo")
         await runner
         stored = client.recordings.stored(name)
@@ -100,14 +134,13 @@ async def test_record(client: ari_proxy.Client) -> None:
 async def test_bridge(client: ari_proxy.Client) -> None:
     bridge = load("bridge")
     async with asyncio.timeout(40):
-        runner = asyncio.create_task(bridge.run(client, 2))
-        await asyncio.sleep(0.2)
+        runner = await start(lambda c: bridge.run(c, 2), client)
         callers = [await call_in(client) for _ in range(2)]
         conference = await runner
         assert conference.bridge is not None
         data = await conference.bridge.data()
         assert len(data.channels) == 2
-        for _ in range(100):  # the join announcements play as the channels enter
+        for _ in range(100):  # bounded poll: the example counts joins as the events come
             if conference.joined == 2:
                 break
             await asyncio.sleep(0.05)
@@ -120,8 +153,7 @@ async def test_bridge(client: ari_proxy.Client) -> None:
 async def test_stasis_start(client: ari_proxy.Client) -> None:
     stasis_start = load("stasis_start")
     async with asyncio.timeout(30):
-        runner = asyncio.create_task(stasis_start.run(client, 1))
-        await asyncio.sleep(0.2)
+        runner = await start(lambda c: stasis_start.run(c, 1), client)
         await stasis_start.create_call(client)
         (states,) = await runner
         assert states[-1] == "Up"

@@ -6,22 +6,15 @@ Every test here runs the real Go binaries (`goref`), so it is deselected where t
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from ari_proxy.server import Server
-from ari_proxy.testing import GoReference, GoServer, Instance
+from ari_proxy.testing import GoReference, GoServer, Instance, running_proxy
 
-# The server tests' helpers (an in-process server with the test configuration).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from server_helpers import running_server
-
-__all__ = ["bus_url", "go_server", "our_server", "running_server"]
+__all__ = ["bus_url", "go_server", "our_server"]
 
 
 @pytest.fixture(params=["nats", "rabbitmq"])
@@ -33,7 +26,7 @@ def bus_url(request: pytest.FixtureRequest, nats_url: str, rabbitmq_url: str) ->
 @pytest_asyncio.fixture
 async def our_server(asterisk: Instance, bus_url: str, app_name: str) -> AsyncIterator[Server]:
     """Our server for the test's application on the session's Asterisk."""
-    async with running_server(asterisk, bus_url, app_name) as server:
+    async with running_proxy(asterisk, bus_url, app_name) as server:
         yield server
 
 
@@ -42,14 +35,5 @@ async def go_server(
     goref: GoReference, asterisk: Instance, bus_url: str, app_name: str
 ) -> AsyncIterator[GoServer]:
     """The Go server for the test's application on the session's Asterisk, ready."""
-    async with goref.server(asterisk, bus_url, app_name) as server:
-        yield server
-
-
-@contextlib.asynccontextmanager
-async def go_server_on(
-    goref: GoReference, asterisk: Instance, bus_url: str, app_name: str
-) -> AsyncIterator[GoServer]:
-    """A Go server beside any Asterisk (for clusters of several nodes)."""
     async with goref.server(asterisk, bus_url, app_name) as server:
         yield server

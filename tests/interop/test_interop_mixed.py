@@ -20,7 +20,7 @@ import ari_proxy
 from ari_proxy import event_type
 from ari_proxy.client import ProxyClient
 from ari_proxy.client import connect as proxy_connect
-from ari_proxy.testing import GoReference, Instance
+from ari_proxy.testing import GoReference, Instance, running_proxy
 
 pytest_plugins = ["interop_fixtures"]
 pytestmark = pytest.mark.interop(client="go+ours", server="go+ours")
@@ -35,9 +35,8 @@ async def cluster(
     app_name: str,
 ) -> AsyncIterator[dict[str, str]]:
     """Our server on the first Asterisk, the Go server on the second: node -> who serves it."""
-    from interop_fixtures import running_server
 
-    async with running_server(asterisk, bus_url, app_name):
+    async with running_proxy(asterisk, bus_url, app_name):
         async with goref.server(asterisk2, bus_url, app_name):
             yield {asterisk.entity_id: "ours", asterisk2.entity_id: "go"}
 

@@ -1,4 +1,4 @@
-"""Helpers for the protocol tests: the recorded Go traffic in /work/shared/vectors.
+"""Helpers for the protocol tests: the recorded Go traffic in tests/vectors (see its README).
 
 Tests ask for a `*_vector` argument and get parametrised over every matching record:
 `request_vector`, `reply_vector`, `announce_vector`, `event_vector` (a `Vector`), and

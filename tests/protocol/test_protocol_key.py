@@ -1,4 +1,4 @@
-"""Key: Go's JSON form and Match semantics (PROTOCOL.md §4)."""
+"""Key: Go's JSON form and Match semantics (docs/protocol.md, "Envelopes")."""
 
 from __future__ import annotations
 

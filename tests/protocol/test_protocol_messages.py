@@ -1,4 +1,5 @@
-"""Requests, replies, announcements and the event helpers (PROTOCOL.md §3.1, §5.1, §6)."""
+"""Requests, replies, announcements and the event helpers (docs/protocol.md: "Envelopes",
+"Events", "Announcements")."""
 
 from __future__ import annotations
 
@@ -259,7 +260,7 @@ def test_entity_data_ignores_an_empty_raw() -> None:
 
 
 def test_variable_data_matches_go() -> None:
-    # An unset global variable is `"data":{}` in the vectors (nats seq 18), as PROTOCOL.md says.
+    # An unset global variable is `"data":{}` in the vectors (nats seq 18), as documented.
     assert encode_response(Response(data=empty_variable_data())) == b'{"error":"","data":{}}'
     assert encode(variable_data("")) == b"{}"
     assert encode(variable_data("golden-42")) == b'{"variable":"golden-42"}'

@@ -1,4 +1,4 @@
-"""Subjects: the forms of PROTOCOL.md §1.1 and §1.3 and the token rules."""
+"""Subjects: the forms of docs/protocol.md, "Subjects" and the token rules."""
 
 from __future__ import annotations
 

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import nats
 import pytest_asyncio
 from nats.aio.client import Client as NatsClient
-from server_helpers import running_server
 
 from ari_proxy.server import Server
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy
 
 __all__ = ["nc", "server"]
 
@@ -28,5 +27,5 @@ async def nc(nats_url: str) -> AsyncIterator[NatsClient]:
 @pytest_asyncio.fixture
 async def server(asterisk: Instance, nats_url: str, app_name: str) -> AsyncIterator[Server]:
     """A server for a fresh application on the session's Asterisk."""
-    async with running_server(asterisk, nats_url, app_name) as srv:
+    async with running_proxy(asterisk, nats_url, app_name) as srv:
         yield srv

@@ -13,45 +13,14 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from ari_proxy.server import Server, ServerConfig
-from ari_proxy.testing import Instance
-
 VENV_BIN = Path(sys.executable).parent
 ARI_PROXY = str(VENV_BIN / "ari-proxy")
-
-
-def server_config(inst: Instance, bus_url: str, *apps: str, **overrides: Any) -> ServerConfig:
-    """A configuration for a server of `apps` on `inst`."""
-    config = ServerConfig(
-        applications=tuple(apps),
-        ari_username=inst.username,
-        ari_password=inst.password,
-        ari_http_url=inst.http_url,
-        ari_websocket_url=inst.ws_url,
-        bus_urls=(bus_url,),
-        shutdown_grace=3.0,
-    )
-    return replace(config, **overrides) if overrides else config
-
-
-@contextlib.asynccontextmanager
-async def running_server(
-    inst: Instance, bus_url: str, *apps: str, **overrides: Any
-) -> AsyncIterator[Server]:
-    """A started server (subscribed, announced), stopped at the end."""
-    server = Server(server_config(inst, bus_url, *apps, **overrides))
-    await server.start(ari_timeout=30)
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def body(data: Any) -> bytes:
@@ -129,13 +98,6 @@ async def collect(nc: NatsClient, *subjects: str) -> AsyncIterator[Collector]:
             await sub.unsubscribe()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll `predicate` every 20 ms until it holds (for state no event announces)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
 def proxy_env(**values: str) -> dict[str, str]:
     """The environment for an `ari-proxy` subprocess: ours minus any ARI_/MESSAGEBUS_ settings."""
     env = {
@@ -170,8 +132,5 @@ __all__: Sequence[str] = [
     "originate",
     "proxy_env",
     "request",
-    "running_server",
-    "server_config",
     "unicast",
-    "wait_until",
 ]

@@ -16,9 +16,9 @@ from typing import Any
 import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
-from server_helpers import collect, originate, request, running_server, unicast, wait_until
+from server_helpers import collect, originate, request, unicast
 
-from ari_proxy.testing import Instance, make_spec, start, stop
+from ari_proxy.testing import Instance, make_spec, running_proxy, start, stop, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -33,10 +33,14 @@ def own_asterisk() -> Iterator[Instance]:
 
 
 async def test_ari_down_then_back(
-    own_asterisk: Instance, nats_url: str, app_name: str, nc: NatsClient
+    own_asterisk: Instance,
+    nats_url: str,
+    app_name: str,
+    nc: NatsClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     inst = own_asterisk
-    async with running_server(inst, nats_url, app_name) as server:
+    async with running_proxy(inst, nats_url, app_name) as server:
         node = server.node
         subject = unicast("data", app_name, node)
         async with collect(nc, "ari.announce") as announcements:
@@ -50,10 +54,22 @@ async def test_ari_down_then_back(
             reply = await request(nc, subject, {"kind": "AsteriskInfo", "key": None})
             assert time.monotonic() - began < 0.5  # at once, not after a timeout
             assert reply == {"error": "ARI connection is down", "code": "ari_down"}
-            before = len(ours())
+            before, announced = len(ours()), server.counters.announcements
+            # A ping is answered by an announcement attempt: tell the test when one has run.
+            attempted = asyncio.Event()
+            announce = server.announcer.announce
+
+            async def announce_and_tell() -> None:
+                await announce()
+                attempted.set()
+
+            monkeypatch.setattr(server.announcer, "announce", announce_and_tell)
             await nc.publish("ari.ping", b'{"kind":"","key":null}')
-            await asyncio.sleep(1.0)
-            assert len(ours()) == before  # no announcement while ARI is down
+            await asyncio.wait_for(attempted.wait(), 5)
+            # No announcement while ARI is down (one is counted as soon as it is published).
+            assert server.counters.announcements == announced
+            await nc.flush()
+            assert len(ours()) == before
             await asyncio.to_thread(start, inst.spec)
             await wait_until(lambda: server.ari_connected, timeout=20)
             await announcements.wait_for(lambda: len(ours()) > before)
@@ -67,7 +83,7 @@ async def test_new_entity_id_moves_the_subscriptions(
     own_asterisk: Instance, nats_url: str, app_name: str, nc: NatsClient
 ) -> None:
     inst = own_asterisk
-    async with running_server(inst, nats_url, app_name, entity_check_interval=1.0) as server:
+    async with running_proxy(inst, nats_url, app_name, entity_check_interval=1.0) as server:
         old = server.node
         await asyncio.to_thread(stop, inst.name)
         await wait_until(lambda: not server.ari_connected)
@@ -84,7 +100,7 @@ async def test_new_entity_id_moves_the_subscriptions(
             )
             # The node-level subjects moved: the new one answers, the old one has nobody.
             await wait_until(lambda: server.stats()["node_changes"] == 1)
-            for _ in range(50):
+            for _ in range(50):  # bounded: until the new subjects are subscribed
                 with contextlib.suppress(nats.errors.NoRespondersError):
                     reply = await request(
                         nc, unicast("data", app_name, new), {"kind": "AsteriskInfo", "key": None}

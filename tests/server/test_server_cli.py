@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from server_helpers import ARI_PROXY, collect, proxy_env, unicast
 
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -161,7 +162,9 @@ async def test_sigterm_finishes_requests_in_flight(
     await asyncio.wait_for(first.wait(), 10)
     proc.send_signal(signal.SIGTERM)
     code, output = await finish(proc)
-    await asyncio.sleep(0.2)
+    # It replied to all before exiting: wait (bounded) for the last replies to reach us.
+    with contextlib.suppress(TimeoutError):
+        await wait_until(lambda: len(replies) >= count, timeout=5)
     await sub.unsubscribe()
     assert code == 0, output
     assert len(replies) == count and all(r["error"] == "" and r["keys"] for r in replies)
@@ -187,7 +190,8 @@ async def test_secrets_stay_out_of_failure_logs(asterisk: Instance, app_name: st
     )
     proc = await spawn(["-v"], env)
     seen = await read_until(proc, '"level":"warning"')
-    await asyncio.sleep(1.0)  # a few more attempts
+    for _ in range(2):  # a few more attempts, each logged
+        seen += await read_until(proc, '"level":"warning"')
     proc.send_signal(signal.SIGTERM)
     code, output = await finish(proc)
     output = seen + output

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from nats.aio.client import Client as NatsClient
-from server_helpers import gather, originate, request, running_server, unicast
+from server_helpers import gather, originate, request, unicast
 
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -14,8 +14,8 @@ async def test_unicast_create_queue_and_broadcast_list(
     asterisk: Instance, asterisk2: Instance, nats_url: str, app_name: str, nc: NatsClient
 ) -> None:
     async with (
-        running_server(asterisk, nats_url, app_name) as one,
-        running_server(asterisk2, nats_url, app_name) as two,
+        running_proxy(asterisk, nats_url, app_name) as one,
+        running_proxy(asterisk2, nats_url, app_name) as two,
     ):
         nodes = {one.node, two.node}
         assert len(nodes) == 2

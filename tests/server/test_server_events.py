@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
-from server_helpers import collect, gather, originate, request, running_server, unicast, wait_until
+from server_helpers import collect, gather, originate, request, unicast
 
 from ari_proxy.server import Server
-from ari_proxy.testing import Instance, sipp_calls
+from ari_proxy.testing import Instance, running_proxy, sipp_calls, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -54,7 +54,7 @@ async def test_local_call_events_and_dialog_copies(
                 "application_subscribe": {"event_source": f"bridge:{bridge}"},
             },
             # Binds the bridge and the channel again: the dialog is bound to both of
-            # ChannelEnteredBridge's entities, yet gets it once (Go: twice, weakness 11).
+            # ChannelEnteredBridge's entities, yet gets it once (Go: twice, Go defect 11).
             {
                 "kind": "BridgeAddChannel",
                 "key": bridge_key,
@@ -113,7 +113,13 @@ async def test_sip_call_through_the_proxy(
             )
         )["error"] == ""
         answered.append(key["id"])
-        await asyncio.sleep(0.5)
+        # Hang up once the answer took effect (Asterisk reports the channel Up).
+        await got.wait_for(
+            lambda: any(
+                e["type"] == "ChannelStateChange" and e["channel"]["state"] == "Up"
+                for e in got.json(subject)
+            )
+        )
         reply = await request(
             nc,
             unicast("command", app_name, node),
@@ -146,7 +152,7 @@ async def test_several_applications_share_one_websocket(
     async with collect(
         nc, f"{p}announce", f"{p}event.{app_name}-a.>", f"{p}event.{app_name}-b.>"
     ) as got:
-        async with running_server(asterisk, nats_url, *apps, prefix=p) as srv:
+        async with running_proxy(asterisk, nats_url, *apps, prefix=p) as srv:
             node = srv.node
             assert srv.stream.url.query["app"] == ",".join(apps)  # one WebSocket for both
             await got.wait_for(lambda: len(got.json(f"{p}announce")) >= 2)

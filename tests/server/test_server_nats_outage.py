@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
-from server_helpers import request, running_server, unicast, wait_until
+from server_helpers import request, unicast
 
 from ari_proxy.bus import BusState
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy, wait_until
 from ari_proxy.testing._tcpproxy import TcpProxy
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
@@ -22,7 +22,7 @@ async def test_server_survives_a_cut_nats_link(
 ) -> None:
     target = urlsplit(nats_url)
     async with TcpProxy(target.hostname or "127.0.0.1", target.port or 4222) as proxy:
-        async with running_server(asterisk, proxy.url("nats"), app_name) as server:
+        async with running_proxy(asterisk, proxy.url("nats"), app_name) as server:
             subject = unicast("data", app_name, server.node)
             body = {"kind": "AsteriskInfo", "key": None}
             assert (await request(nc, subject, body))["error"] == ""
@@ -31,10 +31,10 @@ async def test_server_survives_a_cut_nats_link(
             with contextlib.suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
                 await request(nc, subject, body, timeout=0.5)
                 raise AssertionError("a cut server must not answer")
-            await asyncio.sleep(2.0)  # a few failed reconnect attempts
+            await asyncio.sleep(2.0)  # pacing: an outage through failed reconnects
             await proxy.restore()
             await wait_until(lambda: server.bus.state is BusState.CONNECTED, timeout=30)
-            for _ in range(100):  # the subscriptions come back with the link
+            for _ in range(100):  # bounded: the subscriptions come back with the link
                 try:
                     reply = await request(nc, subject, body, timeout=1.0)
                     break

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
-from server_helpers import originate, running_server
+from server_helpers import originate
 
 from ari_proxy.bus import BusMessage, connect
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy
 
 
 async def test_server_over_rabbitmq(asterisk: Instance, rabbitmq_url: str, app_name: str) -> None:
-    async with running_server(asterisk, rabbitmq_url, app_name) as server:
+    async with running_proxy(asterisk, rabbitmq_url, app_name) as server:
         node = server.node
         client = connect(rabbitmq_url)
         await client.connect()

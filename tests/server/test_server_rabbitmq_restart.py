@@ -188,6 +188,7 @@ async def _restart_under(server: Server, client: ProxyClient, node: str, rabbitm
             )
             with pytest.raises(ari_proxy.AriProxyError):  # timeout or transport error
                 await unicast()
+            # Pacing: the broker stays down for OUTAGE seconds in all.
             await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - restart.stopped_at)))
             assert reconnected == {}  # nothing connected while the broker was down
         stopped_at, back_at = restart.stopped_at, restart.back_at
@@ -257,11 +258,13 @@ class _Load:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Start the workers; return once each has had a request answered."""
         self._tasks = [
             asyncio.create_task(self._work(worker, operation))
             for worker, operation in enumerate(self.operations)
         ]
-        await asyncio.sleep(0.3)
+        workers = set(range(len(self._tasks)))
+        await until(lambda: {w for _, w, _ in self.outcomes} == workers, timeout=10)
 
     async def _work(self, worker: int, operation: Callable[[], Awaitable[object]]) -> None:
         while not self._stop.is_set():
@@ -275,7 +278,7 @@ class _Load:
                 outcome = "unexpected"
             self.outcomes.append((time.monotonic(), worker, outcome))
             if outcome != "ok":
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # pacing: no busy loop while requests fail
 
     def failures_during(self, start: float, end: float) -> int:
         return sum(1 for t, _, outcome in self.outcomes if start <= t <= end and outcome != "ok")

@@ -1,4 +1,4 @@
-"""Replay of the recorded Go traffic (../shared/vectors/go-v5-nats.jsonl) against our server.
+"""Replay of the recorded Go traffic (tests/vectors/go-v5-nats.jsonl) against our server.
 
 Every recorded request is sent, in order and at the recorded pace, as raw NATS in Go's exact
 JSON to the same subject form, with the recorded app `test` and node replaced by ours (and the
@@ -8,8 +8,8 @@ ignores), the same `error` text, the same key fields, and in `data` the same ent
 field Go sent present in ours with the same JSON type (ours carry Asterisk's whole object, a
 superset; a Go `null` stands for "absent" and may be left out).
 
-`DIFFERENCES` lists every deliberate departure from Go (PROTOCOL.md §9 and vectors README), with
-the check that applies instead.
+`DIFFERENCES` lists every deliberate departure from Go (docs/protocol.md, "Go defects fixed",
+and tests/vectors/README.md), with the check that applies instead.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
-from server_helpers import Collector, collect, gather, request, running_server
+from server_helpers import Collector, collect, gather, request
 
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -98,7 +98,7 @@ def _list_error(go: Any, ours: Any) -> None:
 
 def _keys_with_ids(go: Any, ours: Any) -> None:
     # SoundList: Go's keys carry no id (its client reads `name`, Asterisk sends `id`), so the
-    # key filter cannot work; ours carry the sound id and the filter applies (§3.3 #111).
+    # key filter cannot work; ours carry the sound id and the filter applies (docs/protocol.md).
     assert all("id" not in k for k in go["keys"])
     assert ours["keys"] and all(k["kind"] == "sound" and k["id"] for k in ours["keys"])
 
@@ -110,7 +110,7 @@ def _sound_filtered(go: Any, ours: Any) -> None:
 
 def _mailbox_list(go: Any, ours: Any) -> None:
     # Asterisk without res_ari_mailboxes: Go's list call reports a decode error; ours reports
-    # the 404 (MailboxList is otherwise never empty in ours: weakness 18).
+    # the 404 (MailboxList is otherwise never empty in ours: Go defect 18).
     _list_error(go, ours)
 
 
@@ -282,13 +282,16 @@ async def test_replay_of_the_go_vectors(
     mismatches: list[str] = []
     differences_seen: set[int] = set()
     prefix = subst.prefix
-    async with running_server(asterisk, nats_url, app_name, prefix=prefix) as server:
+    async with running_proxy(asterisk, nats_url, app_name, prefix=prefix) as server:
         async with collect(
             nc, f"{prefix}announce", f"{prefix}event.{app_name}.>", f"{prefix}dialogevent.>"
         ) as announcements:
+            counters = server.counters
+            published = counters.events_published, counters.dialog_events_published
             loop = asyncio.get_running_loop()
             start = loop.time()
             for record in records:
+                # Pacing: each request at its recorded time.
                 await asyncio.sleep(max(0.0, start + record.t - loop.time()))
                 subject = subst.subject(record.subject)
                 data = record.body if isinstance(record.body, str) else subst(record.body)
@@ -317,7 +320,7 @@ async def test_replay_of_the_go_vectors(
                     DIFFERENCES[record.seq][1](subst(record.reply), ours)
                 else:
                     problems = compare(record.reply, ours, subst)
-                    for _ in range(15 if record.seq in RETRIED else 0):
+                    for _ in range(15 if record.seq in RETRIED else 0):  # bounded retries
                         if not problems:
                             break
                         await asyncio.sleep(0.2)
@@ -326,7 +329,19 @@ async def test_replay_of_the_go_vectors(
                     if problems:
                         mismatches.append(f"seq {record.seq} ({record.note}): {problems}")
                 subst.learn(record.reply, ours)
-        await asyncio.sleep(1.0)  # the last events
+
+            def all_events_here() -> bool:
+                # The last events: every one the server took is published and has reached us.
+                subjects = [s for s, _ in announcements.messages]
+                events = sum(s.startswith(f"{prefix}event.") for s in subjects)
+                copies = sum(s.startswith(f"{prefix}dialogevent.") for s in subjects)
+                return (
+                    server.publisher.queued == 0
+                    and events >= counters.events_published - published[0]
+                    and copies >= counters.dialog_events_published - published[1]
+                )
+
+            await wait_until(all_events_here)
         stats = server.stats()
     assert not mismatches, "\n".join(mismatches)
     assert differences_seen == set(DIFFERENCES)
@@ -350,9 +365,9 @@ def check_events(
             copy["timestamp"],
             json.dumps(copy, sort_keys=True),
         )
-        assert identity not in seen, f"duplicate dialog copy: {identity[:3]}"  # Go: weakness 11
+        assert identity not in seen, f"duplicate dialog copy: {identity[:3]}"  # Go: Go defect 11
         seen.add(identity)
     types = {c["type"] for _, c in copies}
-    # The binding types Go gets wrong (weakness 10) fire in ours: recordings reach dialogs.
+    # The binding types Go gets wrong (Go defect 10) fire in ours: recordings reach dialogs.
     assert {"RecordingStarted", "RecordingFinished"} <= types, sorted(types)
     assert stats["events_dropped"] == 0 and stats["bad_frames"] == 0

@@ -12,9 +12,10 @@ import time
 
 import pytest
 from nats.aio.client import Client as NatsClient
-from server_helpers import originate, request, unicast, wait_until
+from server_helpers import originate, request, unicast
 
 from ari_proxy.server import Server
+from ari_proxy.testing import wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -46,7 +47,7 @@ async def _offer(server: Server, frame: bytes, total: int) -> None:
     """Offer `total` frames as a WebSocket reader would, never overflowing the queue."""
     for _ in range(total):
         while server.publisher.queued >= 5000:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.001)  # pacing: offer no faster than the publisher drains
         server.publisher.offer(frame)
 
 

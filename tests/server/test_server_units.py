@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from server_helpers import server_config, wait_until
 
 from ari_proxy.ari import Executor, HttpTransport
 from ari_proxy.bus import BusMessage, MemoryBroker, MemoryTransport
@@ -31,7 +30,7 @@ from ari_proxy.server import Server
 from ari_proxy.server._counters import Counters
 from ari_proxy.server._dispatch import Dispatcher
 from ari_proxy.server._publisher import EventPublisher
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, proxy_config, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 
@@ -165,9 +164,9 @@ async def test_every_event_is_published_stamped_and_routed_once() -> None:
     publisher = _publisher(server_bus, router, counters)
     publisher.start()
     frames = [
-        # Keyless (Go drops it: weakness 2), no asterisk_id, other application.
+        # Keyless (Go drops it: Go defect 2), no asterisk_id, other application.
         '{"type":"ApplicationReplaced","application":"other","timestamp":"t"}',
-        # A type no model knows (Go crashes: weakness 3), no application at all.
+        # A type no model knows (Go crashes: Go defect 3), no application at all.
         b'{"type":"FutureEvent","timestamp":"t","channel":{"id":"c1"}}',
         # Both stamped by Asterisk: published byte for byte.
         b'{"type":"ChannelEnteredBridge","timestamp":"t","bridge":{"id":"b1","channels":["c1"]},'
@@ -177,8 +176,12 @@ async def test_every_event_is_published_stamped_and_routed_once() -> None:
     ]
     for frame in frames:
         publisher.offer(frame)
-    await wait_until(lambda: counters.events_published == 4 and len(got) >= 8)
-    await asyncio.sleep(0.05)
+    # Then a last event: the publisher takes frames in order and the broker delivers in order,
+    # so once it is here, everything the frames above gave rise to is here too.
+    publisher.offer(b'{"type":"Last","timestamp":"t","application":"last"}')
+    await wait_until(lambda: any(m.subject == f"ari.event.last.{NODE}" for m in got))
+    assert got[-1].subject == f"ari.event.last.{NODE}"
+    del got[-1]
     events = [(m.subject, json.loads(m.data)) for m in got]
     plain = [e for s, e in events if s.startswith("ari.event.")]
     assert [s for s, _ in events if s.startswith("ari.event.")] == [
@@ -217,8 +220,10 @@ async def test_full_queue_drops_the_oldest() -> None:
         publisher.offer(json.dumps({"type": "X", "n": n, "application": "app"}))
     assert counters.events_dropped == 2 and publisher.queued == 3
     assert await publisher.flush(1.0) == 0
-    await asyncio.sleep(0.05)
-    assert [json.loads(m.data)["n"] for m in got] == [2, 3, 4]
+    await bus.publish("ari.last", b"{}")  # delivered in order: after what flush() published
+    await wait_until(lambda: any(m.subject == "ari.last" for m in got))
+    assert got[-1].subject == "ari.last"
+    assert [json.loads(m.data)["n"] for m in got[:-1]] == [2, 3, 4]
 
 
 async def test_events_wait_for_the_bus() -> None:
@@ -232,10 +237,13 @@ async def test_events_wait_for_the_bus() -> None:
     publisher.start()
     broker.cut(bus)
     publisher.offer('{"type":"X","application":"app"}')
-    await asyncio.sleep(0.1)
+    # The offer woke the publisher before this message is delivered (the loop runs both in
+    # order), so by then it has seen the frame and the cut link.
+    await client.publish("ari.probe", b"{}")
+    await wait_until(lambda: any(m.subject == "ari.probe" for m in got))
     assert counters.events_published == 0 and publisher.queued == 1  # held, not lost
     broker.restore(bus)
-    await wait_until(lambda: len(got) == 1)
+    await wait_until(lambda: len(got) == 2)  # the probe, then the event
     await publisher.stop()
 
 
@@ -252,7 +260,7 @@ async def test_server_on_memory_bus(asterisk: Instance, app_name: str) -> None:
     await server_bus.connect()
     await client.connect()
     announcements = await _listen(client)
-    config = server_config(asterisk, "nats://unused:4222", app_name, max_inflight=1)
+    config = proxy_config(asterisk, "nats://unused:4222", app_name, max_inflight=1)
     async with Server(config, bus=server_bus) as server:
         node = server.node
         await wait_until(lambda: any(m.subject == "ari.announce" for m in announcements))
@@ -287,7 +295,7 @@ async def test_server_on_memory_bus(asterisk: Instance, app_name: str) -> None:
         assert stats["errors"].get("busy", 0) == len(busy)  # type: ignore[union-attr]
         assert stats["errors"].get("too_large") == 1  # type: ignore[union-attr]
     # Replies of the too-large check: the file limit applies too.
-    small = server_config(asterisk, "nats://unused:4222", app_name, max_file_size=10)
+    small = proxy_config(asterisk, "nats://unused:4222", app_name, max_file_size=10)
     bus2 = broker.transport()
     await bus2.connect()
     async with Server(small, bus=bus2) as server:
