@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -112,7 +112,7 @@ class NativeBackend:
         for dialog in route_event(self.dialogs, event):
             self._hub.publish(event, dialog)
 
-    async def execute(
+    def execute(
         self,
         kind: KindName,
         key: Key | None,
@@ -120,8 +120,8 @@ class NativeBackend:
         *,
         timeout: float | None = None,
         retries: int | None = None,
-    ) -> Result:
-        return await self.executor.execute(
+    ) -> Coroutine[Any, Any, Result]:
+        return self.executor.execute(
             kind, key, payload, timeout=timeout, retries=retries or 0, router=self.dialogs
         )
 
