@@ -23,7 +23,7 @@ from .._exceptions import ConnectError, RequestTimeout, TransportError, error_fo
 from .._redact import redact_url
 from ..spec import OPERATIONS, Operation, build_path, build_query
 
-__all__ = ["HttpResponse", "HttpTransport", "ari_error"]
+__all__ = ["HttpResponse", "HttpTransport", "ari_error", "credentials_rejected"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +112,31 @@ class HttpResponse:
     body: bytes
 
 
-def ari_error(status: int, reason: str, body: bytes) -> Exception:
-    """Translate a non-2xx ARI answer into an `AriError` subclass carrying Asterisk's message."""
+def credentials_rejected(username: str) -> str:
+    """What a 401 from Asterisk means, said plainly (REST and the events WebSocket alike)."""
+    return f"ARI rejected the credentials (401): check the ARI user ({username!r}) and password"
+
+
+def ari_error(status: int, reason: str, body: bytes, *, username: str | None = None) -> Exception:
+    """Translate a non-2xx ARI answer into an `AriError` subclass carrying Asterisk's message.
+
+    A 401 says that the credentials were refused (naming `username` when given), rather
+    than Asterisk's bare `401 Unauthorized: Authentication required`.
+    """
     message = ""
     if body:
         try:
             message = str(_message_decoder.decode(body).get("message", ""))
         except (msgspec.DecodeError, AttributeError):
             message = body[:200].decode(errors="replace")
-    text = f"{status} {reason}" + (f": {message}" if message else "")
+    if status == 401:
+        text = (
+            credentials_rejected(username)
+            if username is not None
+            else "ARI rejected the credentials (401)"
+        )
+    else:
+        text = f"{status} {reason}" + (f": {message}" if message else "")
     return error_for_status(status, text, reason=reason, message=message)
 
 
@@ -147,6 +163,7 @@ class HttpTransport:
         self.base_url = base_url.rstrip("/")
         self._shown_url = redact_url(self.base_url)  # for messages: never a password
         self.timeout = timeout
+        self.username = username
         self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
@@ -224,7 +241,9 @@ class HttpTransport:
                 ) as resp:
                     payload = await resp.read()
                     if resp.status >= 300:
-                        raise ari_error(resp.status, resp.reason or "", payload)
+                        raise ari_error(
+                            resp.status, resp.reason or "", payload, username=self.username
+                        )
                     return HttpResponse(resp.status, payload)
         except TimeoutError:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
@@ -264,7 +283,9 @@ class HttpTransport:
             raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
         try:
             if resp.status >= 300:
-                raise ari_error(resp.status, resp.reason or "", await resp.read())
+                raise ari_error(
+                    resp.status, resp.reason or "", await resp.read(), username=self.username
+                )
             yield resp.content.iter_chunked(chunk_size)
         finally:
             resp.release()

@@ -18,8 +18,9 @@ import aiohttp
 import yarl
 
 from .._backoff import Backoff
-from .._exceptions import ConnectError
-from ._http import HttpTransport
+from .._exceptions import AriProxyError, ConnectError
+from .._redact import redact_url
+from ._http import HttpTransport, credentials_rejected
 
 __all__ = ["ConnectionState", "EventStream"]
 
@@ -71,9 +72,11 @@ class EventStream:
         self.url = yarl.URL(f"{ws_url}?{urlencode(query, quote_via=quote, safe=',')}", encoded=True)
         self.http = http
         self.heartbeat = heartbeat
-        self.backoff = backoff or Backoff(initial=0.1, maximum=5.0)
+        self.backoff = backoff or Backoff()
         self.state = ConnectionState.CONNECTING
         self.connects = 0
+        self.failures = 0
+        """Failed connection attempts since the last success (the `attempt` of the logs)."""
         self.frames = 0
         self._on_frame = on_frame
         self._on_connected = on_connected
@@ -81,7 +84,8 @@ class EventStream:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._first_error: BaseException | None = None
+        self._first_error: str | None = None
+        self._shown_url = redact_url(ws_url)
         self._closing = False
 
     @property
@@ -148,6 +152,7 @@ class EventStream:
                     self._ws = ws
                     await self._on_connected(lost_at)
                     self.connects += 1
+                    self.failures = 0
                     self.backoff.reset()
                     self._set_state(ConnectionState.CONNECTED)
                     await self._read(ws)
@@ -156,10 +161,20 @@ class EventStream:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure means: try again later
+                failure = self.describe(exc)
                 if self._first_error is None:
-                    self._first_error = exc
+                    self._first_error = failure
+                self.failures += 1
+                delay = self.backoff.next()
                 if not self._closing:
-                    logger.warning("ARI events WebSocket: %s: %s", type(exc).__name__, exc)
+                    logger.warning(
+                        "ARI events WebSocket: %s (attempt %d); retrying in %.1fs",
+                        failure,
+                        self.failures,
+                        delay,
+                    )
+            else:
+                delay = self.backoff.next()
             finally:
                 self._ws = None
             if self._closing:  # the attribute, not the property: it changed during the awaits
@@ -168,7 +183,23 @@ class EventStream:
                 if lost_at is None or self._connected.is_set():
                     lost_at = loop.time()
                 self._set_state(ConnectionState.RECONNECTING)
-            await asyncio.sleep(self.backoff.next())
+            await asyncio.sleep(delay)
+
+    def describe(self, exc: BaseException) -> str:
+        """Why a connection attempt failed, in words an operator can act on (never a secret:
+        the credentials travel in a header, which no message repeats)."""
+        if isinstance(exc, aiohttp.WSServerHandshakeError):
+            if exc.status == 401:
+                return f"{credentials_rejected(self.http.username)} at {self._shown_url}"
+            return (
+                f"Asterisk refused the WebSocket at {self._shown_url} "
+                f"({exc.status} {exc.message}); is ARI enabled (ari.conf, http.conf)?"
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
+        if isinstance(exc, AriProxyError):  # ours, worded already (a 401 on /asterisk/info)
+            return str(exc)
+        return f"{type(exc).__name__}: {exc}"
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         on_frame = self._on_frame

@@ -34,7 +34,7 @@ import nats.errors as nats_errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from .._backoff import Backoff
+from .._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff
 from .._exceptions import AriProxyError, ClientClosedError, ConnectError, TransportError
 from .._redact import redact_url, scrub, url_secrets
 from ..protocol import check_token, new_id
@@ -159,6 +159,11 @@ class _Link:
                         await nc.close()
             if connected:
                 break
+            if self.closing:
+                # stop() cancelled this task, but Python 3.11's asyncio.wait_for (inside
+                # nats-py's connect) returns the result of an attempt that ended at the same
+                # moment instead of the cancellation, which is then lost: end here.
+                raise asyncio.CancelledError
             delay = backoff.next()
             logger.warning(
                 "could not connect to NATS at %s (attempt %d): %s; retrying in %.2fs",
@@ -356,7 +361,7 @@ class NatsTransport:
         nkeys_seed: str | os.PathLike[str] | None = None,
         tls: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
-        reconnect_wait: tuple[float, float] = (0.1, 10.0),
+        reconnect_wait: tuple[float, float] = (RETRY_INITIAL, RETRY_MAXIMUM),
         ping_interval: float = 20.0,
         max_inflight: int = 1024,
         drain_timeout: float = 5.0,
@@ -427,6 +432,12 @@ class NatsTransport:
         """The (redacted) URL of the server we are connected to, or "" when not connected."""
         nc = self._link.nc
         return self._link.last_url if nc is not None and nc.is_connected else ""
+
+    @property
+    def last_failure(self) -> str:
+        """Why the latest connection attempt failed (secrets scrubbed), or "" (see
+        `connect_within`)."""
+        return self._link.last_failure
 
     def on_state(self, callback: Callable[[BusState], None]) -> None:
         """Call `callback` on every state change (after a reconnect: CONNECTED again)."""

@@ -116,7 +116,7 @@ class RabbitTransport:
         connect_timeout: bound of one connection attempt, in seconds.
         publish_timeout: bound of the broker's confirmation of a reply or ping, in seconds.
         drain_timeout: how long `close()` waits for handlers and queued events, in seconds.
-        backoff: reconnect delays (default: 0.1 s doubling up to 10 s, jittered).
+        backoff: reconnect delays (default: `Backoff()`, 0.1 s doubling up to 5 s, jittered).
     """
 
     def __init__(
@@ -182,6 +182,12 @@ class RabbitTransport:
     def gaps(self) -> int:
         """How many times an established connection was lost (messages may have been missed)."""
         return self._link.gaps
+
+    @property
+    def last_failure(self) -> str:
+        """Why the latest connection attempt failed (URLs redacted), or "" (see
+        `connect_within`)."""
+        return self._link.last_failure
 
     @property
     def dropped(self) -> int:

@@ -186,6 +186,8 @@ class Link:
         self._supervisor: asyncio.Task[None] | None = None
         self.gaps = 0
         """How many times an established connection was lost."""
+        self.last_failure = ""
+        """Why the latest connection attempt failed (URLs redacted), or ""."""
 
     # --- state ------------------------------------------------------------------------------
 
@@ -294,10 +296,9 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.last_failure = str(translate(exc, connecting=True))
                 log.warning(
-                    "cannot connect to RabbitMQ at %s: %s",
-                    redact_url(url),
-                    translate(exc, connecting=True),
+                    "cannot connect to RabbitMQ at %s: %s", redact_url(url), self.last_failure
                 )
                 index += 1
                 if index % len(self._urls) == 0:

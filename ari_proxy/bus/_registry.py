@@ -22,6 +22,7 @@ module (and aiormq) is imported only when a URL asks for it. Error messages show
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 import ssl
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from .._exceptions import ConnectError
 from .._redact import redact_url
 from ._transport import Transport
 
@@ -39,6 +41,7 @@ __all__ = [
     "backend_for",
     "backends",
     "connect",
+    "connect_within",
     "expected_schemes",
     "find_backend",
     "lift_credentials",
@@ -255,6 +258,39 @@ def connect(
         url_list, arguments = backend.arguments(url_list, settings)
         options = {**arguments, **options}
     return backend.create(url_list, **options)
+
+
+async def connect_within(
+    transport: Transport, urls: str | Sequence[str], timeout: float | None
+) -> None:
+    """`await transport.connect()`, for at most `timeout` seconds (None: as long as it takes).
+
+    A transport retries its first connection forever, which suits a server that may start
+    before its broker; a caller that must hear about an unreachable bus (a client, a command)
+    bounds it here. Once connected, the transport reconnects forever as before.
+
+    Raises:
+        ConnectError: not connected within `timeout`; the transport is closed, and the message
+            names the bus (URLs redacted) and why its latest attempt failed (the transport's
+            `last_failure`, when it has one).
+    """
+    if timeout is None:
+        await transport.connect()
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await transport.connect()
+    except TimeoutError:
+        url_list = [urls] if isinstance(urls, str) else list(urls)
+        reason = str(getattr(transport, "last_failure", "") or "")
+        await transport.close()
+        backend = find_backend(url_list[0]) if url_list else None
+        name = backend.name if backend is not None else "the message bus"
+        shown = ", ".join(redact_url(url) for url in url_list)
+        raise ConnectError(
+            f"cannot connect to {name} at {shown} within {timeout:g}s"
+            + (f": {reason}" if reason else "")
+        ) from None
 
 
 def lift_credentials(urls: Sequence[str]) -> tuple[tuple[str, ...], str, str]:

@@ -3,5 +3,15 @@
 from ._backend import ProxyBackend
 from ._client import ProxyClient, connect
 from ._cluster import Cluster, Node
+from ._metrics import OUTCOMES, ClientStats, prometheus_collector
 
-__all__ = ["Cluster", "Node", "ProxyBackend", "ProxyClient", "connect"]
+__all__ = [
+    "OUTCOMES",
+    "ClientStats",
+    "Cluster",
+    "Node",
+    "ProxyBackend",
+    "ProxyClient",
+    "connect",
+    "prometheus_collector",
+]

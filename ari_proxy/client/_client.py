@@ -19,6 +19,7 @@ from ..api import Client, Connecting
 from ..bus import BusState
 from ._backend import ProxyBackend
 from ._cluster import Node
+from ._metrics import ClientStats
 
 __all__ = ["ProxyClient", "connect"]
 
@@ -44,6 +45,11 @@ class ProxyClient(Client):
         """Ping now: every proxy re-announces itself."""
         await self._backend.ping()
 
+    def metrics(self) -> ClientStats:
+        """This connection's counters now: requests by kind and outcome, timeouts, events
+        received and dropped, gaps, bus reconnects (`ari_proxy.client.ClientStats`)."""
+        return ClientStats.of(self._backend)
+
     @property
     def bus_state(self) -> BusState:
         """The bus connection's state."""
@@ -60,6 +66,7 @@ def connect(
     ping_interval: float = 10.0,
     node_max_age: float = 30.0,
     discovery_wait: float = 1.0,
+    connect_timeout: float | None = 5.0,
     name: str = "",
     **bus_options: Any,
 ) -> Connecting[ProxyClient]:
@@ -76,6 +83,9 @@ def connect(
         ping_interval: seconds between discovery pings.
         node_max_age: seconds of silence after which a proxy is forgotten.
         discovery_wait: how long a broadcast waits for the first proxy to announce itself.
+        connect_timeout: seconds to wait for the first connection to the bus (5 by default;
+            None waits for as long as it takes). Once connected, the client reconnects by
+            itself, forever, whatever this says.
         name: connection name shown by the broker.
         bus_options: passed to the bus transport (credentials, TLS, ...).
 
@@ -83,9 +93,11 @@ def connect(
         A `Connecting`: `await` it for a `ProxyClient`, or `async with connect(...) as c`.
 
     Raises (when awaited):
-        ConnectError: the bus is unreachable.
+        ConnectError: the bus was not reached within `connect_timeout` (the message says why
+            the last attempt failed), or its configuration cannot work.
     """
     from ..bus import connect as bus_connect
+    from ..bus import connect_within
 
     app = application or os.environ.get("ARI_APPLICATION", "")
     if not app:
@@ -97,7 +109,7 @@ def connect(
 
     async def start() -> ProxyClient:
         transport = bus_connect(url_list, prefix=prefix, name=name, **bus_options)
-        await transport.connect()
+        await connect_within(transport, url_list, connect_timeout)
         backend = ProxyBackend(
             transport,
             app,

@@ -1,5 +1,8 @@
 """The `ari-proxy` command: configuration, logging, signals, exit codes.
 
+`ari-proxy` alone runs the server. `ari-proxy nodes|tail|call|ping ...` runs an operator command
+instead (`_ops.py`); the server's flags and environment are untouched by them.
+
 Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the server could not start or
 failed, 2 for a configuration error (one line on stderr, never holding a secret).
 """
@@ -19,6 +22,7 @@ from .._exceptions import AriProxyError
 from .._version import __version__
 from ._config import SETTINGS, ConfigError, ServerConfig, load_config
 from ._logging import configure_logging
+from ._ops import COMMANDS, run_command
 from ._server import Server
 
 __all__ = ["main"]
@@ -48,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="ARI proxy: serves one Asterisk's ARI over NATS or RabbitMQ, "
         "wire-compatible with CyCoreSystems/ari-proxy v5.",
-        epilog="Every flag also reads an environment variable (ari.http_url: ARI_HTTP_URL) and a "
-        "YAML key (ari: {http_url: ...}); precedence flag > environment > file > default.",
+        epilog="Every flag also reads an environment variable (ari.http_url: ARI_HTTP_URL) and\n"
+        "a YAML key (ari: {http_url: ...}); precedence flag > environment > file > default.\n\n"
+        "operator commands (ari-proxy COMMAND --help for each):\n"
+        + "\n".join(f"  {name:<6} {what}" for name, what in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
     parser.add_argument("-V", "--version", action="version", version=f"{PROG} {__version__}")
@@ -78,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the proxy server until SIGTERM or SIGINT; return the exit code."""
-    args = vars(build_parser().parse_args(argv))
+    """Run the proxy server until SIGTERM or SIGINT, or an operator command (`ari-proxy nodes`,
+    `tail`, `call`, `ping`); return the exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in COMMANDS:
+        return run_command(arguments[0], arguments[1:])
+    args = vars(build_parser().parse_args(arguments))
     config_file = args.pop("config", None)
     flags = {name: str(value) for name, value in args.items()}
     try:

@@ -1,4 +1,5 @@
-"""Structured logs for the `ari-proxy` command, and rate limiting for noisy warnings.
+"""Structured logs for the `ari-proxy` command, rate limiting for noisy warnings, and the
+periodic `stats` line.
 
 `configure_logging` is called only by the CLI entry point: the library never configures
 logging. Each record becomes one JSON object per line: `ts`, `level`, `logger`, `msg`, then the
@@ -7,15 +8,17 @@ fields passed with `extra={...}` (`kind`, `subject`, `app`, `node`, `error`, ...
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 import msgspec
 
-__all__ = ["JsonFormatter", "RateLimiter", "configure_logging"]
+__all__ = ["JsonFormatter", "RateLimiter", "StatsLog", "configure_logging"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = frozenset(
@@ -91,3 +94,73 @@ class RateLimiter:
             return None
         self._next[topic] = now + self.interval
         return self._held.pop(topic, 0)
+
+
+_RATED = (
+    "requests",
+    "replies",
+    "events_received",
+    "events_published",
+    "dialog_events_published",
+    "events_dropped",
+    "events_failed",
+)
+"""Counters of the `stats` line that also get a per-second rate since the previous line."""
+
+
+class StatsLog:
+    """Logs the server's counters as one `stats` line every `interval` seconds.
+
+    ```json
+    {"ts":"...","level":"info","logger":"ari_proxy.server.stats","msg":"stats",
+     "stats":{"requests":1200,...,"ari_connected":true,"bus_state":"connected"},
+     "rates":{"requests":20.0,...},"interval_s":60.0}
+    ```
+
+    `rates` are per second since the previous line (since the start for the first one).
+
+    Args:
+        stats: what to log (`Server.stats`).
+        interval: seconds between lines.
+    """
+
+    def __init__(self, stats: Callable[[], Mapping[str, object]], interval: float) -> None:
+        self.stats = stats
+        self.interval = interval
+        self.logger = logging.getLogger("ari_proxy.server.stats")
+        self._task: asyncio.Task[None] | None = None
+        self._previous: tuple[float, Mapping[str, object]] | None = None
+
+    def start(self) -> None:
+        """Start logging (the first line after one interval)."""
+        if self._task is None:
+            self._previous = (time.monotonic(), self.stats())
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="stats log")
+
+    async def stop(self) -> None:
+        """Stop logging."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.log()
+
+    def log(self) -> None:
+        """Log one `stats` line now."""
+        now, stats = time.monotonic(), self.stats()
+        rates: dict[str, float] = {}
+        if self._previous is not None:
+            then, before = self._previous
+            elapsed = max(now - then, 1e-9)
+            for name in _RATED:
+                new, old = stats.get(name), before.get(name, 0)
+                if isinstance(new, int) and isinstance(old, int):
+                    rates[name] = round((new - old) / elapsed, 3)
+        self._previous = (now, stats)
+        self.logger.info(
+            "stats", extra={"stats": dict(stats), "rates": rates, "interval_s": self.interval}
+        )

@@ -29,6 +29,7 @@ def load(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
         return module
     finally:
@@ -157,3 +158,40 @@ async def test_stasis_start(client: ari_proxy.Client) -> None:
         await stasis_start.create_call(client)
         (states,) = await runner
         assert states[-1] == "Up"
+
+
+async def test_the_demo_records_real_audio(client: ari_proxy.Client) -> None:
+    """The demo's Local caller plays hello-world from its far end: its recording holds sound,
+    not only a WAV header (44 bytes, what a silent leg gives)."""
+    demo = load("demo")
+    async with asyncio.timeout(40):
+        async with client.listen() as calls:
+            await client.channels.originate(demo.LOCAL_CALLER)
+            call = await calls.next(timeout=15)
+            handled = await demo.handle(call)
+    assert handled.recording_bytes > 44 + 8000, handled  # beyond the header: > 0.25 s of audio
+    assert handled.audio >= 0.5, handled
+
+
+def test_the_demo_measures_sound_not_bytes() -> None:
+    demo = load("demo")
+    header = b"RIFF" + (36).to_bytes(4, "little") + b"WAVE"
+    fmt = b"fmt " + (16).to_bytes(4, "little") + bytes.fromhex("01000100401f0000803e000002001000")
+    silent = header + fmt + b"data" + (16000).to_bytes(4, "little") + bytes(16000)
+    loud = header + fmt + b"data" + (16000).to_bytes(4, "little") + b"\x00\x10" * 8000
+    assert demo.audio_seconds(header + fmt + b"data" + bytes(4)) == 0.0  # the 44-byte header
+    assert demo.audio_seconds(silent) == 0.0
+    assert demo.audio_seconds(loud) == 1.0
+    assert demo.audio_seconds(b"not a wav") == 0.0
+
+
+def test_the_demo_says_how_to_stop_what_keep_leaves() -> None:
+    demo = load("demo")
+    lines = demo.left_running(["demo-1", "demo-2"])
+    assert lines[0] == "left running: the Asterisk sandboxes demo-1, demo-2"
+    assert any(
+        line.strip().startswith("stop them:")
+        and line.endswith("-m ari_proxy.testing.asterisk down demo-1 demo-2")
+        for line in lines
+    )
+    assert demo.left_running([]) == ["nothing left running"]
