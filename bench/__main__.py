@@ -1,4 +1,5 @@
-"""`python -m bench [native] [proxy]`: start what is needed, measure side by side, print tables."""
+"""`python -m bench [native] [proxy] [chaos [scenario ...]]`: start what is needed, measure side by
+side, print tables."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ async def main(which: list[str], n: int) -> None:
             from . import native
 
             print(await native.run(inst, n=n))
+            print()
+        if "setup" in which:
+            from . import setup
+
+            print(await setup.run(inst, ensure_nats(), n=min(n, 300)))
+            print()
+        if "chaos" in which:
+            from . import chaos
+
+            names = [w for w in which if w in chaos.SCENARIOS]
+            print(await chaos.run(inst, names))
             print()
         if "proxy" in which:
             from . import proxy

@@ -25,8 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ari_proxy.protocol import KINDS, Key, KindSpec, Reply  # noqa: E402
-from ari_proxy.protocol._kinds import Invocation  # noqa: E402
+from ari_proxy.protocol import KINDS, Invocation, Key, KindSpec, Reply, Retry  # noqa: E402
 from ari_proxy.spec import OPERATIONS  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "protocol.md"
@@ -145,8 +144,10 @@ With the default prefix `ari.` (configurable; it must end with `.`):
 | `ari.create`, `ari.create.<app>`, `ari.create.<app>.<node>` | client → servers | one server (NATS queue group `ariproxy`; RabbitMQ queue `ariproxy-<subject>`) |
 | `ari.event.<app>.<node>` | server → clients | every ARI event of `<app>` on `<node>` |
 | `ari.dialogevent.<dialog>` | server → clients | a copy of each event of an entity bound to `<dialog>` |
-| `ari.announce` | server → clients | `{"node":..,"application":..,"features":["listen"]}` |
-| `ari.listen.<app>.<node>` | server → clients | ours: each StasisStart again, for `listen()` (a queue group takes each once) |
+| `ari.announce` | server → clients | `{"node":..,"application":..,"features":["listen"],"epoch":..}` |
+| `ari.listen.<app>.<node>` | server → clients | ours: each StasisStart offered to `listen()` (a queue group takes each offer once; repeated until taken) |
+| `ari.presence.listener.<app>` | client → servers | ours: an instance in `listen()` says it is there, every second |
+| `ari.presence.proxy.<app>` | server → clients | ours: a server says it is stopping |
 | `ari.ping` | client → servers | any body; servers answer with announcements |
 
 A server runs one set of the request subjects per application it serves (`ARI_APPLICATION=a,b`).
@@ -161,7 +162,10 @@ JSON Schemas of these envelopes and of events, for checking messages in any lang
 `schemas/` (see [schemas.md](schemas.md)).
 
 Request: `{"kind":"<Kind>","key":<Key>|null,"<payload field>":{...}}`; Key:
-`{"kind","id","node","dialog","app"}`, every member omitted when empty.
+`{"kind","id","node","dialog","app"}`, every member omitted when empty. Ours add `deadline`, when
+the caller gives up (Unix time, seconds): our servers do not start a request whose deadline has
+passed (it waited in a reconnect buffer or a queue), and answer it `expired`. Go servers ignore
+it. The hosts' clocks must agree to within the request timeouts (NTP does).
 
 Reply: `{"error":"","data":{...},"key":{...},"keys":[...]}`. `error` is always there (`""` on
 success), the others only when set. Our servers add, on errors only:
@@ -182,6 +186,8 @@ success), the others only when set. Our servers add, on errors only:
 | `timeout` | Asterisk did not answer within the request timeout |
 | `busy` | the server has its maximum of requests in flight (`error`: `server busy: ...`) |
 | `too_large` | the request, or the reply (a stored recording's file), exceeds what the server or the bus carries |
+| `expired` | the request's `deadline` passed before the server could start it; nothing was done |
+| `taken` | `ListenTake` of a call another instance owns (status 409) |
 | `internal` | a bug in the server; it is logged with its traceback |
 
 `error` keeps the Go reference's wording (`Non-2XX response: 404 Not Found`, `failed to get data:
@@ -229,8 +235,10 @@ tables' last column, before Asterisk is asked (so the first events of a new play
 routed). Each event of a bound entity is then copied, with `"dialog":"<id>"` set, to
 `ari.dialogevent.<id>`, once per dialog however many of the event's entities are bound to it
 (Go sends one copy per binding: Go defect 11). A binding ends with its entity's last event
-(ChannelDestroyed, BridgeDestroyed, PlaybackFinished, RecordingFinished, RecordingFailed), when
-the request that made it fails, when Asterisk restarts, and when the table is full
+(ChannelDestroyed, BridgeDestroyed, PlaybackFinished, RecordingFinished, RecordingFailed), two
+seconds after its channel leaves the application (StasisEnd), when the request that made it
+fails, when Asterisk restarts, when a sweep every 5 s finds its channel or bridge gone from
+Asterisk, after 10 minutes for other entities, and when the table is full
 (`proxy.max_dialog_bindings`, oldest first); Go's bindings never end (Go defect 9).
 
 After its ARI WebSocket reconnects, our server publishes a synthetic event on each application's
@@ -241,22 +249,59 @@ sent; clients should re-read what matters. Go clients drop the unknown type.
 
 ## Announcements
 
-`{"node":"<entity id>","application":"<app>","features":["listen"]}` on `ari.announce`, one per
-application: when the server is ready, after each ARI reconnect, on every ping and every
-`proxy.announce_interval` (60 s), but only while ARI is connected (Go announces on a timer even
-while ARI is down, and not at startup: Go defect 15). `features` is ours (Go peers ignore it):
-`listen` says the server also publishes each StasisStart on `ari.listen.<app>.<node>`.
+`{"node":"<entity id>","application":"<app>","features":["listen"],"epoch":"<id>"}` on
+`ari.announce`, one per application: when the server is ready, after each ARI reconnect, on
+every ping and every `proxy.announce_interval` (60 s), but only while ARI is connected (Go
+announces on a timer even while ARI is down, and not at startup: Go defect 15). `features` and
+`epoch` are ours (Go peers ignore them): `listen` says the server offers calls on
+`ari.listen.<app>.<node>`; `epoch` is random per server process, so a client sees that a server
+was replaced (its dialog bindings gone, its events in between lost): the client then delivers a
+`ConnectionGap` with `"source":"proxy"` to every dialog with an entity on that node and binds
+them again.
+
+## Presence
+
+Ours only, on subjects Go peers neither publish nor read:
+`{"role","application","instance","node","epoch","interval","leaving"}`. An instance in
+`listen()` publishes `{"role":"listener","application":..,"instance":..,"interval":1}` on
+`ari.presence.listener.<app>` every `interval` seconds, and once with `"leaving":true` when it
+stops; servers keep offering calls only to applications that have listeners. A server that
+stops cleanly publishes `{"role":"proxy","application":..,"node":..,"epoch":..,"leaving":true}`
+on `ari.presence.proxy.<app>`, so clients drop it at once instead of waiting for it to fall
+silent.
 
 ## Distributing calls: `listen()`
 
-A client instance in `listen()` takes calls in a queue group (NATS queue group, RabbitMQ shared
-queue `ari-proxy-listen.*`) on `ari.listen.<app>.*`, so each StasisStart reaches exactly one
-instance of the cluster. That instance binds the channel to a new dialog (`ChannelSubscribe`
-with the dialog in the key) and receives the call's later events on `ari.dialogevent.<dialog>`,
-so an instance handling K of N calls receives the events of about K calls. While a Go server
-(no `listen` feature) is in the cluster, the client also takes `ari.event.<app>.>` in a queue
-group and keeps only the StasisStart events of Go servers' nodes (Go's own clients deliver each
-StasisStart to every instance on NATS: Go defect 23).
+A client instance in `listen()` takes offers in a queue group (NATS queue group, RabbitMQ shared
+queue `ari-proxy-listen.*`) on `ari.listen.<app>.*`, so each offer reaches one instance. The
+instance takes the call with `ListenTake` (`{"listen_take":{"instance":"<id>"}}`, the channel's
+key with a new dialog): the server grants it to the first instance only and binds the channel to
+the dialog, so the instance receives the call's later events on `ari.dialogevent.<dialog>` (an
+instance handling K of N calls receives the events of about K calls). Another instance's take
+is refused as `taken`; the same instance's repeated take is granted again. Until an instance
+takes the call, the server offers it again (after 0.5 s, 1 s, then every 2 s) for
+`proxy.listen_deadline` seconds (10), and then runs `proxy.listen_fallback` (hang up, or
+continue in the dialplan) with a warning naming the channel. Offers are repeated only for
+applications with listeners (see Presence), so an application that never uses `listen()` sees
+no fallback. A restarted server offers the calls already in Stasis that no instance took again
+within `proxy.listen_resume_grace` (3 s) of its start; such an offer is a StasisStart with
+`"resumed":true`. Clients accept offers only from servers that announced `listen`.
+
+While a Go server (no `listen` feature) is in the cluster, the client also takes
+`ari.event.<app>.>` in a queue group and keeps only the StasisStart events of Go servers' nodes,
+bound with `ChannelSubscribe` (Go's own clients deliver each StasisStart to every instance on
+NATS: Go defect 23).
+
+## Retries
+
+A client sends a request again after a timeout (when asked to: `retries`) only if running it
+twice does what running it once does, since the first attempt may have run with its reply lost.
+The client chooses the IDs of what it creates, so a create is retried too, and Asterisk's
+"already exists" (409) after its own retry is the success it was.
+
+| Retried | Kinds |
+|---|---|
+{retry_rows}
 """
 
 _DIFFERENCES = """\
@@ -305,11 +350,26 @@ Other differences a Go peer may notice, all harmless to it:
 """
 
 
+_RETRY_WORDS = {
+    Retry.SAFE: "yes: reads, bindings, settings",
+    Retry.BY_ID: "yes, with the client's ID: creates",
+    Retry.NEVER: "never",
+}
+
+
+def _retry_rows() -> str:
+    rows = []
+    for policy, words in _RETRY_WORDS.items():
+        names = sorted(s.name for s in KINDS.values() if s.retry is policy)
+        rows.append(f"| {words} ({len(names)}) | {', '.join(names)} |")
+    return "\n".join(rows)
+
+
 def render() -> str:
     """The whole document."""
     go = [s for s in KINDS.values() if s.go]
     ours = [s for s in KINDS.values() if not s.go]
-    lines = [_HEAD, "## The kinds of Go ari-proxy v5", ""]
+    lines = [_HEAD.replace("{retry_rows}", _retry_rows()), "## The kinds of Go ari-proxy v5", ""]
     lines.append(
         f"All {len(go)} kinds the Go server dispatches, with Go's names, classes, payloads and "
         "replies. `{id}` is the key's id, `generated` an id the server generates when the "

@@ -199,7 +199,11 @@ def request_schema() -> Schema:
         examples=sorted(KINDS),
     )
     fields["key"]["description"] = "The entity the request is about, or `null`."
-    payloads = [f for f in fields if f not in ("kind", "key")]
+    fields["deadline"]["description"] = (
+        "Ours, optional: when the caller gives up (Unix time in seconds). A server of ours does "
+        "not start a request whose deadline has passed; Go servers ignore it."
+    )
+    payloads = [f for f in fields if f not in ("kind", "key", "deadline")]
     assert {s.payload for s in KINDS.values() if s.payload} == set(payloads)
     for field in payloads:
         fields[field]["description"] = _payload_note(field)

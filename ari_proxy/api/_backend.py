@@ -64,7 +64,12 @@ class Backend(Protocol):
         ...
 
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
-        """The application's StasisStart events, each given to exactly one listening instance."""
+        """The application's StasisStart events offered to this instance."""
+        ...
+
+    async def take(self, key: Key) -> bool:
+        """Make the offered call on `key` (channel, node, dialog) this instance's, binding the
+        channel to the key's dialog: False when another instance has it, or it is gone."""
         ...
 
     async def close(self) -> None:

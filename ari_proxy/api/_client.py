@@ -8,6 +8,7 @@ them; children share the parent's connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -156,17 +157,20 @@ class Calls:
         return self
 
     async def __anext__(self) -> Call:
-        event = await self._sub.__anext__()
-        return await self._client._take_call(event)  # type: ignore[arg-type]
+        while True:
+            event = await self._sub.__anext__()
+            call = await self._client._take_call(event)  # type: ignore[arg-type]
+            if call is not None:
+                return call
 
     async def next(self, timeout: float | None = None) -> Call:
-        """The next call.
+        """The next call this instance took (offers another instance took first are skipped).
 
         Raises:
             TimeoutError: none within `timeout`.
         """
-        event = await self._sub.next(timeout)
-        return await self._client._take_call(event)  # type: ignore[arg-type]
+        async with asyncio.timeout(timeout):
+            return await self.__anext__()
 
     def close(self) -> None:
         """Stop taking calls."""
@@ -366,7 +370,9 @@ class Client:
         sub._on_close.append(self._subscriptions.discard)
         return Calls(self, sub)
 
-    async def _take_call(self, event: StasisStart) -> Call:
+    async def _take_call(self, event: StasisStart) -> Call | None:
+        """The offered call as this instance's `Call`, or None when it is not this instance's
+        (the dialog's subscription opens first, so nothing after the take is missed)."""
         from ._channels import ChannelHandle
 
         dialog = new_id("dl")
@@ -376,10 +382,13 @@ class Client:
             key = Key(
                 "channel", event.channel.id, event.asterisk_id or "", dialog, event.application
             )
-            await scoped.request("ChannelSubscribe", key)
+            taken = await self._backend.take(key)
         except BaseException:
             await scoped.close()
             raise
+        if not taken:
+            await scoped.close()
+            return None
         return Call(event, ChannelHandle(scoped, key), scoped, events)
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .._exceptions import ConnectError, ProtocolError
+from .._exceptions import ConnectError, NotFoundError, ProtocolError
 from .._redact import redact_url
 from ..api import Client, Connecting
 from ..events import EventHub, Subscription, decode_event, gap_since, route_event
@@ -139,6 +139,15 @@ class NativeBackend:
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
         """Every StasisStart of the applications: this client is the only instance."""
         return self._hub.subscribe(["StasisStart"], maxsize=maxsize)
+
+    async def take(self, key: Key) -> bool:
+        """Bind the call's channel to the key's dialog (the only instance owns every call);
+        False when the channel is already gone."""
+        try:
+            await self.execute("ChannelSubscribe", key)
+        except NotFoundError:
+            return False
+        return True
 
     async def start(self, timeout: float) -> None:
         """Check the credentials with one REST call, then open the event stream."""

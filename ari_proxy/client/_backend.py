@@ -20,14 +20,14 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
-
 from .._exceptions import (
     AriProxyError,
+    ConflictError,
     NoProxyError,
     NotFoundError,
     ProtocolError,
@@ -35,41 +35,39 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..bus import BusMessage, BusState, BusSubscription, Transport
-from ..events import EventHub, Subscription, decode_event, gap_since
+from ..events import ConnectionGap, EventHub, Subscription, decode_event, gap_since
 from ..protocol import (
     KINDS,
+    PAYLOAD_TYPES,
     Announcement,
+    Invocation,
     Key,
     KindName,
     KindSpec,
+    PresenceRole,
     Reply,
     Request,
     RequestClass,
     Response,
     Result,
+    Retry,
     Subjects,
     check_token,
     decode_announcement,
+    decode_presence,
     decode_response,
     decode_result,
     encode_request,
     reply_error,
 )
-from ._cluster import Cluster
+from ._cluster import Cluster, Node
+from ._dialogs import DialogMemory
+from ._listen import ListenGroup
+from ._metrics import ClientMetrics
 
 __all__ = ["ProxyBackend"]
 
 logger = logging.getLogger(__name__)
-
-# Payload field -> its struct type, so a request always carries its payload (a Go server
-# dereferences it without a nil check and dies without it).
-_PAYLOAD_TYPES: dict[str, type[Any]] = {
-    field.name: next(
-        t for t in getattr(field.type, "__args__", (field.type,)) if t is not type(None)
-    )
-    for field in msgspec.structs.fields(Request)
-    if field.name not in ("kind", "key")
-}
 
 
 class ProxyBackend:
@@ -113,19 +111,25 @@ class ProxyBackend:
         self.events_received = 0
         #: Of those, the ones that came on a dialog subject.
         self.dialog_events_received = 0
+        #: Requests by kind and outcome, retries, gaps, bus reconnects (`ProxyClient.metrics()`).
+        self.metrics = ClientMetrics()
         self._application = application
         self._owns_transport = owns_transport
         self._hub = EventHub()
-        self._listen_hub = EventHub()
+        self._memory = DialogMemory()
+        self._listening = ListenGroup(
+            transport, self.subjects, application, self.cluster, self.execute
+        )
+        self._bus_up = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._node_seen: dict[str, float] = {}
         self._retained: dict[str, tuple[int, BusSubscription | None]] = {}
         self._retain_lock = asyncio.Lock()
         self._released: collections.deque[tuple[str, BusSubscription]] = collections.deque()
         self._reaper: asyncio.Task[None] | None = None
         self._announced = asyncio.Event()
         self._announce_sub: BusSubscription | None = None
-        self._listen_sub: BusSubscription | None = None
-        self._legacy_sub: BusSubscription | None = None
-        self._legacy_task: asyncio.Task[None] | None = None
+        self._presence_sub: BusSubscription | None = None
         self._lost_at: float | None = None
         self._pings: set[asyncio.Task[None]] = set()
         self._pinger: asyncio.Task[None] | None = None
@@ -150,6 +154,7 @@ class ProxyBackend:
     def _on_bus_state(self, state: BusState) -> None:
         loop = asyncio.get_running_loop()
         if state is BusState.CONNECTED:
+            self._bus_up.set()
             if self._lost_at is not None:
                 lost_at, self._lost_at = self._lost_at, None
                 self._report_gap(lost_at)
@@ -160,7 +165,7 @@ class ProxyBackend:
         """Tell every subscription that events may have been lost while the bus was away."""
         gap = gap_since(lost_at, application=self._application, node="", source="bus")
         logger.warning("bus link back after %.1fs; events in the gap are lost", gap.duration)
-        for dialog in ["", *self._retained]:
+        for dialog in {"", *self._retained}:
             self._hub.publish(gap, dialog)
         if not self._closed:
             self._spawn_ping()
@@ -176,8 +181,13 @@ class ProxyBackend:
     async def start(self) -> None:
         """Listen to announcements, ping, and keep pinging (and pruning) periodically."""
         self.transport.on_state(self._on_bus_state)
+        self.transport.on_state(self.metrics.on_bus_state)
+        self.cluster.on_change(self._on_node_change)
         self._announce_sub = await self.transport.subscribe(
             self.subjects.announce, self._on_announcement
+        )
+        self._presence_sub = await self.transport.subscribe(
+            self.subjects.presence(PresenceRole.PROXY), self._on_presence
         )
         # Wait (briefly) for the first announcement, so `nodes()` is useful right away.
         await self._discover(self.discovery_wait)
@@ -190,9 +200,13 @@ class ProxyBackend:
             logger.debug("ignoring a malformed announcement: %s", exc)
             return
         self.cluster.seen(
-            announcement.node, announcement.application, frozenset(announcement.features)
+            announcement.node,
+            announcement.application,
+            frozenset(announcement.features),
+            announcement.epoch,
         )
         if announcement.application == self._application:
+            self._node_seen[announcement.node] = asyncio.get_running_loop().time()
             self._announced.set()
 
     async def ping(self) -> None:
@@ -221,15 +235,36 @@ class ProxyBackend:
 
     # --- requests ----------------------------------------------------------------------------
 
-    def _request(self, spec: KindSpec, key: Key, payload: Any) -> bytes:
+    def _request(self, spec: KindSpec, key: Key, payload: Any, limit: float) -> bytes:
         fields: dict[str, Any] = {}
         if spec.payload is not None:
             if payload is None:
-                payload = _PAYLOAD_TYPES[spec.payload]()
+                # A Go server dereferences the payload without a nil check: always send one.
+                payload = PAYLOAD_TYPES[spec.payload]()
             fields[spec.payload] = payload
-        return encode_request(Request(kind=spec.name, key=key, **fields))
+        # The deadline lets a server refuse a request that reaches it after we gave up on it.
+        deadline = time.time() + limit
+        return encode_request(Request(kind=spec.name, key=key, deadline=deadline, **fields))
 
     async def execute(
+        self,
+        kind: KindName,
+        key: Key | None,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> Result:
+        """`_execute`, counted in `metrics` by kind and outcome."""
+        try:
+            result = await self._execute(kind, key, payload, timeout=timeout, retries=retries)
+        except BaseException as exc:
+            self.metrics.failed(kind, exc)
+            raise
+        self.metrics.succeeded(kind)
+        return result
+
+    async def _execute(
         self,
         kind: KindName,
         key: Key | None,
@@ -252,34 +287,64 @@ class ProxyBackend:
         key = key or Key()
         if not key.app:
             key = Key(key.kind, key.id, key.node, key.dialog, self._application)
-        data = self._request(spec, key, payload)
         limit = self.timeout if timeout is None else timeout
-        tries = self.retries if retries is None else retries
-        if key.node:
+        # Only what is safe to run twice is sent again after a timeout (docs/protocol.md).
+        tries = (
+            (self.retries if retries is None else retries) if spec.retry is not Retry.NEVER else 0
+        )
+        if key.node or spec.cls is RequestClass.CREATE:
             subject = self.subjects.request(spec.cls, key.app, key.node)
-            reply = await self._unicast(subject, data, limit, tries)
-        elif spec.cls is RequestClass.CREATE:
-            subject = self.subjects.request(spec.cls, key.app)
-            reply = await self._unicast(subject, data, limit, tries)
+            reply = await self._unicast(spec, subject, key, payload, limit, tries)
         elif spec.reply is Reply.KEYS:
-            return await self._gather_all(spec, key, data, limit)
+            return await self._gather_all(
+                spec, key, self._request(spec, key, payload, limit), limit
+            )
         else:
+            data = self._request(spec, key, payload, limit)
             reply = await self._gather_first(spec, key, data, limit)
         if not reply.ok:
             raise reply_error(reply)
-        return decode_result(spec, reply)
+        result = decode_result(spec, reply)
+        if key.dialog:
+            self._memory.record(spec, key, payload, result, self._application)
+        return result
 
-    async def _unicast(self, subject: str, data: bytes, limit: float, retries: int) -> Response:
+    async def _unicast(
+        self, spec: KindSpec, subject: str, key: Key, payload: Any, limit: float, retries: int
+    ) -> Response:
         for attempt in range(retries + 1):
+            await self._bus_ready(limit)
+            data = self._request(spec, key, payload, limit)
             try:
                 raw = await self.transport.request(subject, data, timeout=limit)
             except RequestTimeout:
                 if attempt == retries:
                     raise
+                self.metrics.retries += 1
                 logger.debug("request on %s timed out, retrying", subject)
                 continue
-            return decode_response(raw)
+            reply = decode_response(raw)
+            if (
+                attempt
+                and spec.retry is Retry.BY_ID
+                and isinstance(reply_error(reply), ConflictError)
+            ):
+                # Our own earlier attempt created it: "already exists" is the success it was.
+                return Response(key=_created_key(spec, key, payload))
+            return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _bus_ready(self, limit: float) -> None:
+        """Wait for the bus link (at most `limit`): a request written while it is down would
+        wait in the bus client's buffer and could run after we gave up on it."""
+        if self.transport.state is BusState.CONNECTED:
+            return
+        self._bus_up.clear()
+        try:
+            async with asyncio.timeout(limit):
+                await self._bus_up.wait()
+        except TimeoutError:
+            raise RequestTimeout(f"the message bus is down (waited {limit:g}s)") from None
 
     async def _gather(
         self, spec: KindSpec, key: Key, data: bytes, limit: float, first_good: bool
@@ -298,6 +363,7 @@ class ProxyBackend:
                 return True
             return expected > 0 and len(replies) >= expected
 
+        await self._bus_ready(limit)
         subject = self.subjects.request(spec.cls, key.app)
         raws = await self.transport.gather(subject, data, timeout=limit, enough=enough)
         enough(raws)
@@ -365,6 +431,8 @@ class ProxyBackend:
                 self.bad_events += 1
                 logger.warning("ignoring a malformed event on %s: %s", message.subject, exc)
                 return
+            if type(event) is ConnectionGap:
+                self.metrics.gaps += 1
             hub.publish(event, dialog)
 
         return deliver
@@ -393,6 +461,7 @@ class ProxyBackend:
             self._retained[dialog] = (count - 1, sub)
             return
         self._retained.pop(dialog, None)
+        self._memory.forget(dialog)
         if sub is None or self._closed:
             return
         # One reaper task handles every pending unsubscribe, however many are released at once.
@@ -415,60 +484,60 @@ class ProxyBackend:
     @property
     def bus_subscriptions(self) -> int:
         """Event subjects currently subscribed on the bus."""
-        listening = (self._listen_sub, self._legacy_sub)
-        return len(self._retained) + sum(s is not None for s in listening)
+        return len(self._retained) + self._listening.subscriptions
 
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
-        """StasisStart events of the application, each delivered to exactly one listening
-        instance in the cluster.
+        """The calls offered to this instance by the application's listen group (see
+        `ListenGroup`): each is this instance's only once `take` says so."""
+        return await self._listening.open(maxsize)
 
-        Our servers also publish each StasisStart on the application's listen subject, so a
-        queue group there hands out calls without the instance receiving anyone else's events.
-        Go servers do not: while the cluster has one, the application's event subject is also
-        taken in a queue group (every event reaches one instance, which keeps only the
-        StasisStart events of the Go servers' nodes).
-        """
-        if self._listen_sub is None:
-            group = f"ari-proxy-listen-{self._application}"
-            self._listen_sub = await self.transport.subscribe(
-                self.subjects.listen(self._application), self._deliver_call, group=group
-            )
-            self.cluster.on_change(self._on_node_change)
-            await self._update_legacy_listen()
-        return self._listen_hub.subscribe(["StasisStart"], maxsize=maxsize)
+    async def take(self, key: Key) -> bool:
+        """Take the offered call on `key` (channel, node, and the dialog to bind it to)."""
+        return await self._listening.take(key)
 
-    def _deliver_call(self, message: BusMessage, *, legacy: bool = False) -> None:
-        self.events_received += 1
-        try:
-            event = decode_event(message.data)
-        except ProtocolError:
-            self.bad_events += 1
+    # --- servers that come and go ------------------------------------------------------------
+
+    def _on_node_change(self, change: str, node: Node) -> None:
+        if node.application != self._application or self._closed:
             return
-        if legacy and event.asterisk_id in self._listen_nodes():
-            return  # that node's server sends it on the listen subject too
-        self._listen_hub.publish(event)
+        if change == "left":
+            logger.info("proxy left: node %s", node.node)
+        elif change == "restarted":
+            logger.warning("proxy restarted: node %s; binding its dialogs again", node.node)
+            self._spawn(self._rebind(node))
 
-    def _listen_nodes(self) -> set[str]:
-        return {n.node for n in self.cluster.nodes(self._application) if "listen" in n.features}
+    def _on_presence(self, message: BusMessage) -> None:
+        try:
+            presence = decode_presence(message.data)
+        except ProtocolError:
+            return
+        if presence.role == PresenceRole.PROXY and presence.leaving:
+            self.cluster.leave(presence.node, presence.application, presence.epoch)
 
-    def _on_node_change(self, change: str, node: Any) -> None:
-        if node.application == self._application and not self._closed:
-            self._legacy_task = asyncio.get_running_loop().create_task(self._update_legacy_listen())
+    async def _rebind(self, node: Node) -> None:
+        """A server came back as a new process: it lost our dialogs' bindings and the events
+        of the time in between. Say so on every dialog with an entity there, and bind again."""
+        bindings = self._memory.on_node(node.node)
+        gap = gap_since(
+            self._node_seen.get(node.node, node.last_seen),
+            application=self._application,
+            node=node.node,
+            source="proxy",
+        )
+        for dialog in ["", *{b.key.dialog for b in bindings}]:
+            self._hub.publish(gap, dialog)
+        for binding in bindings:
+            try:
+                await self.execute(binding.kind, binding.key, binding.payload, retries=1)
+            except (NotFoundError, ConflictError):
+                self._memory.drop(binding)  # the entity is gone, or the call is someone else's
+            except AriProxyError as exc:
+                logger.warning("could not bind %s again: %s", binding.key.id, exc)
 
-    async def _update_legacy_listen(self) -> None:
-        nodes = self.cluster.nodes(self._application)
-        needed = any("listen" not in n.features for n in nodes)
-        async with self._retain_lock:
-            if needed and self._legacy_sub is None:
-                self._legacy_sub = await self.transport.subscribe(
-                    self._event_subject(""),
-                    lambda message: self._deliver_call(message, legacy=True),
-                    group=f"ari-proxy-listen-legacy-{self._application}",
-                )
-            elif not needed and self._legacy_sub is not None:
-                sub, self._legacy_sub = self._legacy_sub, None
-                with contextlib.suppress(AriProxyError):
-                    await sub.unsubscribe()
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         """Stop pinging, unsubscribe everything, close the transport (when owned)."""
@@ -482,16 +551,17 @@ class ProxyBackend:
         if self._reaper is not None:
             with contextlib.suppress(Exception):
                 await self._reaper
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._listening.close()
         subs = [s for _, s in self._retained.values() if s is not None]
-        subs += [
-            s for s in (self._announce_sub, self._listen_sub, self._legacy_sub) if s is not None
-        ]
+        subs += [s for s in (self._announce_sub, self._presence_sub) if s is not None]
         self._retained.clear()
         for sub in subs:
             with contextlib.suppress(AriProxyError):
                 await sub.unsubscribe()
         self._hub.close()
-        self._listen_hub.close()
         if self._owns_transport:
             await self.transport.close()
 
@@ -505,3 +575,11 @@ def _most_telling(replies: list[Response]) -> Response:
         if not isinstance(error, NotFoundError | UnknownKindError):
             return reply
     return failures[0]
+
+
+def _created_key(spec: KindSpec, key: Key, payload: Any) -> Key:
+    """The key a create's reply carries, worked out from the request (its ID was ours)."""
+    if spec.reply is Reply.KEY_RESULT and callable(spec.result_id):
+        ident = spec.result_id(Invocation(spec, key, payload, key.app, key.node))
+        return Key(spec.result, ident, key.node, "", key.app)
+    return Key(key.kind or spec.entity, key.id, key.node, key.dialog, key.app)

@@ -2,7 +2,9 @@
 
 The client pings at start and periodically; every proxy answers with an announcement. A proxy
 not heard from for `max_age` seconds is forgotten (Go keeps counting it for 5 minutes, so its
-gathers wait the whole window). Gathers use the map to stop as soon as every live proxy answered.
+gathers wait the whole window), and one of ours that says it is leaving is forgotten at once.
+Gathers use the map to stop as soon as every live proxy answered. An announcement with a new
+epoch for a known proxy means its process was replaced: `restarted`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Node:
 
 
 NodeCallback = Callable[[str, Node], None]
-"""Called with `"joined"` or `"left"` and the node."""
+"""Called with `"joined"`, `"left"` or `"restarted"` and the node."""
 
 
 class Cluster:
@@ -43,10 +45,12 @@ class Cluster:
         self._clock = clock
         self._members: dict[tuple[str, str], float] = {}
         self._features: dict[tuple[str, str], frozenset[str]] = {}
+        self._epochs: dict[tuple[str, str], str] = {}
         self._callbacks: list[NodeCallback] = []
 
     def on_change(self, callback: NodeCallback) -> None:
-        """Call `callback("joined" | "left", node)` when a proxy appears or is forgotten."""
+        """Call `callback("joined" | "left" | "restarted", node)` when a proxy appears, is
+        forgotten, or announces a new epoch."""
         self._callbacks.append(callback)
 
     def _notify(self, change: str, node: Node) -> None:
@@ -56,18 +60,40 @@ class Cluster:
             except Exception:
                 logger.exception("cluster callback failed")
 
-    def seen(self, node: str, application: str, features: frozenset[str] = frozenset()) -> None:
+    def seen(
+        self,
+        node: str,
+        application: str,
+        features: frozenset[str] = frozenset(),
+        epoch: str = "",
+    ) -> None:
         """Record an announcement."""
         if not node or not application:
             return
         now = self._clock()
         key = (node, application)
         joined = key not in self._members
+        previous = self._epochs.get(key, "")
         self._members[key] = now
         self._features[key] = features
+        if epoch:
+            self._epochs[key] = epoch
         if joined:
-            logger.info("proxy joined: node %s application %s", node, application)
+            logger.debug("proxy joined: node %s application %s", node, application)
             self._notify("joined", Node(node, application, now, features))
+        elif epoch and previous and epoch != previous:
+            logger.debug("proxy restarted: node %s application %s", node, application)
+            self._notify("restarted", Node(node, application, now, features))
+
+    def leave(self, node: str, application: str, epoch: str = "") -> None:
+        """A proxy said it is stopping: forget it now (unless it already restarted with a new
+        epoch)."""
+        key = (node, application)
+        if key not in self._members or (epoch and self._epochs.get(key, epoch) != epoch):
+            return
+        seen = self._members.pop(key)
+        self._epochs.pop(key, None)
+        self._notify("left", Node(node, application, seen, self._features.pop(key, frozenset())))
 
     def prune(self) -> list[Node]:
         """Forget proxies silent for longer than `max_age`; return them."""
@@ -80,11 +106,9 @@ class Cluster:
         for member in gone:
             del self._members[(member.node, member.application)]
             self._features.pop((member.node, member.application), None)
-            logger.warning(
-                "proxy left: node %s application %s (silent %.0fs)",
-                member.node,
-                member.application,
-                self._clock() - member.last_seen,
+            self._epochs.pop((member.node, member.application), None)
+            logger.debug(
+                "proxy silent for %.0fs: node %s", self._clock() - member.last_seen, member.node
             )
             self._notify("left", member)
         return gone
@@ -93,6 +117,7 @@ class Cluster:
         """Drop every entry of `node` (it said it is gone, or requests to it fail)."""
         for key in [k for k in self._members if k[0] == node]:
             seen = self._members.pop(key)
+            self._epochs.pop(key, None)
             self._notify("left", Node(key[0], key[1], seen, self._features.pop(key, frozenset())))
 
     def nodes(self, application: str = "", node: str = "") -> list[Node]:

@@ -115,6 +115,7 @@ KindName = Literal[
     "EndpointReferToEndpoint",
     "EndpointSendMessage",
     "EndpointSendMessageToEndpoint",
+    "ListenTake",
     "MailboxData",
     "MailboxDelete",
     "MailboxGet",

@@ -40,9 +40,23 @@ __all__ = [
     "Invocation",
     "KindSpec",
     "Reply",
+    "Retry",
     "split_config_id",
     "split_endpoint_id",
 ]
+
+
+class Retry(enum.Enum):
+    """Whether a client may send a request again after it timed out (docs/protocol.md,
+    "Retries"): the first attempt may have run, its reply lost."""
+
+    SAFE = "safe"
+    """Running it twice does what running it once does: reads, bindings, idempotent settings."""
+    BY_ID = "by_id"
+    """A create whose ID the client chose: a second run finds the entity there, and Asterisk's
+    "already exists" (409) after the client's own retry is the success it was."""
+    NEVER = "never"
+    """Running it twice does it twice (a DTMF, a hang-up cause, a dial): never retried."""
 
 
 class Reply(enum.Enum):
@@ -153,6 +167,45 @@ class KindSpec:
     go: bool = True
     summary: str = ""
 
+    @property
+    def retry(self) -> Retry:
+        """Whether a client may send this kind again after a timeout (see `Retry`)."""
+        if self.cls in (RequestClass.GET, RequestClass.DATA) or self.operation is None:
+            return Retry.SAFE  # reads, and bindings made without asking Asterisk
+        if self.generate is not None:
+            return Retry.BY_ID
+        return Retry.SAFE if self.name in _IDEMPOTENT_COMMANDS else Retry.NEVER
+
+
+# Commands that leave the same state however often they run (the rest are never retried).
+_IDEMPOTENT_COMMANDS: Final = frozenset(
+    {
+        "ApplicationEventFilter",
+        "ApplicationSubscribe",
+        "ApplicationUnsubscribe",
+        "AsteriskVariableSet",
+        "BridgeMOH",
+        "BridgeStopMOH",
+        "BridgeVariableSet",
+        "BridgeVariablesSet",
+        "BridgeVideoSource",
+        "BridgeVideoSourceDelete",
+        "ChannelAnswer",
+        "ChannelHold",
+        "ChannelMOH",
+        "ChannelMute",
+        "ChannelRing",
+        "ChannelSilence",
+        "ChannelStopHold",
+        "ChannelStopMOH",
+        "ChannelStopRing",
+        "ChannelStopSilence",
+        "ChannelUnmute",
+        "ChannelVariableSet",
+        "ChannelVariablesSet",
+        "DeviceStateUpdate",
+    }
+)
 
 # --- deriving a row from its name and operation ----------------------------------------------
 
@@ -175,6 +228,7 @@ _ENTITIES: Final[tuple[tuple[str, str], ...]] = (
     ("Channel", EntityKind.CHANNEL),
     ("DeviceState", EntityKind.DEVICE_STATE),
     ("Endpoint", EntityKind.ENDPOINT),
+    ("ListenTake", EntityKind.CHANNEL),  # the offered call's channel
     ("Mailbox", EntityKind.MAILBOX),
     ("Playback", EntityKind.PLAYBACK),
     ("RecordingLive", EntityKind.LIVE_RECORDING),
@@ -295,7 +349,7 @@ def _kind(
     path: PathFn | None = None,
     query: QueryFn | None = None,
     body: BodyFn | None = None,
-    check: bool = False,
+    check: bool | str = False,
     reply: Reply | None = None,
     data: str = "",
     result: EntityKind | None = None,
@@ -316,7 +370,8 @@ def _kind(
     - `needs_id`: false for lists and for kinds whose key names nothing;
     - `payload_required`: true when a payload is named;
     - `args` from `path` (the values of the operation's path parameters), `query` and `body`;
-    - `check=True`: the ARI GET of the entity the operation acts on;
+    - `check=True`: the ARI GET of the entity the operation acts on (a kind without an
+      operation names the GET itself: `check="channels.get"`);
     - `data` of a DATA reply from the operation's response model; a list's `result` is the
       entity and its `result_id` is `list_id`; a created entity's `result_id` is its ID at the
       place `generate` names;
@@ -327,7 +382,9 @@ def _kind(
     suffix, cls, derived = _class_and_reply(name, op, result)
     reply = reply or derived
     lists = reply is Reply.KEYS
-    check_op = _entity_read(operation) if check and operation else None
+    check_op = check if isinstance(check, str) else None
+    if check is True and operation:
+        check_op = _entity_read(operation)
     if result is not None and generate is not None and generate[0] != "key" and not result_id:
         result_id = _new_id
     by_id = suffix in _READS_BY_ID and op is not None and bool(op.path_params)
@@ -922,6 +979,10 @@ _ROWS: list[KindSpec | _Stage] = [
     _kind("ChannelStopSilence", "channels.stopSilence", "Stop silence."),
     _kind("ChannelSubscribe", None, "Route the channel's events to the key's dialog.",
           binds=_SELF),
+    _kind("ListenTake", None,
+          "Take a call offered to the application's listen group: bind its channel to the "
+          "key's dialog and become its one owner (`taken` if another instance is).",
+          payload="listen_take", binds=_SELF, check="channels.get", go=False),
     _kind("ChannelUnmute", "channels.unmute", "Unmute a channel.",
           payload="channel_mute", payload_required=False, query=_direction),
     _kind("ChannelVariableGet", "channels.getChannelVar", "Read a channel variable.",

@@ -10,7 +10,9 @@ each struct) after Go's; they are omitted when unset.
 from __future__ import annotations
 
 import enum
-from typing import Final
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, get_args
 
 import msgspec
 
@@ -53,6 +55,7 @@ from ._payloads import (
     EndpointListByTech,
     EndpointRefer,
     EndpointSendMessage,
+    ListenTake,
     MailboxUpdate,
     PlaybackControl,
     RecordingStoredCopy,
@@ -62,16 +65,21 @@ from ._payloads import (
 )
 
 __all__ = [
+    "PAYLOAD_TYPES",
     "Announcement",
     "EntityData",
     "ErrorCode",
+    "Presence",
+    "PresenceRole",
     "Request",
     "Response",
     "decode_announcement",
+    "decode_presence",
     "decode_request",
     "decode_response",
     "empty_variable_data",
     "encode_announcement",
+    "encode_presence",
     "encode_request",
     "encode_response",
     "entity_with_key",
@@ -139,6 +147,20 @@ class Request(msgspec.Struct, frozen=True, omit_defaults=True):
     endpoint_refer: EndpointRefer | None = None
     user_event: UserEvent | None = None
     channel_claim: ChannelClaim | None = None
+    listen_take: ListenTake | None = None
+    # Extension: when the caller gives up (Unix time, seconds; 0 for never). A server does not
+    # start a request whose deadline has passed (docs/protocol.md, "Envelopes").
+    deadline: float = 0.0
+
+
+PAYLOAD_TYPES: Final[Mapping[str, type[Any]]] = MappingProxyType(
+    {
+        field.name: next(t for t in get_args(field.type) if t is not type(None))
+        for field in msgspec.structs.fields(Request)
+        if field.name not in ("kind", "key", "deadline")
+    }
+)
+"""Each payload member of `Request` -> its struct type (what a kind's `payload` names)."""
 
 
 class EntityData(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -217,6 +239,10 @@ class ErrorCode(enum.StrEnum):
     """Asterisk did not answer in time."""
     TOO_LARGE = "too_large"
     """The request or the reply exceeds the size the bus carries."""
+    TAKEN = "taken"
+    """The offered call is already another instance's (`ListenTake`)."""
+    EXPIRED = "expired"
+    """The request's deadline passed before the server could start it; nothing was done."""
 
 
 class Response(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -255,6 +281,41 @@ class Announcement(msgspec.Struct, frozen=True, omit_defaults=True):
     node: str = kept("")
     application: str = kept("")
     features: tuple[str, ...] = ()
+    epoch: str = ""
+    """Extension: random per server process, so a client tells a restarted server (whose
+    dialog bindings are gone) from a running one."""
+    version: str = ""
+    """Extension: the server's version (`ari-proxy nodes` shows it)."""
+
+
+class PresenceRole(enum.StrEnum):
+    """Who says it is there on `<prefix>presence.<role>.<app>`."""
+
+    LISTENER = "listener"
+    """An instance in `listen()`: the servers that offer it calls keep track of it."""
+    PROXY = "proxy"
+    """A server: it says when it stops cleanly, so clients drop it at once."""
+
+
+class Presence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A peer of ours saying it is there, or that it is leaving (an extension: Go peers neither
+    send nor read it; docs/protocol.md, "Presence").
+
+    A listener sends one every `interval` seconds while it takes calls, and one with `leaving`
+    when it stops; a server sends one with `leaving` when it stops cleanly.
+    """
+
+    role: str = ""
+    application: str = ""
+    instance: str = ""
+    """A listener's instance ID (random per `listen()`)."""
+    node: str = ""
+    """A server's node."""
+    epoch: str = ""
+    """A server's epoch (as in its announcements)."""
+    interval: float = 0.0
+    """Seconds until the next one (listeners)."""
+    leaving: bool = False
 
 
 # --- encoding and decoding -------------------------------------------------------------------
@@ -288,6 +349,16 @@ def encode_announcement(announcement: Announcement) -> bytes:
 def decode_announcement(data: Buffer) -> Announcement:
     """Decode an announcement; raise `ProtocolError` if it is not a JSON object of that shape."""
     return decode(data, Announcement, what="announcement")
+
+
+def encode_presence(presence: Presence) -> bytes:
+    """`presence` as JSON."""
+    return encode(presence)
+
+
+def decode_presence(data: Buffer) -> Presence:
+    """Decode a presence message; raise `ProtocolError` if it is not one."""
+    return decode(data, Presence, what="presence")
 
 
 def entity_with_key(raw_object: bytes, key: Key) -> msgspec.Raw:

@@ -58,6 +58,7 @@ __all__ = [
     "EndpointRefer",
     "EndpointSendMessage",
     "ExternalMediaOptions",
+    "ListenTake",
     "MailboxUpdate",
     "OriginateRequest",
     "PlaybackControl",
@@ -527,3 +528,13 @@ class ChannelClaim(_Payload, frozen=True):
     """`channel_claim`: the application claiming a broadcast channel."""
 
     application: str = kept("")
+
+
+class ListenTake(_Payload, frozen=True):
+    """`listen_take`: an instance in `listen()` taking a call offered to its group.
+
+    `instance` names the taker (random per `listen()`), so a repeated take by the same instance
+    (its reply was lost) is granted again while any other is refused as `taken`.
+    """
+
+    instance: str = kept("")

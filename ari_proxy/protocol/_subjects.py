@@ -111,6 +111,12 @@ class Subjects:
         """The subject of an event's dialog copy: `<prefix>dialogevent.<dialog>`."""
         return f"{self.prefix}dialogevent.{check_token(dialog, 'dialog')}"
 
+    def presence(self, role: str, app: str = "") -> str:
+        """Where peers of ours say they are there: `<prefix>presence.<role>.<app>`, or with no
+        app the subscription subject `<prefix>presence.<role>.*` (an extension; Go has none)."""
+        app = check_token(app, "application") if app else "*"
+        return f"{self.prefix}presence.{check_token(role, 'presence role')}.{app}"
+
     @property
     def ping(self) -> str:
         """The subject clients ping servers on: `<prefix>ping`."""

@@ -14,14 +14,26 @@ import logging
 from collections.abc import Callable, Sequence
 
 from .._exceptions import AriProxyError
+from .._version import __version__
 from ..bus import BusMessage, Transport
-from ..protocol import Announcement, Subjects, encode_announcement
+from ..protocol import (
+    Announcement,
+    Presence,
+    PresenceRole,
+    Subjects,
+    encode_announcement,
+    encode_presence,
+)
 from ._counters import Counters
 from ._logging import RateLimiter
 
-__all__ = ["Announcer"]
+__all__ = ["FEATURES", "Announcer"]
 
 logger = logging.getLogger(__name__)
+
+FEATURES = ("listen",)
+"""What our servers offer beyond Go's protocol, announced: `listen`, calls offered to listen
+groups on `<prefix>listen.<app>.<node>` and taken with `ListenTake`."""
 
 
 class Announcer:
@@ -35,6 +47,7 @@ class Announcer:
         is_up: whether ARI is connected (no announcement otherwise).
         counters: where to count.
         interval: seconds between periodic announcements.
+        epoch: this server process's epoch, announced so that clients notice a restart.
     """
 
     def __init__(
@@ -47,6 +60,7 @@ class Announcer:
         is_up: Callable[[], bool],
         counters: Counters,
         interval: float = 60.0,
+        epoch: str = "",
     ) -> None:
         self.bus = bus
         self.subjects = subjects
@@ -55,6 +69,7 @@ class Announcer:
         self._is_up = is_up
         self.counters = counters
         self.interval = interval
+        self.epoch = epoch
         self._limiter = RateLimiter(30.0)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -66,7 +81,13 @@ class Announcer:
         node = self._node()
         for app in self.applications:
             body = encode_announcement(
-                Announcement(node=node, application=app, features=("listen",))
+                Announcement(
+                    node=node,
+                    application=app,
+                    features=FEATURES,
+                    epoch=self.epoch,
+                    version=__version__,
+                )
             )
             try:
                 await self.bus.publish(self.subjects.announce, body)
@@ -101,6 +122,28 @@ class Announcer:
         while True:
             await asyncio.sleep(self.interval)
             await self.announce()
+
+    async def leave(self) -> None:
+        """Say on the bus that this server is stopping, so clients drop it at once (on a subject
+        of ours: Go clients neither see nor need it)."""
+        node = self._node()
+        if not node:
+            return
+        for app in self.applications:
+            body = encode_presence(
+                Presence(
+                    role=PresenceRole.PROXY,
+                    application=app,
+                    node=node,
+                    epoch=self.epoch,
+                    leaving=True,
+                )
+            )
+            try:
+                await self.bus.publish(self.subjects.presence(PresenceRole.PROXY, app), body)
+            except AriProxyError as exc:
+                logger.debug("could not say we are leaving: %s", exc)
+                return
 
     async def stop(self) -> None:
         """Stop the periodic and pending announcements."""

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .._redact import redact_url
+from .._redact import redact_url, scrub
 from ..bus import (
     BusSettings,
     backends,
@@ -35,6 +35,7 @@ from ..bus import (
     lift_credentials,
 )
 from ..protocol import Subjects, new_id, valid_token
+from ._offers import Fallback
 
 __all__ = [
     "SETTINGS",
@@ -117,6 +118,44 @@ def _count(value: object) -> int:
     if number <= 0:
         raise ValueError("must be greater than zero")
     return number
+
+
+def _interval(value: object) -> float:
+    """A duration, or `off` (also `0` or empty) for none: 0.0."""
+    if isinstance(value, str) and value.strip().lower() in ("", "0", "off", "none"):
+        return 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return _duration(value)
+
+
+def split_address(address: str) -> tuple[str | None, int]:
+    """`host:port` as `(host, port)`: `:port` (or `*:port`) is every interface (`None`), an
+    IPv6 host goes in brackets (`[::1]:9480`).
+
+    Raises:
+        ValueError: not `host:port`, or the port is not 0 to 65535.
+    """
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError("expected host:port, :port for every interface, or off")
+    number = int(port)
+    if number > 65535:
+        raise ValueError("the port must be 0 to 65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("an IPv6 address goes in brackets: [::1]:9480")
+    return (host if host not in ("", "*") else None), number
+
+
+def _address(value: object) -> str:
+    """`host:port`, `:port`, or `off` (also empty) for no listener: ""."""
+    text = _text(value)
+    if text.lower() in ("", "off", "none"):
+        return ""
+    split_address(text)
+    return text
 
 
 def _flag(value: object) -> bool:
@@ -265,6 +304,39 @@ SETTINGS: tuple[Setting, ...] = (
         _count,
         "most entities bound to dialogs; beyond it the oldest binding is dropped",
     ),
+    Setting(
+        "proxy.listen_deadline",
+        "listen_deadline",
+        _duration,
+        "how long a call is offered to the listen group before the fallback runs",
+    ),
+    Setting(
+        "proxy.listen_fallback",
+        "listen_fallback",
+        _text,
+        "what happens to a call no instance took: hangup[:<reason>] or "
+        "continue[:<context>,<exten>,<priority>]",
+    ),
+    Setting(
+        "proxy.listen_resume_grace",
+        "listen_resume_grace",
+        _duration,
+        "after a restart, how long owners have to take their calls again before the calls "
+        "still in Stasis are offered anew",
+    ),
+    Setting(
+        "proxy.metrics_address",
+        "metrics_address",
+        _address,
+        "HTTP listener for /metrics, /livez and /readyz: host:port, :port for every "
+        "interface, or off (default off)",
+    ),
+    Setting(
+        "proxy.stats_interval",
+        "stats_interval",
+        _interval,
+        "time between 'stats' log lines with the counters, or off (default off)",
+    ),
     Setting("verbose", "verbose", _flag, "debug logging", go=True),
 )
 
@@ -308,6 +380,11 @@ class ServerConfig:
     entity_check_interval: float = 10.0
     shutdown_grace: float = 10.0
     max_dialog_bindings: int = 100_000
+    listen_deadline: float = 10.0
+    listen_fallback: str = "hangup"
+    listen_resume_grace: float = 3.0
+    metrics_address: str = ""
+    stats_interval: float = 0.0
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -355,6 +432,10 @@ def _validate(config: ServerConfig) -> None:
             )
     if len(set(config.applications)) != len(config.applications):
         raise ConfigError("ARI applications are listed more than once")
+    try:
+        Fallback.parse(config.listen_fallback)
+    except ValueError as exc:
+        raise ConfigError(f"proxy.listen_fallback: {exc}") from None
     if not config.ari_username:
         raise ConfigError("no username found (--ari.username, ARI_USERNAME or ari.username)")
     if not config.ari_password:
@@ -399,6 +480,13 @@ def _validate(config: ServerConfig) -> None:
         raise ConfigError(f"messagebus.tls_key_file: no such file {config.bus_tls_key_file!r}")
     if bool(config.bus_tls_cert_file) != bool(config.bus_tls_key_file):
         raise ConfigError("messagebus.tls_cert_file and messagebus.tls_key_file go together")
+    if config.metrics_address:
+        try:
+            split_address(config.metrics_address)
+        except ValueError as exc:
+            raise ConfigError(f"proxy.metrics_address {config.metrics_address!r}: {exc}") from None
+    if config.stats_interval < 0:
+        raise ConfigError("proxy.stats_interval must not be negative (0 turns it off)")
 
 
 def _setting_for(attr: str) -> str:
@@ -505,10 +593,7 @@ def load_config(
     except ConfigError as exc:
         # A secret given in the wrong place (a flag value shifted by one) must not be echoed
         # by the error about that place either.
-        text = str(exc)
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        raise ConfigError(text) from None
+        raise ConfigError(scrub(str(exc), secrets)) from None
 
 
 def _build(

@@ -1,16 +1,19 @@
 """Request dispatch: a bus request in, its reply out, one way through the kind table.
 
-`dispatch` decodes the request, checks that it is this server's, hands it to the application's
-`Executor` (which validates it, binds its dialog and calls Asterisk) and encodes the `Result`
-as the kind's row says (`ari_proxy.protocol.encode_result`). Nothing here knows individual
-kinds. Every failure becomes a reply (`ari_proxy.protocol.error_reply`); a faulty request is
-also logged, at most once per 10 s per kind of fault.
+`dispatch` decodes the request, checks that it is this server's and that its caller still waits
+for it (its `deadline`), hands it to the application's `Executor` (which validates it, binds its
+dialog and calls Asterisk) and encodes the `Result` as the kind's row says
+(`ari_proxy.protocol.encode_result`). Nothing here knows individual kinds but one:
+`ListenTake`, which the server first decides from its own state (who owns the call), then runs
+like any other kind. Every failure becomes a reply (`ari_proxy.protocol.error_reply`); a faulty
+request is also logged, at most once per 10 s per kind of fault.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 import msgspec
@@ -42,6 +45,7 @@ from ..protocol import (
 )
 from ..spec import OPERATIONS
 from ._logging import RateLimiter
+from ._offers import CallOffers, TakeVerdict
 
 __all__ = ["Dispatcher"]
 
@@ -51,6 +55,9 @@ _BINARY_KINDS = frozenset(
     k.name for k in KINDS.values() if k.operation and OPERATIONS[k.operation].response == "binary"
 )
 """Kinds whose answer is a file, read chunk by chunk (RecordingStoredFile)."""
+
+_LEAST_TIME = 0.05
+"""Seconds a request must have left before its deadline for the server to start it."""
 
 
 class Dispatcher:
@@ -63,6 +70,7 @@ class Dispatcher:
         request_timeout: seconds a request may take in all.
         file_limit: the largest binary file (bytes) a reply may carry, read per request (it
             depends on the bus).
+        offers: the calls offered to listen groups, which decide `ListenTake`.
     """
 
     def __init__(
@@ -73,8 +81,10 @@ class Dispatcher:
         node: Callable[[], str],
         request_timeout: float,
         file_limit: Callable[[], int],
+        offers: CallOffers | None = None,
     ) -> None:
         self.executors = executors
+        self.offers = offers
         self.router = router
         self._node = node
         self.request_timeout = request_timeout
@@ -143,8 +153,18 @@ class Dispatcher:
         if spec is None:
             raise UnknownKindError("Not implemented")
         payload = getattr(request, spec.payload) if spec.payload else None
+        limit = self.request_timeout
+        if request.deadline:
+            # The caller's own clock: a request that waited in a reconnect buffer or a queue
+            # past the time its caller gave up is not started at all.
+            limit = min(limit, request.deadline - time.time())
+            if limit <= _LEAST_TIME:
+                text = f"{kind}: the caller's deadline passed before the request could start"
+                return error_response(text, ErrorCode.EXPIRED)
+        if kind == "ListenTake" and self.offers is not None:
+            return await self._take(executor, request, limit)
         try:
-            async with asyncio.timeout(self.request_timeout):
+            async with asyncio.timeout(limit):
                 if kind in _BINARY_KINDS:
                     result = await self._download(executor, spec, request.key)
                 else:
@@ -152,7 +172,7 @@ class Dispatcher:
                         spec.name,
                         request.key,
                         payload,
-                        timeout=self.request_timeout,
+                        timeout=limit,
                         router=self.router,
                     )
             return encode_result(spec, result)
@@ -163,7 +183,7 @@ class Dispatcher:
             return error_response(text, ErrorCode.ARI_ERROR)
         except TimeoutError as exc:
             if not isinstance(exc, RequestTimeout):
-                text = f"{kind}: Asterisk did not answer within {self.request_timeout:g}s"
+                text = f"{kind}: Asterisk did not answer within {limit:.3g}s"
                 exc = RequestTimeout(text)
             return error_reply(exc)
         except AriProxyError as exc:
@@ -172,6 +192,38 @@ class Dispatcher:
             # A value Asterisk cannot take (an ID of "..", a number where a word goes): refused
             # before any HTTP request was made.
             raise InvalidRequestError(str(exc)) from None
+
+    async def _take(self, executor: Executor, request: Request, limit: float) -> Response:
+        """`ListenTake`: the first instance to take an offered call owns it; then the channel
+        is checked and bound to the taker's dialog like any other kind's entity."""
+        assert self.offers is not None
+        key, take = request.key, request.listen_take
+        if key is None or not key.id or not key.dialog or take is None or not take.instance:
+            raise InvalidRequestError(
+                "ListenTake needs a channel key with a dialog and an instance"
+            )
+        app = executor.application
+        verdict = self.offers.take(app, key.id, take.instance, key.dialog)
+        if verdict is TakeVerdict.TAKEN:
+            return error_response(
+                f"call {key.id} is another instance's", ErrorCode.TAKEN, status=409
+            )
+        if verdict is TakeVerdict.OFFERED:
+            # Offered by us and not ended since: in Stasis, no need to ask Asterisk.
+            self.router.bind(key.dialog, "channel", key.id)
+            return Response()
+        try:
+            async with asyncio.timeout(limit):
+                await executor.execute("ListenTake", key, take, timeout=limit, router=self.router)
+        except BaseException as exc:
+            self.offers.release(key.id, take.instance)
+            if isinstance(exc, AriProxyError):
+                return error_reply(exc)
+            if isinstance(exc, TimeoutError):
+                text = f"ListenTake: Asterisk did not answer within {limit:.3g}s"
+                return error_reply(RequestTimeout(text))
+            raise
+        return Response()
 
     async def _download(self, executor: Executor, spec: KindSpec, key: Key | None) -> Result:
         """A binary kind's file, read chunk by chunk so a huge file is refused without

@@ -25,10 +25,15 @@ from ..events import decode_event, route_event
 from ..protocol import DialogRouter, ProtocolError, Subjects, stamp_event, valid_token, with_dialog
 from ._counters import Counters
 from ._logging import RateLimiter
+from ._offers import CallOffers
 
 __all__ = ["EventPublisher"]
 
 logger = logging.getLogger(__name__)
+
+
+class _Channel(msgspec.Struct):
+    id: str = ""
 
 
 class _Head(msgspec.Struct):
@@ -36,6 +41,11 @@ class _Head(msgspec.Struct):
 
     type: str = ""
     application: str = ""
+    channel: _Channel | None = None
+
+
+# Events that end a call's life in the application (its offer and its owner end with them).
+_CALL_ENDS = frozenset({"StasisEnd", "ChannelDestroyed"})
 
 
 _head = msgspec.json.Decoder(_Head)
@@ -53,6 +63,8 @@ class EventPublisher:
         node: the current Asterisk entity ID.
         counters: where to count.
         queue_size: most frames held; beyond it the oldest is dropped.
+        offers: where StasisStart events are offered to listen groups (and calls end); without
+            it, a StasisStart is published once on the listen subject.
     """
 
     def __init__(
@@ -65,8 +77,10 @@ class EventPublisher:
         node: Callable[[], str],
         counters: Counters,
         queue_size: int = 10_000,
+        offers: CallOffers | None = None,
     ) -> None:
         self.bus = bus
+        self.offers = offers
         self.subjects = subjects
         self.router = router
         self.applications = tuple(applications)
@@ -146,12 +160,18 @@ class EventPublisher:
                     extra={"suppressed": held},
                 )
             return
-        if await self._send(subject, data):
+        if await self.send(subject, data):
             self.counters.events_published += 1
+        channel = head.channel.id if head.channel is not None else ""
         if head.type == "StasisStart":
-            # Also on the listen subject, where clients distributing calls take each StasisStart
-            # without receiving every other event of the application.
-            await self._send(self.subjects.listen(app, node), data)
+            # Also offered on the listen subject, where clients distributing calls take each
+            # StasisStart without receiving every other event of the application.
+            if self.offers is not None:
+                await self.offers.offer(app, channel, data)
+            else:
+                await self.send(self.subjects.listen(app, node), data)
+        elif head.type in _CALL_ENDS and self.offers is not None:
+            self.offers.ended(channel)
         if not len(self.router):
             return
         try:
@@ -159,10 +179,11 @@ class EventPublisher:
         except ProtocolError:  # published above; it just cannot be routed
             return
         for dialog in route_event(self.router, event):
-            if await self._send(self.subjects.dialog_event(dialog), with_dialog(data, dialog)):
+            if await self.send(self.subjects.dialog_event(dialog), with_dialog(data, dialog)):
                 self.counters.dialog_events_published += 1
 
-    async def _send(self, subject: str, data: bytes) -> bool:
+    async def send(self, subject: str, data: bytes) -> bool:
+        """Publish one message; False (counted and logged, rate-limited) when it failed."""
         try:
             await self.bus.publish(subject, data)
         except AriProxyError as exc:

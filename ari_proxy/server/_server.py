@@ -20,25 +20,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from time import perf_counter
+from typing import Any
 
 import msgspec
 
 from .._backoff import Backoff
 from .._exceptions import AriProxyError
 from .._redact import redact_url
+from .._version import __version__
 from ..ari import ConnectionState, EventStream, Executor, HttpTransport
 from ..bus import BusMessage, BusSubscription, Transport, connect
 from ..events import gap_since
 from ..protocol import (
     ARI_DOWN_TEXT,
+    ChannelContinue,
+    ChannelHangup,
     DialogRouter,
     ErrorCode,
+    Key,
+    PresenceRole,
     RequestClass,
     Response,
     Subjects,
+    decode_presence,
     encode_response,
     error_response,
+    new_id,
     with_dialog,
 )
 from ..spec import OPERATIONS
@@ -46,12 +55,21 @@ from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters
 from ._dispatch import Dispatcher
+from ._http import Monitor
 from ._logging import RateLimiter
+from ._metrics import ServerMetrics
+from ._offers import CallOffers, Fallback, stasis_start
 from ._publisher import EventPublisher
 
 __all__ = ["Server"]
 
 logger = logging.getLogger(__name__)
+
+_SWEEP_INTERVAL = 5.0
+"""Seconds between checks of dialog bindings against Asterisk."""
+_BINDING_MAX_AGE = 600.0
+"""Seconds a binding of an entity other than a channel or bridge lasts at most (a playback or
+recording ends its bindings itself; this ends those staged and never started)."""
 
 QUEUE_GROUP = "ariproxy"
 """The queue group of the create subjects, shared with Go servers (docs/protocol.md, "Subjects")."""
@@ -110,13 +128,24 @@ class Server:
         )
         self.router = DialogRouter(config.max_dialog_bindings)
         node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
-        executors = {app: Executor(self.http, app, node) for app in self.applications}
+        self.epoch = new_id("ep")
+        self.executors = {app: Executor(self.http, app, node) for app in self.applications}
+        self.offers = CallOffers(
+            self._publish,
+            self._settle,
+            self.subjects,
+            node=node,
+            deadline=config.listen_deadline,
+            fallback=Fallback.parse(config.listen_fallback),
+            resume_grace=config.listen_resume_grace,
+        )
         self.dispatcher = Dispatcher(
-            executors,
+            self.executors,
             self.router,
             node=node,
             request_timeout=config.request_timeout,
             file_limit=self._file_limit,
+            offers=self.offers,
         )
         self.publisher = EventPublisher(
             self.bus,
@@ -126,6 +155,7 @@ class Server:
             node=node,
             counters=self.counters,
             queue_size=config.event_queue_size,
+            offers=self.offers,
         )
         self.stream = EventStream(
             self.http,
@@ -143,11 +173,13 @@ class Server:
             is_up=lambda: self.ari_connected and not self._stopping,
             counters=self.counters,
             interval=config.announce_interval,
+            epoch=self.epoch,
         )
         self._startup_time = ""
         # (app, class, subscription, subject) of every request subscription.
         self._subscriptions: list[tuple[str, RequestClass, BusSubscription, str]] = []
         self._ping: BusSubscription | None = None
+        self._presence: list[BusSubscription] = []
         self._subscribed_node = ""
         self._move_lock = asyncio.Lock()
         self._executing: set[asyncio.Task[None]] = set()
@@ -159,6 +191,8 @@ class Server:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
+        self.metrics = ServerMetrics(self)  # Prometheus registry (docs/operations.md)
+        self.monitor = Monitor(self)  # /metrics, /livez, /readyz; the stats log line
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -178,6 +212,10 @@ class Server:
         stats.update(
             dialog_bindings=len(self.router),
             dialog_bindings_evicted=self.router.evicted,
+            calls_offered_pending=self.offers.pending,
+            calls_owned=self.offers.owned,
+            listeners={app: self.offers.listeners.live(app) for app in self.applications},
+            **{f"calls_{name}": count for name, count in self.offers.counters.items()},
             inflight=len(self._executing),
             events_queued=self.publisher.queued,
             node=self.node,
@@ -208,18 +246,23 @@ class Server:
         logger.info(
             "starting",
             extra={
+                "version": __version__,
                 "apps": list(self.applications),
                 "ari": self.config.ari_http_url,
                 "bus": [redact_url(url) for url in self.config.bus_urls],
                 "config": self.config.describe(),  # secrets as ***, URLs redacted
             },
         )
+        await self.monitor.start()  # first: probes answer while ARI is awaited
         self.publisher.start()
         await self.stream.start(ari_timeout if ari_timeout is not None else 10.0**9)
         await self.bus.connect()
         async with self._move_lock:
             await self._subscribe_all()
         self._started = True
+        self.offers.start()
+        self._spawn(self._resume_calls(), "resume calls")
+        self._spawn(self._sweep_bindings_forever(), "binding sweep")
         self.announcer.start()
         self._checker = asyncio.get_running_loop().create_task(
             self._check_entity_forever(), name="entity checker"
@@ -265,6 +308,8 @@ class Server:
             if self._checker is not None:
                 self._checker.cancel()
             await self.announcer.stop()
+            await self.announcer.leave()
+            await self.offers.stop()
             await self._unsubscribe_all()
             pending = self._executing | self._replying
             if pending:
@@ -288,6 +333,7 @@ class Server:
                 await self.bus.close()
             await self.http.close()
         finally:
+            await self.monitor.stop()  # last: /readyz said 503 during the stop
             logger.info("stopped", extra={"stats": self.stats()})
             self._stopped.set()
 
@@ -299,6 +345,10 @@ class Server:
             for cls, subject in self.subjects.server_subscriptions(app, node):
                 await self._serve(app, cls, subject)
         self._ping = await self.bus.on_ping(self.subjects.ping, self.announcer.on_ping)
+        if not self._presence:
+            for app in self.applications:
+                subject = self.subjects.presence(PresenceRole.LISTENER, app)
+                self._presence.append(await self.bus.subscribe(subject, self._on_presence))
         self._subscribed_node = node
 
     async def _serve(self, app: str, cls: RequestClass, subject: str) -> None:
@@ -307,10 +357,11 @@ class Server:
         self._subscriptions.append((app, cls, sub, subject))
 
     async def _unsubscribe_all(self) -> None:
-        subs = [entry[2] for entry in self._subscriptions]
+        subs = [entry[2] for entry in self._subscriptions] + self._presence
         if self._ping is not None:
             subs.append(self._ping)
         self._subscriptions.clear()
+        self._presence = []
         self._ping = None
         results = await asyncio.gather(
             *(asyncio.wait_for(sub.unsubscribe(), 2.0) for sub in subs), return_exceptions=True
@@ -362,13 +413,16 @@ class Server:
                     f"{self.config.max_request_size} bytes this server accepts"
                 )
                 self._reply_soon(message, error_response(text, ErrorCode.TOO_LARGE))
+                self.metrics.refused(app, b"", ErrorCode.TOO_LARGE)  # too large to read the kind
                 self._warn("too-large", text, message.subject, app)
             elif not self.ari_connected:
                 # Go's rule 1: refused at once while the ARI WebSocket is down.
                 self._reply_soon(message, error_response(ARI_DOWN_TEXT, ErrorCode.ARI_DOWN))
+                self.metrics.refused(app, message.data, ErrorCode.ARI_DOWN)
             elif len(self._executing) >= self.config.max_inflight:
                 text = f"server busy: {self.config.max_inflight} requests in flight"
                 self._reply_soon(message, error_response(text, ErrorCode.BUSY))
+                self.metrics.refused(app, message.data, ErrorCode.BUSY)
                 self._warn("busy", text, message.subject, app)
             else:
                 task = asyncio.get_running_loop().create_task(self._handle(app, cls, message))
@@ -378,6 +432,7 @@ class Server:
         return on_request
 
     async def _handle(self, app: str, cls: RequestClass, message: BusMessage) -> None:
+        started = perf_counter()
         try:
             response = await self.dispatcher.dispatch(app, cls, message.data, message.subject)
         except Exception as exc:  # a bug: answer, log, and keep serving
@@ -390,8 +445,10 @@ class Server:
             response = error_response(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
         if response is None:
             self.counters.ignored += 1
+            self.metrics.executed(app, message.data, None, started)
             return
         await self._reply(message, response)
+        self.metrics.executed(app, message.data, response, started)
 
     def _reply_soon(self, message: BusMessage, response: Response) -> None:
         task = asyncio.get_running_loop().create_task(self._reply(message, response))
@@ -488,7 +545,15 @@ class Server:
             raise AriProxyError("Asterisk reported an empty entity ID (asterisk.conf entityid)")
         if self._startup_time and startup != self._startup_time and len(self.router):
             # Asterisk restarted: every bound entity is gone, and no event will say so.
-            logger.info("Asterisk restarted; dropping dialog bindings", extra={"node": node})
+            logger.warning(
+                "Asterisk restarted; dropping dialog bindings",
+                extra={
+                    "node": node,
+                    "bindings": len(self.router),
+                    "dialogs": len(self.router.dialog_ids()),
+                    "calls": self.offers.owned + self.offers.pending,
+                },
+            )
             self.router.clear()
         self._startup_time = startup
         if node == self.node:
@@ -498,11 +563,87 @@ class Server:
             logger.info("connected to Asterisk", extra={"node": node})
             return
         self.counters.node_changes += 1
+        logger.warning(
+            "Asterisk entity ID changed; dropping dialog bindings",
+            extra={"old_node": old, "node": node, "bindings": len(self.router)},
+        )
         self.router.clear()
-        logger.warning("Asterisk entity ID changed", extra={"old_node": old, "node": node})
-        task = asyncio.get_running_loop().create_task(self._move_node(), name="move node")
+        self._spawn(self._move_node(), "move node")
+
+    # --- calls offered to listen groups -------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _on_presence(self, message: BusMessage) -> None:
+        try:
+            presence = decode_presence(message.data)
+        except AriProxyError:
+            return  # not ours to judge: a malformed presence message changes nothing
+        if presence.application in self.applications:
+            self.offers.on_presence(presence)
+
+    async def _publish(self, subject: str, data: bytes) -> bool:
+        return await self.publisher.send(subject, data)
+
+    async def _settle(self, app: str, channel: str, fallback: Fallback) -> None:
+        """The fallback on a call nobody took: hang it up, or send it on in the dialplan."""
+        key = Key("channel", channel)
+        executor = self.executors[app]
+        if fallback.action == "hangup":
+            await executor.execute("ChannelHangup", key, ChannelHangup(reason=fallback.reason))
+            return
+        payload = ChannelContinue(
+            context=fallback.context, extension=fallback.extension, priority=fallback.priority
+        )
+        await executor.execute("ChannelContinue", key, payload)
+
+    async def _resume_calls(self) -> None:
+        """At startup: offer again, after a grace for their owners, the calls already in Stasis
+        (a restarted server knows no owner; an owner takes its call again when it sees our new
+        epoch)."""
+        for app in self.applications:
+            try:
+                application = await self.executors[app].execute(
+                    "ApplicationData", Key("application", app)
+                )
+                channels = _channel_ids(application.data or b"{}")
+                events = []
+                for channel in channels:
+                    found = await self.executors[app].execute(
+                        "ChannelData", Key("channel", channel)
+                    )
+                    events.append(stasis_start(app, self.node, found.data or b"{}"))
+            except AriProxyError as exc:
+                logger.warning("could not list the calls in Stasis: %s", exc, extra={"app": app})
+                continue
+            if events:
+                self._spawn(self.offers.resume(app, events), "resume offers")
+
+    async def _sweep_bindings_forever(self) -> None:
+        """Bindings end with their entity; this ends those whose end went by unseen (the entity
+        was gone before its binding was made, or its last event was lost): every few seconds,
+        channel and bridge bindings older than that are checked against Asterisk's lists, and
+        other bindings end after `_BINDING_MAX_AGE` seconds."""
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL)
+            if not len(self.router) or not self.ari_connected:
+                continue
+            try:
+                await self._sweep_bindings()
+            except (AriProxyError, msgspec.DecodeError) as exc:
+                logger.debug("binding sweep failed: %s", exc)
+
+    async def _sweep_bindings(self) -> None:
+        executor = next(iter(self.executors.values()))
+        channels = await executor.execute("ChannelList", Key("channel", ""))
+        bridges = await executor.execute("BridgeList", Key("bridge", ""))
+        live = {"channel": {k.id for k in channels.keys}, "bridge": {k.id for k in bridges.keys}}
+        ended = self.router.sweep(live, older_than=_SWEEP_INTERVAL, max_age=_BINDING_MAX_AGE)
+        if ended:
+            logger.info("ended dialog bindings of entities that are gone", extra={"count": ended})
 
     async def _check_entity_forever(self) -> None:
         while True:
@@ -515,3 +656,10 @@ class Server:
                 held = self._limiter.allow("entity-check")
                 if held is not None:
                     logger.warning("entity ID check failed: %s", exc, extra={"suppressed": held})
+
+
+def _channel_ids(application: bytes) -> list[str]:
+    """The `channel_ids` of an ARI Application object."""
+    body = msgspec.json.decode(application)
+    ids = body.get("channel_ids") if isinstance(body, dict) else None
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []

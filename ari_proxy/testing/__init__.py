@@ -15,20 +15,24 @@ from ._services import (
 )
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
+from ._traffic import CallSource, Ledger, Taker
 
 __all__ = [
     "DEFAULT_ROOT",
     "GOREF_ENV",
     "NATS_URL",
     "RABBITMQ_URL",
+    "CallSource",
     "GoClientError",
     "GoReference",
     "GoServer",
     "Instance",
     "InstanceSpec",
+    "Ledger",
     "NatsCluster",
     "SandboxError",
     "SippResult",
+    "Taker",
     "TcpProxy",
     "ensure_nats",
     "ensure_rabbitmq",

@@ -15,7 +15,15 @@ import msgspec
 import pytest
 
 import ari_proxy
-from ari_proxy.protocol import KINDS, EntityData, EntityKind, Key, KindSpec, Reply, Request
+from ari_proxy.protocol import (
+    KINDS,
+    PAYLOAD_TYPES,
+    EntityData,
+    EntityKind,
+    Key,
+    KindSpec,
+    Reply,
+)
 from ari_proxy.protocol._kind_names import KindName
 from ari_proxy.protocol._kinds import Invocation
 from ari_proxy.spec import OPERATIONS, build_path, build_query
@@ -142,13 +150,6 @@ def test_kind_name_type_is_the_table() -> None:
     assert current == _gen_protocol_doc().render_kind_names(), "run scripts/gen_protocol_doc.py"
 
 
-_PAYLOAD_TYPES = {
-    field.name: next(t for t in typing.get_args(field.type) if t is not type(None))
-    for field in msgspec.structs.fields(Request)
-    if field.name not in ("kind", "key")
-}
-
-
 def _filled(tp: Any) -> Any:
     """An instance of a payload struct with every field set to a plausible non-empty value."""
     values: dict[str, Any] = {}
@@ -181,7 +182,7 @@ def _invocation(spec: KindSpec) -> Invocation:
         spec.entity, "id-1"
     )
     key = Key(spec.entity, ident, "node-1", "dialog-1", "app-1")
-    payload = _filled(_PAYLOAD_TYPES[spec.payload]) if spec.payload else None
+    payload = _filled(PAYLOAD_TYPES[spec.payload]) if spec.payload else None
     return Invocation(spec, key, payload, "app-1", "node-1", "generated-1")
 
 
@@ -210,6 +211,13 @@ def test_checks_read_the_entity_the_operation_acts_on() -> None:
     assert checked
     for spec in checked:
         check = OPERATIONS[spec.check or ""]
+        if spec.operation is None and spec.binds is not None:
+            # A binding (`...Subscribe`, `ListenTake`) checks that its entity exists.
+            assert check.method == "GET" and len(check.path_params) == 1, spec.name
+            assert check.path.split("/")[1].rstrip("s") == spec.entity.replace("live", ""), (
+                spec.name
+            )
+            continue
         # A stage checks for the kind it stages.
         op = OPERATIONS[spec.operation or KINDS[spec.name.replace("Stage", "", 1)].operation or ""]
         assert check.method == "GET" and check.path_params == op.path_params[:1], spec.name

@@ -19,10 +19,10 @@ import pytest
 from protocol_vectors import Vector, vectors_with_role
 from test_protocol_vectors import EMPTY_OBJECT_BODY, NON_JSON_BODY
 
-from ari_proxy.client._backend import _PAYLOAD_TYPES
 from ari_proxy.events import ConnectionGap
 from ari_proxy.protocol import (
     KINDS,
+    PAYLOAD_TYPES,
     Announcement,
     ChannelExternalMedia,
     ChannelRecord,
@@ -203,7 +203,7 @@ KEY = Key("channel", "1714557600.42", "52:54:00:12:34:56", "", "demo")
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_our_request_of_each_kind_validates(kind: str) -> None:
     spec = KINDS[kind]
-    payload = {spec.payload: _PAYLOAD_TYPES[spec.payload]()} if spec.payload else {}
+    payload = {spec.payload: PAYLOAD_TYPES[spec.payload]()} if spec.payload else {}
     key = Key(spec.entity, "some-id", "some-node", "some-dialog", "some-app")
     request = Request(kind=kind, key=key, **payload)
     assert errors("request", json.loads(encode_request(request))) == []

@@ -18,6 +18,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from server_helpers import collect, originate, request, unicast
 
+from ari_proxy import __version__
 from ari_proxy.testing import Instance, make_spec, running_proxy, start, stop, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
@@ -73,7 +74,13 @@ async def test_ari_down_then_back(
             await asyncio.to_thread(start, inst.spec)
             await wait_until(lambda: server.ari_connected, timeout=20)
             await announcements.wait_for(lambda: len(ours()) > before)
-            assert ours()[-1] == {"node": node, "application": app_name, "features": ["listen"]}
+            assert ours()[-1] == {
+                "node": node,
+                "application": app_name,
+                "features": ["listen"],
+                "epoch": server.epoch,
+                "version": __version__,  # the same process: the same epoch
+            }
         reply = await request(nc, subject, {"kind": "AsteriskInfo", "key": None})
         assert reply["data"]["asterisk"]["system"]["entity_id"] == node
         assert server.stats()["errors"]["ari_down"] == 1  # type: ignore[index]
@@ -94,7 +101,13 @@ async def test_new_entity_id_moves_the_subscriptions(
             new = server.node
             await got.wait_for(
                 lambda: (
-                    {"node": new, "application": app_name, "features": ["listen"]}
+                    {
+                        "node": new,
+                        "application": app_name,
+                        "features": ["listen"],
+                        "epoch": server.epoch,
+                        "version": __version__,
+                    }
                     in got.json("ari.announce")
                 )
             )

@@ -25,6 +25,7 @@ from typing import Any
 from nats.aio.client import Client as NatsClient
 from server_helpers import Collector, collect, gather, request
 
+from ari_proxy import __version__
 from ari_proxy.testing import Instance, running_proxy, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
@@ -307,6 +308,8 @@ async def test_replay_of_the_go_vectors(
                         "node": node,
                         "application": app_name,
                         "features": ["listen"],
+                        "epoch": server.epoch,
+                        "version": __version__,
                     }
                     continue
                 if record.reply_to == "rp":

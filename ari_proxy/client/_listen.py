@@ -1,0 +1,235 @@
+"""This connection's part in its application's listen group: offers taken one owner at a time.
+
+Our servers offer each call that enters the application on `<prefix>listen.<app>.<node>`, where
+the instances in `listen()` share a queue group; the offer is repeated until an instance takes
+the call with `ListenTake`, which the server grants to the first instance only. So a call is
+handed to the application here only once the server has said it is ours: a take refused as
+`taken` (another instance was quicker, or took a repeated offer), or for a channel already
+gone, is dropped without a word to the application, and an offer that cannot be taken for any
+other reason is logged and skipped. Nothing an offer holds can end `listen()`.
+
+Offers are accepted only from servers that announced themselves with the `listen` feature.
+While a Go server (no such feature) is in the cluster, its StasisStart events come on the
+application's event subject instead, taken in a queue group of its own; those calls are bound
+with `ChannelSubscribe`, as Go's own clients do.
+
+While listening, the instance says so every `heartbeat` seconds on
+`<prefix>presence.listener.<app>` (and that it is leaving when it stops): servers repeat offers
+only for applications that have listeners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._exceptions import AriProxyError, ConflictError, NotFoundError, ProtocolError
+from ..bus import BusMessage, BusSubscription, Transport
+from ..events import EventHub, Subscription, decode_event
+from ..protocol import (
+    Key,
+    KindName,
+    ListenTake,
+    Presence,
+    PresenceRole,
+    Result,
+    Subjects,
+    encode_presence,
+    new_id,
+)
+from ..spec.models import StasisStart
+from ._cluster import Cluster, Node
+
+__all__ = ["ListenGroup"]
+
+logger = logging.getLogger(__name__)
+
+Execute = Callable[..., Awaitable[Result]]
+"""The backend's `execute(kind, key, payload, *, timeout, retries)`."""
+
+_REMEMBERED_OFFERS = 4096
+"""Channels offered to this instance that it remembers, so a repeated offer is not handed on
+twice."""
+
+
+class ListenGroup:
+    """Offers of calls to this instance, taking them, and saying that it listens.
+
+    Args:
+        transport: the bus.
+        subjects: the subject builder.
+        application: the application listened to.
+        cluster: the announced servers (offers from others are refused).
+        execute: runs a request kind through the backend.
+        heartbeat: seconds between presence messages.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        subjects: Subjects,
+        application: str,
+        cluster: Cluster,
+        execute: Execute,
+        *,
+        heartbeat: float = 1.0,
+    ) -> None:
+        self.transport = transport
+        self.subjects = subjects
+        self.application = application
+        self.cluster = cluster
+        self._execute = execute
+        self.heartbeat = heartbeat
+        self.instance = new_id("in")
+        """This instance's name in take requests and presence messages."""
+        self.hub = EventHub()
+        self.offers = 0
+        """Offers received (repeats included)."""
+        self.ignored = 0
+        """Offers refused: from a node that never announced itself, malformed, or repeated."""
+        self.not_taken = 0
+        """Offers another instance took first, or whose channel was gone."""
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._sub: BusSubscription | None = None
+        self._legacy_sub: BusSubscription | None = None
+        self._legacy_task: asyncio.Task[None] | None = None
+        self._beat: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def subscriptions(self) -> int:
+        """Bus subscriptions held for listening."""
+        return sum(s is not None for s in (self._sub, self._legacy_sub))
+
+    async def open(self, maxsize: int) -> Subscription:
+        """Start taking offers (once per connection) and return a subscription of them."""
+        if self._sub is None:
+            group = f"ari-proxy-listen-{self.application}"
+            self._sub = await self.transport.subscribe(
+                self.subjects.listen(self.application), self._deliver, group=group
+            )
+            self.cluster.on_change(self._on_node_change)
+            await self._update_legacy()
+            self._beat = asyncio.get_running_loop().create_task(self._say_here(), name="listen")
+        return self.hub.subscribe(["StasisStart"], maxsize=maxsize)
+
+    # --- offers ------------------------------------------------------------------------------
+
+    def _deliver(self, message: BusMessage, *, legacy: bool = False) -> None:
+        try:
+            event = decode_event(message.data)
+        except ProtocolError:
+            self.ignored += 1
+            return
+        if not isinstance(event, StasisStart):
+            return  # the legacy subject carries every event of the application
+        channel = event.channel.id
+        node = event.asterisk_id or ""
+        if not channel:
+            self.ignored += 1
+            return
+        if legacy:
+            if node in self._listen_nodes():
+                return  # that node's server offers it on the listen subject
+        elif node not in self._listen_nodes():
+            self.ignored += 1  # a node that never announced itself: a forged or stale offer
+            logger.debug("ignoring an offer from unannounced node %r", node)
+            return
+        self.offers += 1
+        if channel in self._seen:
+            self.ignored += 1  # a repeated offer of a call already handed on
+            return
+        self._seen[channel] = None
+        while len(self._seen) > _REMEMBERED_OFFERS:
+            self._seen.popitem(last=False)
+        self.hub.publish(event)
+
+    async def take(self, key: Key) -> bool:
+        """Take the offered call on `key` (its channel, node and the new dialog): True when it
+        is this instance's, False when it is not (logged unless another instance simply was
+        quicker)."""
+        legacy = key.node not in self._listen_nodes()
+        kind: KindName = "ChannelSubscribe" if legacy else "ListenTake"
+        payload = None if legacy else ListenTake(instance=self.instance)
+        try:
+            await self._execute(kind, key, payload, retries=2)
+        except (ConflictError, NotFoundError) as exc:
+            self.not_taken += 1
+            logger.debug("call %s not taken: %s", key.id, exc)
+            return False
+        except AriProxyError as exc:
+            self.not_taken += 1
+            logger.warning("could not take call %s: %s", key.id, exc)
+            return False
+        return True
+
+    def _listen_nodes(self) -> set[str]:
+        return {n.node for n in self.cluster.nodes(self.application) if "listen" in n.features}
+
+    # --- Go servers --------------------------------------------------------------------------
+
+    def _on_node_change(self, change: str, node: Node) -> None:
+        if node.application == self.application and not self._closed:
+            self._legacy_task = asyncio.get_running_loop().create_task(self._update_legacy())
+
+    async def _update_legacy(self) -> None:
+        nodes = self.cluster.nodes(self.application)
+        needed = any("listen" not in n.features for n in nodes)
+        async with self._lock:
+            if needed and self._legacy_sub is None:
+                self._legacy_sub = await self.transport.subscribe(
+                    self.subjects.event_subscription(Key(app=self.application)),
+                    lambda message: self._deliver(message, legacy=True),
+                    group=f"ari-proxy-listen-legacy-{self.application}",
+                )
+            elif not needed and self._legacy_sub is not None:
+                sub, self._legacy_sub = self._legacy_sub, None
+                with contextlib.suppress(AriProxyError):
+                    await sub.unsubscribe()
+
+    # --- presence ----------------------------------------------------------------------------
+
+    async def _say_here(self) -> None:
+        while True:
+            await self._presence(leaving=False)
+            await asyncio.sleep(self.heartbeat)
+
+    async def _presence(self, *, leaving: bool) -> None:
+        body = encode_presence(
+            Presence(
+                role=PresenceRole.LISTENER,
+                application=self.application,
+                instance=self.instance,
+                interval=self.heartbeat,
+                leaving=leaving,
+            )
+        )
+        try:
+            await self.transport.publish(
+                self.subjects.presence(PresenceRole.LISTENER, self.application), body
+            )
+        except AriProxyError as exc:
+            logger.debug("presence not sent: %s", exc)
+
+    async def close(self) -> None:
+        """Stop listening: say so, and release the subscriptions."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks: list[asyncio.Task[Any]] = [t for t in (self._beat, self._legacy_task) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sub is not None:
+            await self._presence(leaving=True)
+        for sub in (self._sub, self._legacy_sub):
+            if sub is not None:
+                with contextlib.suppress(AriProxyError):
+                    await sub.unsubscribe()
+        self._sub = self._legacy_sub = None
+        self.hub.close()

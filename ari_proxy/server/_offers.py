@@ -1,0 +1,410 @@
+"""Calls offered to an application's listen group, until one instance has taken each.
+
+Every StasisStart of an application is offered on `<prefix>listen.<app>.<node>`, where the
+instances in `listen()` share a queue group. The instance that takes the call answers with a
+`ListenTake` request, which binds the channel to its dialog; until one does, the offer is
+repeated with backoff for up to `deadline` seconds (an instance may have been reconnecting, or
+may have died with the offer in hand), and then the fallback runs: the call is hung up or sent
+on in the dialplan, and a warning names the channel. Exactly one instance owns a call: the first
+take wins, a take by any other instance is refused as `taken`, and a repeated take by the owner
+(its reply was lost) is granted again.
+
+Offers are repeated only for applications that have instances in `listen()`: each instance
+says so every second or so on `<prefix>presence.listener.<app>`. An application whose
+instances only subscribe to events gets each StasisStart published once, as Go does, and no
+fallback ever runs on its calls.
+
+After a restart the server knows no owners: it waits `resume_grace` seconds for the owners of
+live calls to take them again (clients do when they see the server's new epoch), then offers
+the channels still in Stasis that nobody took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .._exceptions import AriProxyError
+from ..protocol import Presence, PresenceRole, Subjects, format_go_datetime
+from ._logging import RateLimiter
+
+__all__ = ["CallOffers", "Fallback", "Listeners", "TakeVerdict", "stasis_start"]
+
+logger = logging.getLogger(__name__)
+
+MAX_LISTENERS_PER_APP = 1024
+"""Listener instances remembered per application; beyond, the stalest is forgotten."""
+
+
+class TakeVerdict(enum.Enum):
+    """What a `ListenTake` gets."""
+
+    OFFERED = "offered"
+    """The taker owns the call, which this server offered (or already granted to it): the
+    channel is known to be in Stasis."""
+    GRANTED = "granted"
+    """The taker owns a call this server did not offer (it restarted, or the take is late):
+    the channel must be checked."""
+    TAKEN = "taken"
+    """Another instance owns it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """What happens to a call nobody took within the deadline.
+
+    `hangup` (the default) ends it with `reason`; `continue` sends it on in the dialplan at
+    `context`, `extension`, `priority` (Asterisk's next priority when left empty).
+    """
+
+    action: str = "hangup"
+    reason: str = "normal"
+    context: str = ""
+    extension: str = ""
+    priority: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Fallback:
+        """`hangup`, `hangup:<reason>`, `continue` or `continue:<context>,<exten>,<priority>`.
+
+        Raises:
+            ValueError: none of these.
+        """
+        action, _, rest = text.strip().partition(":")
+        if action == "hangup":
+            return cls("hangup", reason=rest or "normal")
+        if action == "continue":
+            parts = [p.strip() for p in rest.split(",")] if rest else []
+            if len(parts) > 3:
+                raise ValueError(f"listen fallback {text!r}: continue takes at most 3 values")
+            context, extension, priority = [*parts, "", "", ""][:3]
+            if priority and not priority.isdigit():
+                raise ValueError(f"listen fallback {text!r}: the priority must be a number")
+            return cls(
+                "continue", context=context, extension=extension, priority=int(priority or 0)
+            )
+        raise ValueError(
+            f"listen fallback {text!r}: use hangup[:<reason>] or "
+            "continue[:<context>,<exten>,<priority>]"
+        )
+
+    def __str__(self) -> str:
+        if self.action == "hangup":
+            return f"hangup:{self.reason}"
+        return f"continue:{self.context},{self.extension},{self.priority or ''}".rstrip(",")
+
+
+class Listeners:
+    """The instances in `listen()` of each application, from their presence messages."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen: dict[str, collections.OrderedDict[str, tuple[float, float]]] = {}
+        self._last: dict[str, float] = {}
+
+    def seen(self, presence: Presence) -> None:
+        """Record a listener's presence message (or its leaving)."""
+        app, instance = presence.application, presence.instance
+        if not app or not instance:
+            return
+        members = self._seen.setdefault(app, collections.OrderedDict())
+        if presence.leaving:
+            members.pop(instance, None)
+            return
+        now = self._clock()
+        members[instance] = (now, max(presence.interval, 0.1))
+        members.move_to_end(instance)
+        while len(members) > MAX_LISTENERS_PER_APP:
+            members.popitem(last=False)
+        self._last[app] = now
+
+    def live(self, app: str) -> int:
+        """Listeners of `app` heard from within three of their intervals."""
+        now = self._clock()
+        members = self._seen.get(app)
+        if not members:
+            return 0
+        for instance in [i for i, (t, every) in members.items() if now - t > 3 * every]:
+            del members[instance]
+        return len(members)
+
+    def recent(self, app: str, within: float) -> bool:
+        """Whether `app` has listeners, or had some within the last `within` seconds (they may
+        be reconnecting)."""
+        return self.live(app) > 0 or self._clock() - self._last.get(app, -1e18) <= within
+
+
+@dataclass(slots=True)
+class _Offer:
+    app: str
+    channel: str
+    data: bytes
+    created: float
+    attempts: int = 1
+    due: float = 0.0
+
+
+@dataclass(slots=True)
+class _Owner:
+    app: str
+    instance: str
+    dialog: str
+    since: float = field(default_factory=time.monotonic)
+
+
+Publish = Callable[[str, bytes], Awaitable[bool]]
+"""Publish on a subject; False when it failed (counted by the caller)."""
+Settle = Callable[[str, str, Fallback], Awaitable[None]]
+"""Run the fallback on (app, channel)."""
+
+
+class CallOffers:
+    """Offers, owners and the re-offer loop of one server.
+
+    Args:
+        publish: sends an offer on a subject.
+        settle: runs the fallback on a call nobody took.
+        subjects: the subject builder.
+        node: the current Asterisk entity ID.
+        deadline: seconds an offer is repeated before the fallback runs.
+        retry: first and longest wait between offers.
+        fallback: what happens to a call nobody took.
+        resume_grace: seconds a restarted server waits for owners before offering the calls
+            it found in Stasis.
+        max_calls: most calls tracked (offered plus owned); beyond, the oldest owner is
+            forgotten (its call then looks unowned to a later take).
+    """
+
+    def __init__(
+        self,
+        publish: Publish,
+        settle: Settle,
+        subjects: Subjects,
+        *,
+        node: Callable[[], str],
+        deadline: float = 10.0,
+        retry: tuple[float, float] = (0.5, 2.0),
+        fallback: Fallback | None = None,
+        resume_grace: float = 3.0,
+        max_calls: int = 100_000,
+    ) -> None:
+        self._publish = publish
+        self._settle = settle
+        self.subjects = subjects
+        self._node = node
+        self.counters: collections.Counter[str] = collections.Counter()
+        """`offers`, `offers_repeated`, `takes`, `takes_refused`, `fallbacks`,
+        `owners_evicted`."""
+        self.deadline = deadline
+        self.retry = retry
+        self.fallback = fallback or Fallback()
+        self.resume_grace = resume_grace
+        self.max_calls = max_calls
+        self.listeners = Listeners()
+        self._pending: dict[str, _Offer] = {}
+        self._owners: collections.OrderedDict[str, _Owner] = collections.OrderedDict()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
+        self._limiter = RateLimiter(10.0)
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Calls offered and not taken yet."""
+        return len(self._pending)
+
+    @property
+    def owned(self) -> int:
+        """Calls an instance owns."""
+        return len(self._owners)
+
+    def owner(self, channel: str) -> tuple[str, str] | None:
+        """(instance, dialog) of the call's owner, if any."""
+        owner = self._owners.get(channel)
+        return (owner.instance, owner.dialog) if owner is not None else None
+
+    def on_presence(self, presence: Presence) -> None:
+        """A listener's presence message."""
+        if presence.role == PresenceRole.LISTENER:
+            self.listeners.seen(presence)
+
+    # --- offers --------------------------------------------------------------------------------
+
+    async def offer(self, app: str, channel: str, data: bytes) -> None:
+        """Offer a call that entered Stasis; repeated until taken when `app` has listeners."""
+        if not channel or channel in self._owners:
+            return
+        subject = self.subjects.listen(app, self._node())
+        sent = await self._publish(subject, data)
+        self.counters["offers"] += 1
+        if not self.listeners.recent(app, self.deadline):
+            return  # nobody listens: published once, as Go's servers publish StasisStart
+        now = time.monotonic()
+        if channel not in self._pending:
+            if len(self._pending) + len(self._owners) >= self.max_calls:
+                self._forget_oldest_owner()
+            self._pending[channel] = _Offer(app, channel, data, now)
+        offer = self._pending[channel]
+        offer.due = now + (self.retry[0] if sent else 0.1)
+        self._wakeup.set()
+
+    def ended(self, channel: str) -> None:
+        """The channel left Stasis or was destroyed: no offer, no owner any more."""
+        self._pending.pop(channel, None)
+        self._owners.pop(channel, None)
+
+    def take(self, app: str, channel: str, instance: str, dialog: str) -> TakeVerdict:
+        """Decide a take: the first instance wins; its repeats are granted again.
+
+        A call this server never offered (it restarted, or the take is late) is granted to the
+        first taker too (`GRANTED`); the caller then checks with Asterisk that the channel exists
+        and calls `release` when it does not.
+        """
+        owner = self._owners.get(channel)
+        if owner is not None:
+            if owner.instance == instance:
+                owner.dialog = dialog
+                return TakeVerdict.OFFERED
+            self.counters["takes_refused"] += 1
+            return TakeVerdict.TAKEN
+        offered = self._pending.pop(channel, None) is not None
+        if len(self._owners) >= self.max_calls:
+            self._forget_oldest_owner()
+        self._owners[channel] = _Owner(app, instance, dialog)
+        self.counters["takes"] += 1
+        return TakeVerdict.OFFERED if offered else TakeVerdict.GRANTED
+
+    def release(self, channel: str, instance: str) -> None:
+        """Undo a granted take whose channel turned out gone."""
+        owner = self._owners.get(channel)
+        if owner is not None and owner.instance == instance:
+            del self._owners[channel]
+
+    def _forget_oldest_owner(self) -> None:
+        if self._owners:
+            self._owners.popitem(last=False)
+            self.counters["owners_evicted"] += 1
+
+    async def resume(self, app: str, events: Sequence[bytes]) -> None:
+        """Offer the calls found in Stasis at startup that nobody took within the grace."""
+        await asyncio.sleep(self.resume_grace)
+        offered = 0
+        for data in events:
+            channel = _channel_of(data)
+            if channel and channel not in self._owners and channel not in self._pending:
+                await self.offer(app, channel, data)
+                offered += 1
+        if offered:
+            logger.warning(
+                "offering calls found in Stasis that no instance took again",
+                extra={"app": app, "calls": offered},
+            )
+
+    # --- the re-offer loop -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start repeating offers."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="call offers")
+
+    async def stop(self) -> None:
+        """Stop repeating offers (and let fallbacks in progress end)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if self._settling:
+            await asyncio.wait(self._settling, timeout=2.0)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            now = time.monotonic()
+            due = min(offer.due for offer in self._pending.values())
+            if due > now:
+                self._wakeup.clear()
+                try:
+                    async with asyncio.timeout(due - now):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
+                continue
+            for offer in [o for o in self._pending.values() if o.due <= now]:
+                await self._again(offer, now)
+
+    async def _again(self, offer: _Offer, now: float) -> None:
+        if now - offer.created >= self.deadline:
+            del self._pending[offer.channel]
+            self._fall_back(offer)
+            return
+        offer.attempts += 1
+        wait = min(self.retry[1], self.retry[0] * 2 ** (offer.attempts - 1))
+        offer.due = now + min(wait, max(0.05, offer.created + self.deadline - now))
+        self.counters["offers_repeated"] += 1
+        await self._publish(self.subjects.listen(offer.app, self._node()), offer.data)
+
+    def _fall_back(self, offer: _Offer) -> None:
+        self.counters["fallbacks"] += 1
+        logger.warning(
+            "no instance took the call within the deadline: %s",
+            self.fallback.action,
+            extra={
+                "app": offer.app,
+                "channel": offer.channel,
+                "offers": offer.attempts,
+                "deadline": self.deadline,
+                "fallback": str(self.fallback),
+            },
+        )
+        task = asyncio.get_running_loop().create_task(self._settle_safely(offer))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_safely(self, offer: _Offer) -> None:
+        try:
+            await self._settle(offer.app, offer.channel, self.fallback)
+        except AriProxyError as exc:
+            held = self._limiter.allow("fallback")
+            if held is not None:
+                logger.warning(
+                    "the fallback failed: %s",
+                    exc,
+                    extra={"app": offer.app, "channel": offer.channel, "suppressed": held},
+                )
+
+
+def _channel_of(data: bytes) -> str:
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return ""
+    channel = body.get("channel") if isinstance(body, dict) else None
+    ident = channel.get("id") if isinstance(channel, dict) else None
+    return ident if isinstance(ident, str) else ""
+
+
+def stasis_start(app: str, node: str, channel: bytes) -> bytes:
+    """A StasisStart for a channel already in Stasis, which a restarted server offers again
+    (marked `"resumed":true`, an extension)."""
+    event = {
+        "type": "StasisStart",
+        "application": app,
+        "asterisk_id": node,
+        "timestamp": format_go_datetime(datetime.now(UTC)),
+        "args": [],
+        "channel": json.loads(channel),
+        "resumed": True,
+    }
+    return json.dumps(event, separators=(",", ":")).encode()
