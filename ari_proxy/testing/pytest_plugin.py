@@ -61,10 +61,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
     if not go_items or config.stash[_goref_stash] is not None:
         return
-    why = (
-        f"the Go reference binaries were not found ({GOREF_ENV} is unset and "
-        f"{config.rootpath.parent / 'shared/goref/bin'} does not hold them)"
+    configured = os.environ.get(GOREF_ENV)
+    where = (
+        f"{GOREF_ENV}={configured} does not hold them"
+        if configured
+        else f"{GOREF_ENV} is unset and {config.rootpath.parent / 'shared/goref/bin'} does not "
+        "hold them"
     )
+    why = f"the Go reference binaries were not found ({where})"
     if os.environ.get(REQUIRE_GOREF_ENV):
         raise pytest.UsageError(f"{REQUIRE_GOREF_ENV} is set but {why}")
     selected = [item for item in items if item not in go_items]

@@ -192,7 +192,7 @@ class Target:
     bus_url: str
 
 
-@pytest_asyncio.fixture(params=["python", "go"])
+@pytest_asyncio.fixture(params=["python", pytest.param("go", marks=pytest.mark.goref)])
 async def target(
     request: pytest.FixtureRequest, asterisk: Instance, bus_url: str, app_name: str
 ) -> AsyncIterator[Target]:

@@ -80,3 +80,14 @@ def test_find_needs_both_executables(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert GoReference.find(tmp_path / "bin") is None
     monkeypatch.setenv(GOREF_ENV, os.fspath(tmp_path / "elsewhere"))
     assert GoReference.find(tmp_path / "bin") is None  # the variable wins over the default
+
+
+def test_go_params_asking_for_the_binaries_are_marked() -> None:
+    # A fixture that asks for `goref` by name (`getfixturevalue`) hides it from the collection
+    # hook: its Go parameters must carry `pytest.mark.goref`, or a clone without the binaries
+    # errors instead of deselecting them.
+    tests = Path(__file__).resolve().parents[1]
+    for path in tests.rglob("*.py"):
+        text = path.read_text()
+        if 'getfixturevalue("goref")' in text and path.name != Path(__file__).name:
+            assert "marks=pytest.mark.goref" in text or "pytest.mark.goref," in text, path
