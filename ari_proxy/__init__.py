@@ -9,6 +9,7 @@ from ._connect import connect
 from ._exceptions import (
     AriError,
     AriProxyError,
+    AuthenticationError,
     BadRequestError,
     ClientClosedError,
     ClosedError,
@@ -55,6 +56,7 @@ from .protocol import Key
 __all__ = [
     "AriError",
     "AriProxyError",
+    "AuthenticationError",
     "BadRequestError",
     "BridgeHandle",
     "Call",

@@ -4,6 +4,7 @@
 AriProxyError
 ├── TransportError                  could not talk to Asterisk or the bus
 │   ├── ConnectError                connecting failed
+│   │   └── AuthenticationError     the broker refused the credentials
 │   └── ConnectionDownError         the link is down right now ("ARI connection is down")
 ├── RequestTimeout                  no answer in time (also the builtin TimeoutError)
 ├── NoProxyError                    no proxy serves the application or node asked for
@@ -32,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "AriError",
     "AriProxyError",
+    "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
     "ClosedError",
@@ -65,6 +67,14 @@ class TransportError(AriProxyError):
 
 class ConnectError(TransportError):
     """A connection could not be established."""
+
+
+class AuthenticationError(ConnectError):
+    """The message bus refused the credentials (user and password, token, nkey, creds file).
+
+    Raised by a bus transport's first connection: retrying cannot help until the credentials
+    or the broker's configuration change. Once connected, a refusal on reconnection is retried
+    like any other failure, and logged as an authentication failure."""
 
 
 class ConnectionDownError(TransportError):

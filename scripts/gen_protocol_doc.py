@@ -143,12 +143,15 @@ With the default prefix `ari.` (configurable; it must end with `.`):
 | `ari.data…`, `ari.command…` (same three forms) | client → servers | every server |
 | `ari.create`, `ari.create.<app>`, `ari.create.<app>.<node>` | client → servers | one server (NATS queue group `ariproxy`; RabbitMQ queue `ariproxy-<subject>`) |
 | `ari.event.<app>.<node>` | server → clients | every ARI event of `<app>` on `<node>` |
-| `ari.dialogevent.<dialog>` | server → clients | a copy of each event of an entity bound to `<dialog>` |
+| `ari.dialogevent.<dialog>` | server → clients | a copy of each event of an entity bound to `<dialog>`; our clients name their dialogs `<app>.<id>`, so theirs come on `ari.dialogevent.<app>.<id>` ([security.md](security.md)) |
 | `ari.announce` | server → clients | `{"node":..,"application":..,"features":["listen"],"epoch":..}` |
 | `ari.listen.<app>.<node>` | server → clients | ours: each StasisStart offered to `listen()` (a queue group takes each offer once; repeated until taken) |
 | `ari.presence.listener.<app>` | client → servers | ours: an instance in `listen()` says it is there, every second |
 | `ari.presence.proxy.<app>` | server → clients | ours: a server says it is stopping |
 | `ari.ping` | client → servers | any body; servers answer with announcements |
+
+Replies: Go clients reply on `<ulid>-rp` (gathers) or `_INBOX.…`; ours on `_INBOX.<app>.…` on
+NATS (a subject permissions can keep to the application) and direct reply-to on RabbitMQ.
 
 A server runs one set of the request subjects per application it serves (`ARI_APPLICATION=a,b`).
 Node and application are subject tokens: they may not contain `.`, `*`, `>`, `#` or spaces.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._exceptions import ClientClosedError
 from ..events import EventHub, Overflow, Subscription
-from ..protocol import Key, KindName, new_id
+from ..protocol import Key, KindName, check_request, new_id, scoped_dialog
 from ..spec.models import Message, StasisStart
 from ._backend import Backend, Result
 
@@ -271,6 +271,8 @@ class Client:
 
         Raises:
             ClientClosedError: the client was closed.
+            InvalidRequestError: a value Asterisk would misread (`protocol.check_request`),
+                refused before sending.
             AriError: Asterisk refused (subclass by HTTP status).
             RequestTimeout, TransportError, NoProxyError: the request did not get through.
         """
@@ -278,6 +280,9 @@ class Client:
             raise ClientClosedError("client is closed")
         if key is not None and self.dialog and key.dialog != self.dialog:
             key = key.with_dialog(self.dialog)
+        # Refused here, before anything is sent, what a server would refuse (a control
+        # character in an ID, an integer out of its ARI range): `InvalidRequestError`.
+        check_request(kind, key, payload, app=self.application, node=self.node)
         limit = self.timeout if timeout is None else timeout
         return await self._backend.execute(kind, key, payload, timeout=limit, retries=self.retries)
 
@@ -375,12 +380,15 @@ class Client:
         (the dialog's subscription opens first, so nothing after the take is missed)."""
         from ._channels import ChannelHandle
 
-        dialog = new_id("dl")
-        scoped = self.scoped(dialog)
+        scoped = self.scoped()
         try:
             events = await scoped.subscribe()
             key = Key(
-                "channel", event.channel.id, event.asterisk_id or "", dialog, event.application
+                "channel",
+                event.channel.id,
+                event.asterisk_id or "",
+                scoped.dialog,
+                event.application,
             )
             taken = await self._backend.take(key)
         except BaseException:
@@ -397,8 +405,14 @@ class Client:
         """A client sharing this connection that owns (and closes) its own subscriptions."""
         return self._make_child(self.dialog, self.timeout, self.retries)
 
-    def scoped(self, dialog: str) -> Client:
-        """A child client in `dialog`: its requests carry the dialog, and it sees its events."""
+    def scoped(self, dialog: str | None = None) -> Client:
+        """A child client in `dialog`: its requests carry the dialog, and it sees its events.
+
+        Without `dialog`, a new one named `<application>.<id>`: its events then travel on a
+        subject that bus permissions can keep to the application (docs/security.md).
+        """
+        if dialog is None:
+            dialog = scoped_dialog(self.application, new_id("dl"))
         return self._make_child(dialog, self.timeout, self.retries)
 
     def with_options(self, *, timeout: float | None = None, retries: int | None = None) -> Client:

@@ -206,6 +206,7 @@ class StoredRecordingHandle(Handle):
             async for chunk in chunks: ...
         ```
         """
+        p.check_request("RecordingStoredFile", self.key, None)  # its name is a path segment
         async with self._client._backend.download(self.key, timeout=timeout) as chunks:
             yield chunks
 

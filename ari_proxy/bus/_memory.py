@@ -160,7 +160,9 @@ class MemoryTransport:
         max_inflight: int = 1024,
         drain_timeout: float = 5.0,
         max_payload: int | None = None,
+        scope: str = "",
     ) -> None:
+        del scope  # one process, no permissions: a client's scope changes nothing here
         if max_payload is not None and max_payload < 1:
             raise ValueError("max_payload must be positive (or None for no limit)")
         self.broker = broker if broker is not None else MemoryBroker()

@@ -35,11 +35,23 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from .._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff
-from .._exceptions import AriProxyError, ClientClosedError, ConnectError, TransportError
+from .._exceptions import (
+    AriProxyError,
+    AuthenticationError,
+    ClientClosedError,
+    ConnectError,
+    TransportError,
+)
 from .._redact import redact_url, scrub, url_secrets
 from ..protocol import check_token, new_id
 from ._handlers import HandlerRunner, drain_all
-from ._nats_errors import NATS_LINK_ERRORS, NATS_RETRYABLE_ERRORS, translate_nats_error
+from ._nats_errors import (
+    AUTH_FAILURE,
+    NATS_LINK_ERRORS,
+    NATS_RETRYABLE_ERRORS,
+    is_auth_failure,
+    translate_nats_error,
+)
 from ._state import StateKeeper
 from ._transport import MAX_GATHER_REPLIES, BusMessage, BusState, Handler, Transport, check_subject
 
@@ -101,6 +113,7 @@ class _Link:
         self._down_since = 0.0
         self._last_warning = float("-inf")
         self._last_slow_warning = float("-inf")
+        self._auth_told = False  # an authentication failure was logged in this outage
 
     def describe(self, exc: BaseException) -> str:
         """The text of `exc`, safe to log."""
@@ -148,6 +161,13 @@ class _Link:
                 connected = True
             except NATS_RETRYABLE_ERRORS as exc:
                 self.last_failure = self.describe(self._error or exc)
+                if is_auth_failure(self._error or exc):
+                    if not restart:  # at startup: the credentials are wrong, say so and end
+                        raise AuthenticationError(
+                            f"the message bus refused the credentials (NATS at "
+                            f"{', '.join(self.servers)}): {self.last_failure}"
+                        ) from None
+                    self.last_failure = f"{AUTH_FAILURE}: {self.last_failure}"
             except Exception as exc:
                 raise ConnectError(
                     f"cannot connect to NATS at {', '.join(self.servers)}: {self.describe(exc)}"
@@ -236,11 +256,15 @@ class _Link:
                 self._last_slow_warning = now
                 logger.warning("NATS dropped messages for a slow subscription on %s", exc.subject)
         elif self.state.state is BusState.RECONNECTING and nc is self.live:
-            if now - self._last_warning >= _WARNING_INTERVAL:
+            auth = f"{AUTH_FAILURE}: " if is_auth_failure(exc) else ""
+            # The first refusal of the credentials in an outage is told at once.
+            if now - self._last_warning >= _WARNING_INTERVAL or (auth and not self._auth_told):
                 self._last_warning = now
+                self._auth_told = self._auth_told or bool(auth)
                 logger.warning(
-                    "still reconnecting to NATS after %.0fs: %s",
+                    "still reconnecting to NATS after %.0fs: %s%s",
                     now - self._down_since,
+                    auth,
                     self.describe(exc),
                 )
         elif nc is not self.live or isinstance(exc, NATS_LINK_ERRORS):
@@ -254,6 +278,7 @@ class _Link:
         if nc is not self.live or self.closing:
             return
         self._down_since = self._last_warning = time.monotonic()
+        self._auth_told = False
         cause, self._error = self._error, None
         logger.warning(
             "lost the connection to NATS at %s (%s); reconnecting",
@@ -365,10 +390,13 @@ class NatsTransport:
         ping_interval: float = 20.0,
         max_inflight: int = 1024,
         drain_timeout: float = 5.0,
+        scope: str = "",
     ) -> None:
         urls = [servers] if isinstance(servers, str) else list(servers)
         if not urls:
             raise ValueError("NatsTransport needs at least one server URL")
+        if scope:
+            check_token(scope, "scope")
         for option, path in (("creds_file", creds_file), ("nkeys_seed", nkeys_seed)):
             if path is not None and not os.path.isfile(path):
                 raise ValueError(f"{option} must name a readable file")
@@ -376,6 +404,9 @@ class NatsTransport:
             raise ValueError("max_inflight must be at least 1")
         self.prefix = prefix
         self.name = name
+        # A client's replies come to `_INBOX.<scope>.…`, a subject NATS permissions can keep
+        # to its application (docs/security.md); a server's to nats-py's `_INBOX.…`.
+        self._inbox = f"_INBOX.{scope}" if scope else ""
         self.dropped = 0
         """Messages dropped: over `max_inflight`, or by nats-py for a slow subscription."""
         options = {
@@ -389,6 +420,7 @@ class NatsTransport:
             "connect_timeout": connect_timeout,
             "ping_interval": ping_interval,
             "max_outstanding_pings": 3,
+            "inbox_prefix": self._inbox or None,
         }
         self._link = _Link(
             urls,
@@ -561,7 +593,8 @@ class NatsTransport:
     ) -> list[bytes]:
         """Send a request several servers answer and collect their replies.
 
-        Publishes with the reply subject `<rid>-rp` (as Go does) and collects until
+        Publishes with the reply subject `<rid>-rp` (as Go does; `_INBOX.<scope>.<rid>-rp` for a
+        scoped connection) and collects until
         `enough(replies)` is true, `MAX_GATHER_REPLIES` arrived or `timeout` passed; returns
         at once with no replies when nobody subscribes to `subject`.
 
@@ -584,7 +617,8 @@ class NatsTransport:
         timeout: float,
         enough: Callable[[list[bytes]], bool],
     ) -> list[bytes]:
-        reply = check_token(new_id("rp"), "reply subject")
+        token = check_token(new_id("rp"), "reply subject")
+        reply = f"{self._inbox}.{token}" if self._inbox else token  # bare: Go's `<rid>-rp`
         replies: list[bytes] = []
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

@@ -12,6 +12,7 @@ import nats.errors as nats_errors
 
 from .._exceptions import (
     AriProxyError,
+    AuthenticationError,
     ClientClosedError,
     ConnectError,
     NoProxyError,
@@ -20,7 +21,14 @@ from .._exceptions import (
     TransportError,
 )
 
-__all__ = ["NATS_ERRORS", "NATS_LINK_ERRORS", "NATS_RETRYABLE_ERRORS", "translate_nats_error"]
+__all__ = [
+    "AUTH_FAILURE",
+    "NATS_ERRORS",
+    "NATS_LINK_ERRORS",
+    "NATS_RETRYABLE_ERRORS",
+    "is_auth_failure",
+    "translate_nats_error",
+]
 
 NATS_ERRORS: dict[type[BaseException], type[AriProxyError]] = {
     nats_errors.Error: TransportError,
@@ -41,7 +49,7 @@ NATS_ERRORS: dict[type[BaseException], type[AriProxyError]] = {
     nats_errors.ProtocolError: TransportError,  # NATS's own protocol, not ari-proxy's contract
     # Connecting.
     nats_errors.NoServersError: ConnectError,
-    nats_errors.AuthorizationError: ConnectError,
+    nats_errors.AuthorizationError: AuthenticationError,
     nats_errors.InvalidUserCredentialsError: ConnectError,
     nats_errors.SecureConnRequiredError: ConnectError,
     nats_errors.SecureConnWantedError: ConnectError,
@@ -76,6 +84,26 @@ NATS_RETRYABLE_ERRORS = (OSError, asyncio.TimeoutError, nats_errors.Error)
 timeout, credentials that may be fixed); any other error is a configuration error."""
 
 
+AUTH_FAILURE = "authentication failure (the server refused the credentials)"
+"""How logs name a refusal of the credentials."""
+
+# What the server says when it refuses the credentials: `-ERR 'Authorization Violation'` (user
+# and password, token, nkey), `'User Authentication Expired'` or `'User Authentication Revoked'`
+# (JWT). nats-py raises AuthorizationError for the first once connected, but a plain Error with
+# the server's text during the handshake.
+_AUTH_TEXTS = ("authorization violation", "authentication expired", "authentication revoked")
+
+
+def is_auth_failure(exc: BaseException | None) -> bool:
+    """Whether `exc` says the NATS server refused the credentials."""
+    if isinstance(exc, nats_errors.AuthorizationError | AuthenticationError):
+        return True
+    if isinstance(exc, nats_errors.Error):
+        text = str(exc).lower()
+        return any(words in text for words in _AUTH_TEXTS)
+    return False
+
+
 def translate_nats_error(
     exc: BaseException, *, closed: bool = False, context: str = ""
 ) -> AriProxyError:
@@ -96,5 +124,7 @@ def translate_nats_error(
                 break
     if target is ClientClosedError and not closed:
         target = TransportError
+    if is_auth_failure(exc):
+        target = AuthenticationError
     text = _TEXTS.get(type(exc)) or str(exc) or type(exc).__name__
     return target(f"{context}: {text}" if context else text)

@@ -136,7 +136,12 @@ class RabbitTransport:
         publish_timeout: float = 10.0,
         drain_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        scope: str = "",
     ) -> None:
+        # `scope` needs nothing here: replies come over direct reply-to, private to the
+        # channel, and a scoped client's subjects carry its application in their routing keys,
+        # which topic permissions check (docs/security.md).
+        del scope
         urls = [urls] if isinstance(urls, str) else list(urls)
         if not urls:
             raise ValueError("RabbitTransport needs at least one URL")

@@ -5,7 +5,8 @@ the `amqp_errors` context manager), so callers only ever see the `ari_proxy._exc
 
 | backend exception                                    | ours             |
 |------------------------------------------------------|------------------|
-| authentication, vhost refused, incompatible protocol | `ConnectError`   |
+| authentication refused                               | `AuthenticationError` (a `ConnectError`) |
+| vhost refused, incompatible protocol                 | `ConnectError`   |
 | socket errors and connection closes while connecting | `ConnectError`   |
 | the same once connected, channel closes, broker errors | `TransportError` |
 | `PublishError` (basic.return of a mandatory message: no queue bound) | `NoProxyError` |
@@ -26,9 +27,18 @@ from contextlib import contextmanager
 import aiormq.exceptions as amqp
 import pamqp.exceptions as pamqp_errors
 
-from .._exceptions import AriProxyError, ConnectError, NoProxyError, TransportError
+from .._exceptions import (
+    AriProxyError,
+    AuthenticationError,
+    ConnectError,
+    NoProxyError,
+    TransportError,
+)
 
-__all__ = ["BACKEND_ERRORS", "amqp_errors", "redact_text", "translate"]
+__all__ = ["AUTH_FAILURE", "BACKEND_ERRORS", "amqp_errors", "redact_text", "translate"]
+
+AUTH_FAILURE = "authentication failure (the broker refused the credentials)"
+"""How logs name a refusal of the credentials."""
 
 BACKEND_ERRORS: tuple[type[BaseException], ...] = (
     amqp.AMQPError,
@@ -44,8 +54,8 @@ a `RuntimeError`, for a closed channel; sockets raise `OSError`)."""
 # to its parent's entry; the test asks for an explicit entry for every class we know of.
 _MAP: dict[type[BaseException], type[AriProxyError]] = {
     # connection establishment: nothing was ever connected
-    amqp.AuthenticationError: ConnectError,
-    amqp.ProbableAuthenticationError: ConnectError,
+    amqp.AuthenticationError: AuthenticationError,
+    amqp.ProbableAuthenticationError: AuthenticationError,  # ACCESS_REFUSED at the handshake
     amqp.IncompatibleProtocolError: ConnectError,
     amqp.ConnectionNotAllowed: ConnectError,  # vhost access refused
     # connection-level failures

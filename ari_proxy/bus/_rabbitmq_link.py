@@ -44,9 +44,9 @@ from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
 from .._backoff import Backoff
-from .._exceptions import ClientClosedError, TransportError
+from .._exceptions import AuthenticationError, ClientClosedError, TransportError
 from .._redact import redact_url
-from ._rabbitmq_errors import BACKEND_ERRORS, amqp_errors, redact_text, translate
+from ._rabbitmq_errors import AUTH_FAILURE, BACKEND_ERRORS, amqp_errors, redact_text, translate
 from ._rabbitmq_topology import EXCHANGES
 from ._state import StateKeeper
 from ._transport import BusState
@@ -188,6 +188,9 @@ class Link:
         """How many times an established connection was lost."""
         self.last_failure = ""
         """Why the latest connection attempt failed (URLs redacted), or ""."""
+        self.refused: AuthenticationError | None = None
+        """Set when the broker refused the credentials before the first connection: the
+        link stopped trying, and `wait_connected` raises it."""
 
     # --- state ------------------------------------------------------------------------------
 
@@ -229,6 +232,8 @@ class Link:
             ClientClosedError: the link is closing.
         """
         while True:
+            if self.refused is not None:
+                raise self.refused
             if self._closing:
                 raise ClientClosedError("the RabbitMQ transport is closed")
             conn = self._conn
@@ -276,7 +281,7 @@ class Link:
         """
         channel = await self.channel("topology")
         with amqp_errors():
-            await _declare_exchanges(channel)
+            await _declare_exchanges(channel.connection, channel)
 
     # --- supervision ------------------------------------------------------------------------
 
@@ -296,7 +301,17 @@ class Link:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.last_failure = str(translate(exc, connecting=True))
+                failure = translate(exc, connecting=True)
+                self.last_failure = str(failure)
+                if isinstance(failure, AuthenticationError):
+                    if self._generation == 0:  # never connected: the credentials are wrong
+                        self.refused = AuthenticationError(
+                            f"the message bus refused the credentials (RabbitMQ at "
+                            f"{redact_url(url)}): {failure}"
+                        )
+                        self._connected.set()  # wake wait_connected()
+                        return
+                    self.last_failure = f"{AUTH_FAILURE}: {failure}"
                 log.warning(
                     "cannot connect to RabbitMQ at %s: %s", redact_url(url), self.last_failure
                 )
@@ -335,7 +350,7 @@ class Link:
             if self._prefetch:
                 await channels.consume.basic_qos(prefetch_count=self._prefetch)
             channels.consume.on_consumer_cancel_callbacks.add(self._on_consumer_cancel)
-            await _declare_exchanges(channels.topology)
+            await _declare_exchanges(conn, channels.topology)
             self._generation += 1
             self._conn = conn
             self._channels = channels
@@ -395,7 +410,24 @@ class Link:
         self._state.set(BusState.CLOSED)
 
 
-async def _declare_exchanges(channel: Channel) -> None:
+async def _declare_exchanges(conn: Any, channel: Channel) -> None:
+    """Make sure the four exchanges exist, exactly as Go peers declare them.
+
+    They are first checked with a passive declaration (on a channel of its own, which the
+    broker closes when one is missing): that needs no configure permission, so a user limited
+    to its application (docs/security.md) can connect once a proxy has declared them. Only when
+    one is missing are they declared for real.
+    """
+    probe = await conn.channel(publisher_confirms=False)
+    try:
+        for exchange in EXCHANGES:
+            await probe.exchange_declare(exchange.name, passive=True)
+        return
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        pass
+    finally:
+        if not probe.is_closed:
+            await probe.close()
     for exchange in EXCHANGES:
         await channel.exchange_declare(
             exchange.name,

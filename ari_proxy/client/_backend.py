@@ -7,7 +7,8 @@ Routing (docs/protocol.md, "Subjects", with Go's defects fixed):
   takes it (queue group);
 - anything else is a broadcast to the application's proxies (`ari.<class>.<app>`: the client's
   own application when the key has none; Go sprays every application's proxies), gathered until
-  every live proxy answered (the cluster map says how many) or the window ends. Lists merge and
+  every live proxy in good standing answered (the cluster map says which: one that missed a
+  gather is not waited for again until it comes back) or the window ends. Lists merge and
   de-duplicate all replies; other requests take the first success.
 
 Events: one bus subscription per subject per connection, reference-counted and shared by every
@@ -105,7 +106,7 @@ class ProxyBackend:
         self.retries = retries
         self.ping_interval = ping_interval
         self.discovery_wait = discovery_wait
-        self.cluster = Cluster(max_age=node_max_age)
+        self.cluster = Cluster(max_age=node_max_age, application=application)
         self.bad_events = 0
         #: Event messages this connection received from the bus (dialogs, app, listen).
         self.events_received = 0
@@ -123,6 +124,8 @@ class ProxyBackend:
         self._bus_up = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_seen: dict[str, float] = {}
+        self._rebinding: set[str] = set()
+        self._pinged_on_leave = -1e18
         self._retained: dict[str, tuple[int, BusSubscription | None]] = {}
         self._retain_lock = asyncio.Lock()
         self._released: collections.deque[tuple[str, BusSubscription]] = collections.deque()
@@ -199,14 +202,14 @@ class ProxyBackend:
         except ProtocolError as exc:
             logger.debug("ignoring a malformed announcement: %s", exc)
             return
-        self.cluster.seen(
-            announcement.node,
-            announcement.application,
-            frozenset(announcement.features),
-            announcement.epoch,
-        )
-        if announcement.application == self._application:
-            self._node_seen[announcement.node] = asyncio.get_running_loop().time()
+        node, application = announcement.node, announcement.application
+        self.cluster.seen(node, application, announcement.features, announcement.epoch)
+        if application == self._application and self.cluster.get(node, application):
+            # Kept for the nodes in the map only (it has a cap), the latest last.
+            self._node_seen.pop(node, None)
+            self._node_seen[node] = asyncio.get_running_loop().time()
+            if len(self._node_seen) > self.cluster.max_nodes:
+                del self._node_seen[next(iter(self._node_seen))]
             self._announced.set()
 
     async def ping(self) -> None:
@@ -223,7 +226,7 @@ class ProxyBackend:
                 logger.warning("ping failed: %s", exc)
 
     async def _discover(self, limit: float) -> None:
-        if self.cluster.expected(self._application):
+        if self.cluster.count(self._application):
             return
         self._announced.clear()
         await self.ping()
@@ -349,27 +352,57 @@ class ProxyBackend:
     async def _gather(
         self, spec: KindSpec, key: Key, data: bytes, limit: float, first_good: bool
     ) -> list[Response]:
+        """Broadcast `data` and collect replies until every proxy in good standing answered
+        (or, with `first_good`, one succeeded) or the window ends.
+
+        A reply that names its node (a list's keys, a get's key) stands for that node; one
+        that does not for any node waited for. A proxy waited for that did not answer is not
+        waited for by the next gathers until it answers again (the cluster map's standing):
+        one silent proxy costs one window, not one per request.
+        """
         await self._discover(limit)
-        expected = self.cluster.expected(key.app)
+        app = key.app
+        started = self.cluster.now()
+        expected = self.cluster.expected(app)
+        # When none is in good standing (a gather lost every reply: the bus, more likely than
+        # every server), all are waited for, as they were before.
+        everyone = not expected
+        if everyone:
+            expected = self.cluster.count(app)
         replies: list[Response] = []
+        named: set[str] = set()  # the nodes waited for whose reply came
+        others: set[str] = set()  # the nodes not waited for whose reply came
+        anonymous = 0
+        good = False
 
         def enough(raws: list[bytes]) -> bool:
+            nonlocal anonymous, good
             for raw in raws[len(replies) :]:
                 try:
-                    replies.append(decode_response(raw))
+                    reply = decode_response(raw)
                 except ProtocolError as exc:
-                    replies.append(Response(error=f"malformed reply: {exc}", code="bad_reply"))
-            if first_good and any(r.ok for r in replies):
+                    reply = Response(error=f"malformed reply: {exc}", code="bad_reply")
+                replies.append(reply)
+                good = good or reply.ok
+                node = _answered_by(reply)
+                if not node:
+                    anonymous += 1
+                elif everyone or self.cluster.waits_for(node, app):
+                    named.add(node)
+                else:
+                    others.add(node)
+            if first_good and good:
                 return True
-            return expected > 0 and len(replies) >= expected
+            return expected > 0 and len(named) + anonymous >= expected
 
         await self._bus_ready(limit)
-        subject = self.subjects.request(spec.cls, key.app)
+        subject = self.subjects.request(spec.cls, app)
         raws = await self.transport.gather(subject, data, timeout=limit, enough=enough)
-        enough(raws)
+        complete = enough(raws)
+        self.cluster.gathered(app, started, named | others, anonymous, complete=complete)
         if not replies:
             if expected == 0:
-                raise NoProxyError(f"no proxy serves application {key.app!r}")
+                raise NoProxyError(f"no proxy serves application {app!r}")
             raise RequestTimeout(f"{spec.name}: no proxy answered within {limit:g}s")
         return replies
 
@@ -501,10 +534,14 @@ class ProxyBackend:
         if node.application != self._application or self._closed:
             return
         if change == "left":
-            logger.info("proxy left: node %s", node.node)
-        elif change == "restarted":
+            # A server that ever answered is news; a flood of made-up ones is not.
+            log = logger.info if node.good_standing else logger.debug
+            log("proxy left: node %s", node.node)
+        elif change == "restarted" and node.node not in self._rebinding:
+            # One rebind per node at a time: a forged epoch repeated costs one, not many.
             logger.warning("proxy restarted: node %s; binding its dialogs again", node.node)
-            self._spawn(self._rebind(node))
+            self._rebinding.add(node.node)
+            self._spawn(self._rebind(node, self._node_seen.get(node.node, node.last_seen)))
 
     def _on_presence(self, message: BusMessage) -> None:
         try:
@@ -513,26 +550,33 @@ class ProxyBackend:
             return
         if presence.role == PresenceRole.PROXY and presence.leaving:
             self.cluster.leave(presence.node, presence.application, presence.epoch)
+            # A leaving notice may be forged: a ping soon lets a server that is still there
+            # announce itself again (one ping a second at most, whatever the notices).
+            now = asyncio.get_running_loop().time()
+            if now - self._pinged_on_leave >= 1.0 and not self._closed:
+                self._pinged_on_leave = now
+                self._spawn_ping()
 
-    async def _rebind(self, node: Node) -> None:
+    async def _rebind(self, node: Node, last_seen: float) -> None:
         """A server came back as a new process: it lost our dialogs' bindings and the events
-        of the time in between. Say so on every dialog with an entity there, and bind again."""
-        bindings = self._memory.on_node(node.node)
-        gap = gap_since(
-            self._node_seen.get(node.node, node.last_seen),
-            application=self._application,
-            node=node.node,
-            source="proxy",
-        )
-        for dialog in ["", *{b.key.dialog for b in bindings}]:
-            self._hub.publish(gap, dialog)
-        for binding in bindings:
-            try:
-                await self.execute(binding.kind, binding.key, binding.payload, retries=1)
-            except (NotFoundError, ConflictError):
-                self._memory.drop(binding)  # the entity is gone, or the call is someone else's
-            except AriProxyError as exc:
-                logger.warning("could not bind %s again: %s", binding.key.id, exc)
+        since it was last heard (`last_seen`, loop time). Say so on every dialog with an entity
+        there, and bind again."""
+        try:
+            bindings = self._memory.on_node(node.node)
+            gap = gap_since(
+                last_seen, application=self._application, node=node.node, source="proxy"
+            )
+            for dialog in ["", *{b.key.dialog for b in bindings}]:
+                self._hub.publish(gap, dialog)
+            for binding in bindings:
+                try:
+                    await self.execute(binding.kind, binding.key, binding.payload, retries=1)
+                except (NotFoundError, ConflictError):
+                    self._memory.drop(binding)  # the entity is gone, or someone else's call
+                except AriProxyError as exc:
+                    logger.warning("could not bind %s again: %s", binding.key.id, exc)
+        finally:
+            self._rebinding.discard(node.node)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -564,6 +608,22 @@ class ProxyBackend:
         self._hub.close()
         if self._owns_transport:
             await self.transport.close()
+
+
+def _answered_by(reply: Response) -> str:
+    """The node a gather's reply came from: what our servers say in `node`, else (a Go server)
+    the node of a get's key, or the one node of a list's keys ("" for an empty list, an
+    error, data: Go's replies do not say)."""
+    if reply.node:
+        return reply.node
+    if reply.key is not None:
+        return reply.key.node
+    if reply.keys:
+        node = reply.keys[0].node
+        # A server lists its own node's entities only: a reply naming several says nothing.
+        if all(k.node == node for k in reply.keys):
+            return node
+    return ""
 
 
 def _most_telling(replies: list[Response]) -> Response:

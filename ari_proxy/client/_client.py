@@ -108,7 +108,10 @@ def connect(
     ]
 
     async def start() -> ProxyClient:
-        transport = bus_connect(url_list, prefix=prefix, name=name, **bus_options)
+        # Scoped: the connection's private subjects and queues carry the application, which
+        # bus permissions can then keep to it (docs/security.md).
+        options = {"scope": app, **bus_options}
+        transport = bus_connect(url_list, prefix=prefix, name=name, **options)
         await connect_within(transport, url_list, connect_timeout)
         backend = ProxyBackend(
             transport,

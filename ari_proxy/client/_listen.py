@@ -27,7 +27,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._exceptions import AriProxyError, ConflictError, NotFoundError, ProtocolError
+from .._exceptions import (
+    AriProxyError,
+    ConflictError,
+    NoProxyError,
+    NotFoundError,
+    ProtocolError,
+)
 from ..bus import BusMessage, BusSubscription, Transport
 from ..events import EventHub, Subscription, decode_event
 from ..protocol import (
@@ -97,6 +103,7 @@ class ListenGroup:
         self._sub: BusSubscription | None = None
         self._legacy_sub: BusSubscription | None = None
         self._legacy_task: asyncio.Task[None] | None = None
+        self._legacy_stale = False
         self._beat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -127,6 +134,8 @@ class ListenGroup:
             self.ignored += 1
             return
         if not isinstance(event, StasisStart):
+            if not legacy:
+                self.ignored += 1  # the listen subject carries StasisStart events only
             return  # the legacy subject carries every event of the application
         channel = event.channel.id
         node = event.asterisk_id or ""
@@ -134,9 +143,9 @@ class ListenGroup:
             self.ignored += 1
             return
         if legacy:
-            if node in self._listen_nodes():
+            if self._offers_from(node):
                 return  # that node's server offers it on the listen subject
-        elif node not in self._listen_nodes():
+        elif not self._offers_from(node):
             self.ignored += 1  # a node that never announced itself: a forged or stale offer
             logger.debug("ignoring an offer from unannounced node %r", node)
             return
@@ -153,12 +162,14 @@ class ListenGroup:
         """Take the offered call on `key` (its channel, node and the new dialog): True when it
         is this instance's, False when it is not (logged unless another instance simply was
         quicker)."""
-        legacy = key.node not in self._listen_nodes()
+        legacy = not self._offers_from(key.node)
         kind: KindName = "ChannelSubscribe" if legacy else "ListenTake"
         payload = None if legacy else ListenTake(instance=self.instance)
         try:
             await self._execute(kind, key, payload, retries=2)
-        except (ConflictError, NotFoundError) as exc:
+        except (ConflictError, NotFoundError, NoProxyError) as exc:
+            # Another instance was quicker, the channel is gone, or nobody serves the node (a
+            # forged offer): nothing to tell.
             self.not_taken += 1
             logger.debug("call %s not taken: %s", key.id, exc)
             return False
@@ -168,18 +179,32 @@ class ListenGroup:
             return False
         return True
 
-    def _listen_nodes(self) -> set[str]:
-        return {n.node for n in self.cluster.nodes(self.application) if "listen" in n.features}
+    def _offers_from(self, node: str) -> bool:
+        """Whether `node` announced that it offers calls of the application (O(1))."""
+        known = self.cluster.get(node, self.application) if node else None
+        return known is not None and "listen" in known.features
 
     # --- Go servers --------------------------------------------------------------------------
 
     def _on_node_change(self, change: str, node: Node) -> None:
-        if node.application == self.application and not self._closed:
-            self._legacy_task = asyncio.get_running_loop().create_task(self._update_legacy())
+        # Called once per change, a flood of announcements included: one task at a time
+        # catches up with all of them.
+        if node.application != self.application or self._closed:
+            return
+        self._legacy_stale = True
+        if self._legacy_task is None or self._legacy_task.done():
+            self._legacy_task = asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        while self._legacy_stale and not self._closed:
+            self._legacy_stale = False
+            try:
+                await self._update_legacy()
+            except AriProxyError as exc:
+                logger.warning("could not follow the Go servers' calls: %s", exc)
 
     async def _update_legacy(self) -> None:
-        nodes = self.cluster.nodes(self.application)
-        needed = any("listen" not in n.features for n in nodes)
+        needed = self.cluster.count(self.application, without="listen") > 0
         async with self._lock:
             if needed and self._legacy_sub is None:
                 self._legacy_sub = await self.transport.subscribe(

@@ -20,6 +20,7 @@ from ._dialogs import (
 from ._errors import (
     ProtocolError,
 )
+from ._isolation import named_applications
 from ._json import (
     Buffer,
     decode,
@@ -40,6 +41,7 @@ from ._kinds import (
     KindSpec,
     Reply,
     Retry,
+    check_request,
     split_config_id,
     split_endpoint_id,
 )
@@ -136,7 +138,10 @@ from ._subjects import (
     BusFlavour,
     RequestClass,
     Subjects,
+    check_dialog,
     check_token,
+    scoped_dialog,
+    valid_dialog,
     valid_token,
 )
 
@@ -221,6 +226,8 @@ __all__ = [
     "UserEvent",
     "UserEventBody",
     "Variables",
+    "check_dialog",
+    "check_request",
     "check_token",
     "decode",
     "decode_announcement",
@@ -241,12 +248,15 @@ __all__ = [
     "format_go_datetime",
     "go_escape",
     "is_rid",
+    "named_applications",
     "new_id",
     "parse_go_datetime",
     "reply_error",
+    "scoped_dialog",
     "split_config_id",
     "split_endpoint_id",
     "stamp_event",
+    "valid_dialog",
     "valid_token",
     "variable_data",
     "with_dialog",

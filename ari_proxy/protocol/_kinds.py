@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, cast
 
-from ..spec import OPERATIONS, Operation
+from .._exceptions import InvalidRequestError
+from ..spec import OPERATIONS, Operation, check_path, check_query, control_character
 from ._key import EntityKind, Key
 from ._kind_names import KindName
 from ._messages import EntityData
@@ -41,6 +42,7 @@ __all__ = [
     "KindSpec",
     "Reply",
     "Retry",
+    "check_request",
     "split_config_id",
     "split_endpoint_id",
 ]
@@ -1094,3 +1096,70 @@ KINDS: Final[Mapping[str, KindSpec]] = MappingProxyType({row.name: row for row i
 
 if len(KINDS) != len(_ROWS):  # pragma: no cover - a duplicated row is a programming error
     raise RuntimeError("duplicate kind in the table")
+
+
+# --- checking a request at the edge ---------------------------------------------------------
+
+_KEY_FIELDS: Final = ("id", "node", "dialog", "app")
+
+
+def check_request(
+    kind: str, key: Key | None, payload: Any, *, app: str = "", node: str = ""
+) -> None:
+    """Refuse a request whose values Asterisk would misread, before anything is sent.
+
+    Both clients call it before a request leaves them, and the server on every request it
+    decodes, so a hostile value never reaches Asterisk: a control character (below 0x20, or
+    DEL) in the key's `id`, `node`, `dialog` or `app`, in a value that becomes an ARI path
+    segment, in an ID or name query value, or in a variable's name; a NUL in any text; an
+    integer outside its ARI parameter's range (`ari_proxy.spec.int_bounds`). The kind's row
+    builds the ARI parameters exactly as the executor will (`KindSpec.args`) and
+    `ari_proxy.spec.check_path` / `check_query` judge them, the checks `build_path` and
+    `build_query` make again when the HTTP request is built.
+
+    What this does not judge (an unknown kind, a missing key or payload, a payload the row
+    cannot read) is left to the executor, which words those errors as Go does.
+
+    Raises:
+        InvalidRequestError: naming the field (`key.id`, or the ARI parameter) and what is
+            wrong with it.
+    """
+    if key is not None and control_character(key.id + key.node + key.dialog + key.app):
+        for name in _KEY_FIELDS:  # which one (one search of them all is the common case)
+            value: str = getattr(key, name)
+            if (bad := control_character(value)) is not None:
+                raise InvalidRequestError(
+                    f"{kind}: key.{name} {value[:100]!r} contains a control character ({bad})"
+                )
+    spec = KINDS.get(kind)
+    if spec is not None and spec.args is None and "Stage" in kind:
+        spec = KINDS.get(kind.replace("Stage", "", 1))  # judged as the kind it stages
+    if spec is None or spec.args is None or spec.operation is None:
+        return
+    if spec.payload is not None and payload is None and spec.payload_required:
+        return  # refused as missing by the executor
+    call = Invocation(spec, key or Key(), payload, app, node)
+    try:
+        args = spec.args(call)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return  # a payload the row cannot read: the executor says why
+    op = OPERATIONS[spec.operation]
+    try:
+        check_path(op, args.path)
+        check_query(op, args.query)
+        _check_body(op, args.body)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError(f"{kind}: {exc}") from None
+
+
+def _check_body(op: Operation, body: object) -> None:
+    """Variable and field names in a JSON body (their values are text, sent as JSON)."""
+    if not isinstance(body, dict):
+        return
+    variables = body.get("variables")
+    if isinstance(variables, dict):
+        for name in variables:
+            if isinstance(name, str) and (bad := control_character(name)) is not None:
+                raise ValueError(
+                    f"{op.name}: variable name {name[:100]!r} contains a control character ({bad})"
+                )

@@ -249,10 +249,10 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     """A server's reply (Go `proxy.Response`).
 
     `error` is always sent (`""` on success); `data`, `key` and `keys` are omitted when
-    unset, and an absent `keys` decodes as `()`. Two extensions Go ignores: `status`, the
+    unset, and an absent `keys` decodes as `()`. Four extensions Go ignores: `status`, the
     HTTP status of the ARI error behind `error` (omitted when 0), `code`, a short
-    machine code such as an `ErrorCode`, and `message`, Asterisk's own explanation (both
-    omitted when empty).
+    machine code such as an `ErrorCode`, `message`, Asterisk's own explanation, and `node`
+    (these three omitted when empty).
     """
 
     error: str = kept("")
@@ -262,6 +262,8 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     status: int = 0
     code: str = ""
     message: str = ""
+    node: str = ""
+    """Extension: the node of the server that answered (clients tell gathered replies apart)."""
 
     @property
     def ok(self) -> bool:

@@ -2,6 +2,9 @@
 
 Apps, node IDs and dialog IDs are used raw as subject tokens, so they are checked here: Go does
 not check them, and a token with a `.` or a wildcard character would silently route elsewhere.
+A dialog ID is one token, or two, `<app>.<id>`: our clients name their dialogs so, and then a
+dialog's copies go to `<prefix>dialogevent.<app>.<id>`, which bus permissions can keep to the
+application (docs/security.md); Go servers publish them there too, as they use the ID raw.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from dataclasses import dataclass
 from ._errors import ProtocolError
 from ._key import Key
 
-__all__ = ["BusFlavour", "RequestClass", "Subjects", "check_token", "valid_token"]
+__all__ = [
+    "BusFlavour",
+    "RequestClass",
+    "Subjects",
+    "check_dialog",
+    "check_token",
+    "scoped_dialog",
+    "valid_dialog",
+    "valid_token",
+]
 
 # Dots separate tokens, `*`, `>` and `#` are wildcards on NATS or RabbitMQ, and whitespace or
 # control characters are refused by NATS.
@@ -34,6 +46,27 @@ def check_token(token: str, what: str) -> str:
             "no '.', '*', '>', '#', whitespace or control characters"
         )
     return token
+
+
+def valid_dialog(dialog: str) -> bool:
+    """Whether `dialog` can name a dialog: one valid token, or two, `<app>.<id>`."""
+    head, dot, tail = dialog.partition(".")
+    return valid_token(head) and (not dot or valid_token(tail))
+
+
+def check_dialog(dialog: str) -> str:
+    """Return `dialog` if `valid_dialog` accepts it; otherwise raise `ProtocolError`."""
+    if not valid_dialog(dialog):
+        raise ProtocolError(
+            f"dialog {dialog!r} cannot name a dialog: it must be one subject token, or two "
+            "(`<app>.<id>`), without '*', '>', '#', whitespace or control characters"
+        )
+    return dialog
+
+
+def scoped_dialog(app: str, ident: str) -> str:
+    """The dialog ID `<app>.<ident>`, whose copies permissions can keep to `app`."""
+    return f"{check_token(app, 'application')}.{check_token(ident, 'dialog')}"
 
 
 class RequestClass(enum.StrEnum):
@@ -109,7 +142,7 @@ class Subjects:
 
     def dialog_event(self, dialog: str) -> str:
         """The subject of an event's dialog copy: `<prefix>dialogevent.<dialog>`."""
-        return f"{self.prefix}dialogevent.{check_token(dialog, 'dialog')}"
+        return f"{self.prefix}dialogevent.{check_dialog(dialog)}"
 
     def presence(self, role: str, app: str = "") -> str:
         """Where peers of ours say they are there: `<prefix>presence.<role>.<app>`, or with no

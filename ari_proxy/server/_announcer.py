@@ -5,6 +5,11 @@ Clients count the announcements they saw to know how many replies a broadcast ga
 reconnect, on every ping and periodically, but only while its ARI connection is up (Go keeps
 announcing while ARI is down and never at startup: docs/protocol.md, Go defect 15), so clients never
 count a server that cannot answer.
+
+Announcements are coalesced: at most one round (one per application) per `MIN_GAP` (100 ms),
+however fast pings come. A ping that arrives while a round is due is answered by that round,
+so every ping still gets an answer within about 100 ms, and a flood of pings costs the bus
+no more than ten rounds a second.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ from ..protocol import (
 from ._counters import Counters
 from ._logging import RateLimiter
 
-__all__ = ["FEATURES", "Announcer"]
+__all__ = ["FEATURES", "MIN_GAP", "Announcer"]
 
 logger = logging.getLogger(__name__)
 
 FEATURES = ("listen",)
 """What our servers offer beyond Go's protocol, announced: `listen`, calls offered to listen
 groups on `<prefix>listen.<app>.<node>` and taken with `ListenTake`."""
+
+MIN_GAP = 0.1
+"""Seconds between two rounds of announcements at least."""
 
 
 class Announcer:
@@ -73,11 +81,23 @@ class Announcer:
         self._limiter = RateLimiter(30.0)
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._due: asyncio.Task[None] | None = None  # the coalesced round `soon` scheduled
+        self._last = float("-inf")  # loop time of the last round
+        self._lock = asyncio.Lock()
 
     async def announce(self) -> None:
-        """Announce every application now, if ARI is up; failures are logged, not raised."""
+        """Announce every application, if ARI is up: now, or as soon as `MIN_GAP` has passed
+        since the last round. Failures are logged, not raised."""
+        async with self._lock:
+            wait = self._last + MIN_GAP - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._round()
+
+    async def _round(self) -> None:
         if not self._is_up():
             return
+        self._last = asyncio.get_running_loop().time()
         node = self._node()
         for app in self.applications:
             body = encode_announcement(
@@ -104,10 +124,28 @@ class Announcer:
         logger.debug("announced", extra={"node": node, "apps": list(self.applications)})
 
     def soon(self) -> None:
-        """Announce from a synchronous callback (a ping, a state change)."""
-        task = asyncio.get_running_loop().create_task(self.announce(), name="announce")
+        """Announce from a synchronous callback (a ping, a state change): one round within
+        `MIN_GAP`, shared by every call until it starts."""
+        if self._due is not None:
+            return  # a round is due: it answers this call too
+        task = asyncio.get_running_loop().create_task(self._coalesced(), name="announce")
+        self._due = task
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    async def _coalesced(self) -> None:
+        try:
+            async with self._lock:
+                wait = self._last + MIN_GAP - asyncio.get_running_loop().time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                # From here on a new call schedules the next round: this one may have been
+                # built before the call's reason (a ping) arrived.
+                self._due = None
+                await self._round()
+        finally:
+            if self._due is asyncio.current_task():
+                self._due = None
 
     def on_ping(self, message: BusMessage) -> None:
         """A ping arrived: answer with announcements (the body does not matter)."""

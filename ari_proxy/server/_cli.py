@@ -4,7 +4,9 @@
 instead (`_ops.py`); the server's flags and environment are untouched by them.
 
 Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the server could not start or
-failed, 2 for a configuration error (one line on stderr, never holding a secret).
+failed, 2 for a configuration error (one line on stderr, never holding a secret), or when the
+message bus refused the credentials at startup (logged: "the message bus refused the
+credentials ...").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .._exceptions import AriProxyError
+from .._exceptions import AriProxyError, AuthenticationError
 from .._version import __version__
 from ._config import SETTINGS, ConfigError, ServerConfig, load_config
 from ._logging import configure_logging
@@ -131,6 +133,10 @@ async def serve(config: ServerConfig) -> int:
         await server.run()
     except asyncio.CancelledError:
         return 1 if received else 130
+    except AuthenticationError as exc:
+        # Retrying cannot help until the credentials change: a configuration error.
+        logger.error("cannot start: %s", exc)
+        return 2
     except AriProxyError as exc:
         logger.error("server failed: %s", exc)
         return 1

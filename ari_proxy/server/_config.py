@@ -10,7 +10,10 @@ docs/configuration.md describes the table (a test checks that it names every set
 The `messagebus.*` settings but the URLs are the bus's `BusSettings` (same names); which apply
 is the URL's backend's business (`ari_proxy.bus` registry), not this module's.
 
-Secrets (the ARI password, bus credentials) never appear in an error message or a `repr`.
+Secrets (the ARI password, bus credentials) never appear in an error message or a `repr`. The
+passwords can come from files instead (`ari.password_file`, `messagebus.password_file`), as
+Kubernetes secrets and systemd credentials provide them: the file's content, without its
+trailing line break, is the password.
 """
 
 from __future__ import annotations
@@ -120,6 +123,15 @@ def _count(value: object) -> int:
     return number
 
 
+def _count_or_auto(value: object) -> int:
+    """A whole number, or `0`, `auto` or `off` (also empty) for 0: no bound of its own."""
+    if isinstance(value, str) and value.strip().lower() in ("", "0", "auto", "off", "none"):
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0
+    return _count(value)
+
+
 def _interval(value: object) -> float:
     """A duration, or `off` (also `0` or empty) for none: 0.0."""
     if isinstance(value, str) and value.strip().lower() in ("", "0", "off", "none"):
@@ -224,6 +236,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("ari.username", "ari_username", _text, "ARI user (required)", go=True),
     Setting("ari.password", "ari_password", _text, "ARI password (required)", secret=True, go=True),
+    Setting(
+        "ari.password_file",
+        "ari_password_file",
+        _text,
+        "file holding the ARI password (instead of ari.password; a trailing line break is "
+        "dropped), e.g. a Kubernetes secret or a systemd credential",
+    ),
     Setting("ari.http_url", "ari_http_url", _text, "ARI REST base URL", go=True),
     Setting(
         "ari.websocket_url",
@@ -247,6 +266,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("messagebus.user", "bus_user", _text, "bus user (instead of user info in the URL)"),
     Setting("messagebus.password", "bus_password", _text, "bus password", secret=True),
+    Setting(
+        "messagebus.password_file",
+        "bus_password_file",
+        _text,
+        "file holding the bus password (instead of messagebus.password; a trailing line break "
+        "is dropped)",
+    ),
     Setting("messagebus.token", "bus_token", _text, "NATS token", secret=True),
     Setting("messagebus.creds_file", "bus_creds_file", _text, "NATS .creds file (JWT + seed)"),
     Setting("messagebus.nkey_seed_file", "bus_nkey_seed_file", _text, "NATS nkey seed file"),
@@ -266,6 +292,14 @@ SETTINGS: tuple[Setting, ...] = (
         "max_inflight",
         _count,
         "requests executed at once; beyond it requests get 'server busy'",
+    ),
+    Setting(
+        "proxy.max_inflight_per_client",
+        "max_inflight_per_client",
+        _count_or_auto,
+        "requests one client (one reply inbox) may have executing at once; 0 or auto: an "
+        "equal share of proxy.max_inflight among the clients active in the last second, "
+        "at least 4, applied once half of the slots are taken",
     ),
     Setting("proxy.max_request_size", "max_request_size", _size, "largest request body accepted"),
     Setting(
@@ -302,7 +336,22 @@ SETTINGS: tuple[Setting, ...] = (
         "proxy.max_dialog_bindings",
         "max_dialog_bindings",
         _count,
-        "most entities bound to dialogs; beyond it the oldest binding is dropped",
+        "most entities bound to dialogs; beyond it the oldest binding not of a call taken "
+        "with listen() is dropped",
+    ),
+    Setting(
+        "proxy.max_bindings_per_dialog",
+        "max_bindings_per_dialog",
+        _count_or_auto,
+        "most entities one dialog is bound to (0: no bound of its own); beyond it the "
+        "dialog's oldest binding is dropped",
+    ),
+    Setting(
+        "proxy.isolate_applications",
+        "isolate_applications",
+        _flag,
+        "refuse a request received for one application that names another (an originate or "
+        "move into it, its subscriptions); on by default",
     ),
     Setting(
         "proxy.listen_deadline",
@@ -356,13 +405,15 @@ class ServerConfig:
 
     applications: tuple[str, ...]
     ari_username: str
-    ari_password: str = field(repr=False)
+    ari_password: str = field(default="", repr=False)
+    ari_password_file: str = ""
     ari_http_url: str = "http://localhost:8088/ari"
     ari_websocket_url: str = ""
     ari_max_connections: int = 32
     bus_urls: tuple[str, ...] = ("nats://127.0.0.1:4222",)
     bus_user: str = ""
     bus_password: str = field(default="", repr=False)
+    bus_password_file: str = ""
     bus_token: str = field(default="", repr=False)
     bus_creds_file: str = ""
     bus_nkey_seed_file: str = ""
@@ -373,6 +424,7 @@ class ServerConfig:
     prefix: str = "ari."
     request_timeout: float = 10.0
     max_inflight: int = 256
+    max_inflight_per_client: int = 0
     max_request_size: int = 1024 * 1024
     max_file_size: int = 4 * 1024 * 1024
     event_queue_size: int = 10_000
@@ -380,6 +432,8 @@ class ServerConfig:
     entity_check_interval: float = 10.0
     shutdown_grace: float = 10.0
     max_dialog_bindings: int = 100_000
+    max_bindings_per_dialog: int = 1_000
+    isolate_applications: bool = True
     listen_deadline: float = 10.0
     listen_fallback: str = "hangup"
     listen_resume_grace: float = 3.0
@@ -388,6 +442,22 @@ class ServerConfig:
     verbose: bool = False
 
     def __post_init__(self) -> None:
+        # The passwords given as files are read once, here (frozen: set as the dataclass
+        # itself would).
+        for attr, file_attr in (
+            ("ari_password", "ari_password_file"),
+            ("bus_password", "bus_password_file"),
+        ):
+            path = getattr(self, file_attr)
+            if not path:
+                continue
+            secret = read_secret_file(path, _setting_for(file_attr))
+            if getattr(self, attr) not in ("", secret):  # equal: a copy (dataclasses.replace)
+                raise ConfigError(
+                    f"both {_setting_for(attr)} and {_setting_for(file_attr)} are set: "
+                    "give the password one way only"
+                )
+            object.__setattr__(self, attr, secret)
         _validate(self)
 
     @property
@@ -421,6 +491,32 @@ class ServerConfig:
         return shown
 
 
+def read_secret_file(path: str, setting: str) -> str:
+    """The secret a file holds, without its trailing line breaks (`echo` and editors add one;
+    Kubernetes secrets and systemd credentials hold the bytes as given).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not text or empty; the message names the
+            setting and the path, never the content.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting}: cannot read {path!r}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{setting}: {path!r} is not UTF-8 text") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ConfigError(f"{setting}: {path!r} is empty")
+    if "\n" in secret or "\r" in secret:
+        raise ConfigError(f"{setting}: {path!r} holds more than one line")
+    return secret
+
+
 def _validate(config: ServerConfig) -> None:
     if not config.applications:
         raise ConfigError("no ARI application given (--ari.application or ARI_APPLICATION)")
@@ -439,7 +535,10 @@ def _validate(config: ServerConfig) -> None:
     if not config.ari_username:
         raise ConfigError("no username found (--ari.username, ARI_USERNAME or ari.username)")
     if not config.ari_password:
-        raise ConfigError("no password found (--ari.password, ARI_PASSWORD or ari.password)")
+        raise ConfigError(
+            "no password found (--ari.password, ARI_PASSWORD or ari.password, or a file named "
+            "by --ari.password_file, ARI_PASSWORD_FILE or ari.password_file)"
+        )
     for name, url, schemes in (
         ("ari.http_url", config.ari_http_url, {"http", "https"}),
         ("ari.websocket_url", config.websocket_url, {"ws", "wss"}),

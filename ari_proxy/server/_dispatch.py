@@ -37,10 +37,13 @@ from ..protocol import (
     RequestClass,
     Response,
     Result,
+    check_request,
     decode_request,
     encode_result,
     error_reply,
     error_response,
+    named_applications,
+    valid_dialog,
     valid_token,
 )
 from ..spec import OPERATIONS
@@ -71,6 +74,8 @@ class Dispatcher:
         file_limit: the largest binary file (bytes) a reply may carry, read per request (it
             depends on the bus).
         offers: the calls offered to listen groups, which decide `ListenTake`.
+        isolate: refuse a request that names an application other than the one it was sent
+            for (`proxy.isolate_applications`).
     """
 
     def __init__(
@@ -82,14 +87,45 @@ class Dispatcher:
         request_timeout: float,
         file_limit: Callable[[], int],
         offers: CallOffers | None = None,
+        isolate: bool = False,
     ) -> None:
         self.executors = executors
         self.offers = offers
+        self.isolate = isolate
         self.router = router
         self._node = node
         self.request_timeout = request_timeout
         self._file_limit = file_limit
         self._limiter = RateLimiter(10.0)
+        if router.on_overflow is None:
+            router.on_overflow = self._binding_overflow
+
+    def _binding_overflow(self, bound: str) -> None:
+        """A bound of the binding table dropped or refused a binding: WARNING, at most one per
+        10 s per bound."""
+        held = self._limiter.allow(f"bindings:{bound}")
+        if held is None:
+            return
+        router = self.router
+        what = {
+            "table": "the oldest unpinned binding was evicted",
+            "pinned": "the table is full of pinned (owned) calls",
+            "dialog": "a dialog reached its bound; its oldest binding was dropped",
+            "entity": "an entity reached its bound of dialogs; its oldest dialog was dropped",
+        }.get(bound, bound)
+        logger.warning(
+            "dialog bindings at their bound: %s",
+            what,
+            extra={
+                "bound": bound,
+                "bindings": len(router),
+                "limit": router.max_entities,
+                "pinned": router.pinned,
+                "evicted": router.evicted,
+                "refused": router.refused,
+                "suppressed": held,
+            },
+        )
 
     async def dispatch(
         self, app: str, cls: RequestClass, data: bytes, subject: str
@@ -100,6 +136,11 @@ class Dispatcher:
         try:
             request = decode_request(data)
             kind = request.kind
+            spec = KINDS.get(kind)
+            payload = getattr(request, spec.payload) if spec and spec.payload else None
+            # Before anything else, bindings included: a control character in an ID, an
+            # integer out of its ARI range (the checks the clients make before sending).
+            check_request(kind, request.key, payload, app=app, node=self._node())
             if not self._is_ours(request.key, app, cls):
                 return None
             response = await self._execute(self.executors[app], request)
@@ -121,14 +162,19 @@ class Dispatcher:
         """
         if key is None:
             return True
-        for name, value in (("app", key.app), ("node", key.node), ("dialog", key.dialog)):
-            # App, node and dialog become subject tokens (replies are stamped with them, dialog
-            # copies are published on `<prefix>dialogevent.<dialog>`).
+        for name, value in (("app", key.app), ("node", key.node)):
+            # App and node become subject tokens (replies are stamped with them).
             if value and not valid_token(value):
                 raise InvalidRequestError(
                     f"key.{name} {value[:100]!r} cannot be a subject token: it must not contain "
                     "'.', '*', '>', '#', spaces or control characters"
                 )
+        if key.dialog and not valid_dialog(key.dialog):
+            # Dialog copies go to `<prefix>dialogevent.<dialog>`: one token, or `<app>.<id>`.
+            raise InvalidRequestError(
+                f"key.dialog {key.dialog[:100]!r} cannot name a dialog: it must be one subject "
+                "token or two (`<app>.<id>`), without '*', '>', '#', spaces or control characters"
+            )
         node = self._node()
         if key.app in ("", app) and key.node in ("", node):
             return True
@@ -153,6 +199,13 @@ class Dispatcher:
         if spec is None:
             raise UnknownKindError("Not implemented")
         payload = getattr(request, spec.payload) if spec.payload else None
+        if self.isolate:
+            others = named_applications(spec, request.key, payload) - {executor.application}
+            if others:
+                raise InvalidRequestError(
+                    f"{kind} names application {', '.join(sorted(others))!s}, not "
+                    f"{executor.application!r} it was sent for (proxy.isolate_applications)"
+                )
         limit = self.request_timeout
         if request.deadline:
             # The caller's own clock: a request that waited in a reconnect buffer or a queue
@@ -209,8 +262,10 @@ class Dispatcher:
                 f"call {key.id} is another instance's", ErrorCode.TAKEN, status=409
             )
         if verdict is TakeVerdict.OFFERED:
-            # Offered by us and not ended since: in Stasis, no need to ask Asterisk.
-            self.router.bind(key.dialog, "channel", key.id)
+            # Offered by us and not ended since: in Stasis, no need to ask Asterisk. An owned
+            # call's binding is pinned: no binding made by anyone else can evict it
+            # (docs/operations.md, "Limits under load").
+            self.router.bind(key.dialog, "channel", key.id, pin=True)
             return Response()
         try:
             async with asyncio.timeout(limit):
@@ -223,6 +278,8 @@ class Dispatcher:
                 text = f"ListenTake: Asterisk did not answer within {limit:.3g}s"
                 return error_reply(RequestTimeout(text))
             raise
+        # The channel exists: pin its binding now (made again if it was evicted meanwhile).
+        self.router.bind(key.dialog, "channel", key.id, pin=True)
         return Response()
 
     async def _download(self, executor: Executor, spec: KindSpec, key: Key | None) -> Result:

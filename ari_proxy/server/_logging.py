@@ -3,7 +3,9 @@ periodic `stats` line.
 
 `configure_logging` is called only by the CLI entry point: the library never configures
 logging. Each record becomes one JSON object per line: `ts`, `level`, `logger`, `msg`, then the
-fields passed with `extra={...}` (`kind`, `subject`, `app`, `node`, `error`, ...).
+fields passed with `extra={...}` (`kind`, `subject`, `app`, `node`, `error`, ...). Whatever a
+value holds (a request's kind or ID may carry line breaks or other control characters), JSON
+escapes it, so one record is always one line.
 """
 
 from __future__ import annotations
@@ -80,15 +82,30 @@ class RateLimiter:
     ```
     """
 
-    def __init__(self, interval: float = 10.0) -> None:
+    OVERFLOW = "(other topics)"
+    """Where topics go once `max_topics` are tracked (topics may come from requests)."""
+
+    def __init__(self, interval: float = 10.0, *, max_topics: int = 1024) -> None:
         self.interval = interval
+        self.max_topics = max_topics
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
+        self._pruned_at = float("-inf")
 
     def allow(self, topic: str) -> int | None:
         """The number of messages held back since the last one, if this one may be logged;
         None if it must be dropped."""
         now = time.monotonic()
+        if topic not in self._next and len(self._next) >= self.max_topics:
+            # Forget the topics that are quiet (nothing held, interval over), at most once a
+            # second; while none is, a new topic shares one with the other newcomers.
+            if now >= self._pruned_at + 1.0:
+                self._pruned_at = now
+                quiet = [t for t, due in self._next.items() if due <= now and t not in self._held]
+                for old in quiet:
+                    del self._next[old]
+            if len(self._next) >= self.max_topics:
+                topic = self.OVERFLOW
         if now < self._next.get(topic, 0.0):
             self._held[topic] = self._held.get(topic, 0) + 1
             return None

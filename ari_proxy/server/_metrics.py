@@ -39,6 +39,7 @@ from .._version import __version__
 from ..ari import ConnectionState
 from ..bus import BusState
 from ..protocol import KINDS, ErrorCode, Response
+from ._offers import MAX_LISTENERS_PER_APP
 
 if TYPE_CHECKING:
     from ._server import Server
@@ -287,6 +288,33 @@ class ServerMetrics:
             "Requests executed at once at most (proxy.max_inflight); beyond it: busy.",
             config.max_inflight,
         )
+        admission = server.admission
+        yield gauge(
+            "clients_active",
+            "Clients (reply inboxes) that sent a request within the last second or have one "
+            "executing.",
+            admission.clients,
+        )
+        yield gauge(
+            "requests_inflight_per_client_limit",
+            "Requests one client may have executing now (proxy.max_inflight_per_client, or "
+            "an equal share of proxy.max_inflight among the active clients).",
+            admission.share(),
+        )
+        yield counter(
+            "clients_forgotten",
+            "Clients forgotten because 4096 were remembered (the least recently seen first).",
+            admission.forgotten,
+        )
+        busy = CounterMetricFamily(
+            "ari_proxy_requests_busy",
+            "Requests refused as busy, by the limit reached: server (proxy.max_inflight) or "
+            "client (its share).",
+            labels=["limit"],
+        )
+        busy.add_metric(["server"], admission.refused_busy)
+        busy.add_metric(["client"], admission.refused_share)
+        yield busy
 
         yield counter("events_received", "ARI WebSocket frames received.", counters.events_received)
         yield counter(
@@ -331,6 +359,61 @@ class ServerMetrics:
             "dialog_bindings_evicted",
             "Dialog bindings dropped because the table was full.",
             _number(stats["dialog_bindings_evicted"]),
+        )
+        router = server.router
+        yield gauge(
+            "dialog_bindings_pinned",
+            "Entities pinned to their owner's dialog (calls taken with listen()): never "
+            "evicted to make room.",
+            router.pinned,
+        )
+        yield gauge(
+            "dialog_bindings_per_dialog_limit",
+            "Entities one dialog is bound to at most (proxy.max_bindings_per_dialog; 0: none).",
+            config.max_bindings_per_dialog,
+        )
+        overflow = CounterMetricFamily(
+            "ari_proxy_dialog_bindings_overflow",
+            "Bindings dropped or refused by a bound other than the table's oldest-first "
+            "eviction: pinned (evicted or refused, the table full of pinned calls), dialog "
+            "(the per-dialog bound), entity (the dialogs of one entity).",
+            labels=["bound"],
+        )
+        overflow.add_metric(["pinned_evicted"], router.pinned_evicted)
+        overflow.add_metric(["refused"], router.refused)
+        overflow.add_metric(["dialog"], router.dialog_evicted)
+        yield overflow
+        offers = server.offers
+        yield gauge("calls_pending", "Calls offered and not taken yet.", offers.pending)
+        yield gauge("calls_owned", "Calls an instance owns (taken with listen()).", offers.owned)
+        yield gauge(
+            "calls_limit",
+            "Calls offered plus owned at most; beyond, the oldest owner is forgotten.",
+            offers.max_calls,
+        )
+        calls_evicted = CounterMetricFamily(
+            "ari_proxy_calls_evicted",
+            "Calls forgotten because the table was full: owner (the oldest owner), offer (the "
+            "oldest offer, no longer repeated).",
+            labels=["what"],
+        )
+        calls_evicted.add_metric(["owner"], offers.counters["owners_evicted"])
+        calls_evicted.add_metric(["offer"], offers.counters["offers_evicted"])
+        yield calls_evicted
+        yield gauge(
+            "listeners",
+            "Instances in listen() remembered, all applications.",
+            offers.listeners.total(),
+        )
+        yield gauge(
+            "listeners_limit",
+            "Instances in listen() remembered per application at most.",
+            MAX_LISTENERS_PER_APP,
+        )
+        yield counter(
+            "listeners_evicted",
+            "Listeners forgotten because their application had the most remembered.",
+            offers.listeners.evicted,
         )
 
         yield gauge("ari_connected", "1 while the ARI WebSocket is up.", server.ari_connected)

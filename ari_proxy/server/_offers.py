@@ -102,12 +102,19 @@ class Fallback:
 
 
 class Listeners:
-    """The instances in `listen()` of each application, from their presence messages."""
+    """The instances in `listen()` of each application, from their presence messages.
+
+    Attributes:
+        evicted: listeners forgotten because their application had `MAX_LISTENERS_PER_APP`
+            (the stalest first).
+    """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._seen: dict[str, collections.OrderedDict[str, tuple[float, float]]] = {}
         self._last: dict[str, float] = {}
+        self.evicted = 0
+        self._limiter = RateLimiter(30.0)
 
     def seen(self, presence: Presence) -> None:
         """Record a listener's presence message (or its leaving)."""
@@ -123,7 +130,18 @@ class Listeners:
         members.move_to_end(instance)
         while len(members) > MAX_LISTENERS_PER_APP:
             members.popitem(last=False)
+            self.evicted += 1
+            held = self._limiter.allow("listeners")
+            if held is not None:
+                logger.warning(
+                    "listeners at their bound: forgot the stalest",
+                    extra={"app": app, "limit": MAX_LISTENERS_PER_APP, "suppressed": held},
+                )
         self._last[app] = now
+
+    def total(self) -> int:
+        """Listeners remembered, of every application (live or not yet expired)."""
+        return sum(len(members) for members in self._seen.values())
 
     def live(self, app: str) -> int:
         """Listeners of `app` heard from within three of their intervals."""
@@ -179,7 +197,8 @@ class CallOffers:
         resume_grace: seconds a restarted server waits for owners before offering the calls
             it found in Stasis.
         max_calls: most calls tracked (offered plus owned); beyond, the oldest owner is
-            forgotten (its call then looks unowned to a later take).
+            forgotten (its call then looks unowned to a later take), or, with no owner left,
+            the oldest offer (published, no longer repeated). Either is logged at WARNING.
     """
 
     def __init__(
@@ -201,7 +220,7 @@ class CallOffers:
         self._node = node
         self.counters: collections.Counter[str] = collections.Counter()
         """`offers`, `offers_repeated`, `takes`, `takes_refused`, `fallbacks`,
-        `owners_evicted`."""
+        `owners_evicted`, `offers_evicted`."""
         self.deadline = deadline
         self.retry = retry
         self.fallback = fallback or Fallback()
@@ -251,7 +270,7 @@ class CallOffers:
         now = time.monotonic()
         if channel not in self._pending:
             if len(self._pending) + len(self._owners) >= self.max_calls:
-                self._forget_oldest_owner()
+                self._make_room()
             self._pending[channel] = _Offer(app, channel, data, now)
         offer = self._pending[channel]
         offer.due = now + (self.retry[0] if sent else 0.1)
@@ -277,8 +296,8 @@ class CallOffers:
             self.counters["takes_refused"] += 1
             return TakeVerdict.TAKEN
         offered = self._pending.pop(channel, None) is not None
-        if len(self._owners) >= self.max_calls:
-            self._forget_oldest_owner()
+        if len(self._pending) + len(self._owners) >= self.max_calls:
+            self._make_room()
         self._owners[channel] = _Owner(app, instance, dialog)
         self.counters["takes"] += 1
         return TakeVerdict.OFFERED if offered else TakeVerdict.GRANTED
@@ -289,10 +308,31 @@ class CallOffers:
         if owner is not None and owner.instance == instance:
             del self._owners[channel]
 
-    def _forget_oldest_owner(self) -> None:
+    def _make_room(self) -> None:
+        """Forget the oldest owner, else the oldest offer, for a new call; WARNING (at most one
+        per 10 s)."""
         if self._owners:
             self._owners.popitem(last=False)
             self.counters["owners_evicted"] += 1
+            what = "forgot the oldest owner"
+        elif self._pending:
+            del self._pending[next(iter(self._pending))]
+            self.counters["offers_evicted"] += 1
+            what = "stopped repeating the oldest offer"
+        else:
+            return
+        held = self._limiter.allow("calls-full")
+        if held is not None:
+            logger.warning(
+                "calls offered and owned at their bound: %s",
+                what,
+                extra={
+                    "limit": self.max_calls,
+                    "owned": len(self._owners),
+                    "pending": len(self._pending),
+                    "suppressed": held,
+                },
+            )
 
     async def resume(self, app: str, events: Sequence[bytes]) -> None:
         """Offer the calls found in Stasis at startup that nobody took within the grace."""

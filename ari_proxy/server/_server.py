@@ -51,6 +51,7 @@ from ..protocol import (
     with_dialog,
 )
 from ..spec import OPERATIONS
+from ._admission import Admission, client_of
 from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters
@@ -126,7 +127,9 @@ class Server:
             pool_size=config.ari_max_connections,
             timeout=config.request_timeout,
         )
-        self.router = DialogRouter(config.max_dialog_bindings)
+        self.router = DialogRouter(
+            config.max_dialog_bindings, max_per_dialog=config.max_bindings_per_dialog
+        )
         node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
         self.epoch = new_id("ep")
         self.executors = {app: Executor(self.http, app, node) for app in self.applications}
@@ -146,6 +149,7 @@ class Server:
             request_timeout=config.request_timeout,
             file_limit=self._file_limit,
             offers=self.offers,
+            isolate=config.isolate_applications,
         )
         self.publisher = EventPublisher(
             self.bus,
@@ -183,6 +187,8 @@ class Server:
         self._subscribed_node = ""
         self._move_lock = asyncio.Lock()
         self._executing: set[asyncio.Task[None]] = set()
+        # proxy.max_inflight, shared fairly between clients (_admission.py).
+        self.admission = Admission(config.max_inflight, config.max_inflight_per_client)
         self._replying: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._checker: asyncio.Task[None] | None = None
@@ -405,6 +411,16 @@ class Server:
     def _handler(self, app: str, cls: RequestClass) -> Callable[[BusMessage], None]:
         """The bus handler for one subscription: decides at once, runs the request as a task."""
 
+        admission = self.admission
+        # Refusals are answered from tasks too: at most this many at once (a bus too slow to
+        # take them), beyond which a flood's refusals go unanswered (their senders time out)
+        # rather than pile up.
+        most_replying = max(4096, 16 * self.config.max_inflight)
+
+        def refuse(message: BusMessage, response: Response) -> None:
+            if len(self._replying) < most_replying:
+                self._reply_soon(message, response)
+
         def on_request(message: BusMessage) -> None:
             self.counters.requests += 1
             if len(message.data) > self.config.max_request_size:
@@ -412,22 +428,31 @@ class Server:
                     f"request of {len(message.data)} bytes exceeds the "
                     f"{self.config.max_request_size} bytes this server accepts"
                 )
-                self._reply_soon(message, error_response(text, ErrorCode.TOO_LARGE))
+                refuse(message, error_response(text, ErrorCode.TOO_LARGE))
                 self.metrics.refused(app, b"", ErrorCode.TOO_LARGE)  # too large to read the kind
                 self._warn("too-large", text, message.subject, app)
-            elif not self.ari_connected:
+                return
+            if not self.ari_connected:
                 # Go's rule 1: refused at once while the ARI WebSocket is down.
-                self._reply_soon(message, error_response(ARI_DOWN_TEXT, ErrorCode.ARI_DOWN))
+                refuse(message, error_response(ARI_DOWN_TEXT, ErrorCode.ARI_DOWN))
                 self.metrics.refused(app, message.data, ErrorCode.ARI_DOWN)
-            elif len(self._executing) >= self.config.max_inflight:
-                text = f"server busy: {self.config.max_inflight} requests in flight"
-                self._reply_soon(message, error_response(text, ErrorCode.BUSY))
+                return
+            # proxy.max_inflight in all, and each client (its reply inbox) its share of it.
+            client = client_of(message.reply)
+            busy = admission.admit(client)
+            if busy is not None:
+                refuse(message, error_response(busy, ErrorCode.BUSY))
                 self.metrics.refused(app, message.data, ErrorCode.BUSY)
-                self._warn("busy", text, message.subject, app)
-            else:
-                task = asyncio.get_running_loop().create_task(self._handle(app, cls, message))
-                self._executing.add(task)
-                task.add_done_callback(self._executing.discard)
+                self._warn("busy", busy, message.subject, app)
+                return
+            task = asyncio.get_running_loop().create_task(self._handle(app, cls, message))
+            self._executing.add(task)
+
+            def done(finished: asyncio.Task[None]) -> None:
+                self._executing.discard(finished)
+                admission.release(client)
+
+            task.add_done_callback(done)
 
         return on_request
 
@@ -460,7 +485,7 @@ class Server:
             self.counters.errors[str(response.code or "error")] += 1
         if not message.reply:
             return
-        body = encode_response(response)
+        body = encode_response(msgspec.structs.replace(response, node=self.node))
         try:
             await self.bus.reply(message, body)
         except AriProxyError as exc:

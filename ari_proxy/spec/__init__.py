@@ -17,13 +17,30 @@ from ._decoding import (
     is_zero_model,
 )
 from ._models import EVENT_ENTITIES, EVENT_TYPES, MODELS, AnyMessage, Event, Message
-from ._operation import HttpMethod, Operation, Param, ParamLocation, build_path, build_query
+from ._operation import (
+    FREE_TEXT,
+    INT_MAX,
+    INT_MIN,
+    HttpMethod,
+    Operation,
+    Param,
+    ParamLocation,
+    build_path,
+    build_query,
+    check_path,
+    check_query,
+    control_character,
+    int_bounds,
+)
 from ._operations import OPERATIONS
 
 __all__ = [
     "EVENT_ENTITIES",
     "EVENT_TYPES",
+    "FREE_TEXT",
     "GO_ZERO_TIMES",
+    "INT_MAX",
+    "INT_MIN",
     "MODELS",
     "OPERATIONS",
     "AnyMessage",
@@ -35,9 +52,13 @@ __all__ = [
     "ParamLocation",
     "build_path",
     "build_query",
+    "check_path",
+    "check_query",
     "clear_zero_models",
+    "control_character",
     "convert_lenient",
     "decode_lenient",
     "decode_model",
+    "int_bounds",
     "is_zero_model",
 ]

@@ -7,6 +7,11 @@ table and the docs read these rows; nothing loads the api-docs at run time.
 `build_path` and `build_query` turn caller-supplied values into the path and query of a request.
 Every path value is percent-encoded as a whole segment, so an ID such as ``../x`` or ``a/b`` stays
 data inside its segment and can never select another route.
+
+Both also refuse what Asterisk would misread (`check_path`, `check_query`, which validate without
+building): a control character in a path value or in an ID or name (Asterisk's strings are C
+strings, so ``victim%00zzz`` names ``victim``), a NUL anywhere, and an integer outside the range
+ARI parses (`int_bounds`).
 """
 
 import re
@@ -16,7 +21,21 @@ from urllib.parse import quote
 
 import msgspec
 
-__all__ = ["HttpMethod", "Operation", "Param", "ParamLocation", "build_path", "build_query"]
+__all__ = [
+    "FREE_TEXT",
+    "INT_MAX",
+    "INT_MIN",
+    "HttpMethod",
+    "Operation",
+    "Param",
+    "ParamLocation",
+    "build_path",
+    "build_query",
+    "check_path",
+    "check_query",
+    "control_character",
+    "int_bounds",
+]
 
 HttpMethod = Literal["GET", "POST", "PUT", "DELETE"]
 """The HTTP methods ARI uses."""
@@ -29,6 +48,34 @@ _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 # A segment that is exactly "." or ".." is a dot-segment: URL normalisation (yarl, proxies,
 # servers) removes it and so changes the route, whatever percent-encoding was applied to it.
 _DOT_SEGMENTS = frozenset({"", ".", ".."})
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NUL = "\x00"
+
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+"""ARI parses its `int` (and, in Asterisk 22, its `long`) parameters into C ints: the range a
+value must fall in unless the api-docs document a narrower one (`int_bounds`)."""
+
+# Integer parameters that are counts, durations or offsets: never negative (documented as such,
+# or meaningless below zero). `timeout` of an originate takes -1 for "no timeout".
+_INT_MINIMUM: dict[str, int] = {
+    "after": 0,
+    "before": 0,
+    "between": 0,
+    "duration": 0,
+    "maxDurationSeconds": 0,
+    "maxSilenceSeconds": 0,
+    "newMessages": 0,
+    "offsetms": 0,
+    "oldMessages": 0,
+    "skipms": 0,
+    "timeout": -1,
+}
+
+FREE_TEXT: frozenset[str] = frozenset({"appArgs", "body", "data", "transport_data", "value"})
+"""Query parameters that carry text rather than an ID or a name (a message body, a variable's
+value, application arguments): they may hold tabs and line breaks, never a NUL."""
 
 
 class Param(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,6 +146,23 @@ class Operation(msgspec.Struct, frozen=True, kw_only=True):
     is_websocket: bool = False
 
 
+def control_character(value: str) -> str | None:
+    """The first control character (below 0x20, or DEL) in `value`, as ``0x0a``, or None."""
+    found = _CONTROL.search(value)
+    return f"0x{ord(found.group()):02x}" if found is not None else None
+
+
+def int_bounds(param: Param) -> tuple[int, int]:
+    """The smallest and largest value an integer parameter takes.
+
+    The api-docs' RANGE when it gives one; otherwise 0 (or -1 for a timeout) for counts,
+    durations and offsets, and `INT_MIN` for the rest; at most `INT_MAX` (C int).
+    """
+    low = param.minimum if param.minimum is not None else _INT_MINIMUM.get(param.name, INT_MIN)
+    high = param.maximum if param.maximum is not None else INT_MAX
+    return max(low, INT_MIN), min(high, INT_MAX)
+
+
 def build_path(op: Operation, values: Mapping[str, str]) -> str:
     """Fill the path template of `op`, percent-encoding each value as one whole segment.
 
@@ -130,10 +194,51 @@ def build_path(op: Operation, values: Mapping[str, str]) -> str:
         value = values[name]
         if value in _DOT_SEGMENTS:
             raise ValueError(f"{op.name}: path parameter {name!r} cannot be {value!r}")
-        # Most IDs need no quoting at all; quote() is slow, so only call it when needed.
-        out.append(value if _UNRESERVED.fullmatch(value) else quote(value, safe=""))
+        # Most IDs need no quoting at all (nor checking); quote() is slow, so only when needed.
+        if _UNRESERVED.fullmatch(value):
+            out.append(value)
+        else:
+            _check_segment(op, name, value)
+            out.append(quote(value, safe=""))
         out.append(parts[index + 1])
     return "".join(out)
+
+
+def _check_segment(op: Operation, name: str, value: str) -> None:
+    bad = control_character(value)
+    if bad is not None:
+        raise ValueError(
+            f"{op.name}: path parameter {name!r} {value[:100]!r} contains a control "
+            f"character ({bad})"
+        )
+
+
+def check_path(op: Operation, values: Mapping[str, str]) -> None:
+    """Refuse a path value that holds a control character, as `build_path` does, without
+    building the path (an empty value, still to be generated, passes).
+
+    Raises:
+        ValueError: naming the parameter and the character.
+    """
+    for name, value in values.items():
+        if value and not _UNRESERVED.fullmatch(value):
+            _check_segment(op, name, value)
+
+
+def check_query(op: Operation, values: Mapping[str, object]) -> None:
+    """Check the query values `build_query` would send, without building them: each must fit
+    its parameter's type and range. Absent values, and names the operation does not have, are
+    left to `build_query`.
+
+    Raises:
+        ValueError: an integer out of range, a control character in an ID or a name (a NUL in
+            any text).
+        TypeError: a value of a type the parameter does not take.
+    """
+    for param in op.query:
+        value = values.get(param.name)
+        if value is not None:
+            _query_value(op, param, value)
 
 
 # Operation name -> its path template split at the placeholders (compiled once).
@@ -146,18 +251,21 @@ def build_query(op: Operation, values: Mapping[str, object]) -> list[tuple[str, 
     """Serialise the query parameters of `op` from `values`, in api-docs order.
 
     Rules: ``None`` (or an empty list) means absent; ``bool`` becomes ``true``/``false`` (boolean
-    parameters only); ``int`` becomes decimal (int and long parameters only); ``str`` is sent as
-    given; a list or tuple (``allow_multiple`` parameters only) is comma-joined. Asterisk splits
-    that list with ``ast_app_separate_args``, which keeps commas inside parentheses or double
-    quotes, so ``CUT(x,-,1)`` stays one item. Documented defaults are not filled in: Asterisk
-    applies them. Percent-encoding is left to the HTTP client.
+    parameters only); ``int`` becomes decimal (int and long parameters only, within
+    `int_bounds`); ``str`` is sent as given (for an int or long parameter, a decimal within
+    `int_bounds`), without control characters unless the parameter is free text (`FREE_TEXT`,
+    which still takes no NUL); a list or tuple (``allow_multiple`` parameters only) is
+    comma-joined. Asterisk splits that list with ``ast_app_separate_args``, which keeps commas
+    inside parentheses or double quotes, so ``CUT(x,-,1)`` stays one item. Documented defaults
+    are not filled in: Asterisk applies them. Percent-encoding is left to the HTTP client.
 
     Returns:
         ``(name, value)`` pairs for the HTTP client's ``params``.
 
     Raises:
-        ValueError: a required parameter is absent, or `values` names a parameter that is not a
-            query parameter of `op` (path and body parameters included).
+        ValueError: a required parameter is absent, `values` names a parameter that is not a
+            query parameter of `op` (path and body parameters included), or a value is out of
+            range or holds a control character (see the rules).
         TypeError: a value has a type the parameter does not take.
     """
     known = {param.name for param in op.query}
@@ -183,15 +291,58 @@ def _query_value(op: Operation, param: Param, value: object) -> str:
     return _scalar(op, param, value)
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
 def _scalar(op: Operation, param: Param, value: object) -> str:
     if isinstance(value, str):
+        if param.type in ("int", "long"):
+            if not _DECIMAL.fullmatch(value):
+                raise ValueError(
+                    f"{op.name}: query parameter {param.name!r} ({param.type}) must be a whole "
+                    f"number, not {value[:40]!r}"
+                )
+            _check_int(op, param, int(value))
+        elif param.name in FREE_TEXT:
+            if _NUL in value:
+                raise ValueError(
+                    f"{op.name}: query parameter {param.name!r} contains a NUL character"
+                )
+        else:
+            bad = control_character(value)
+            if bad is not None:
+                raise ValueError(
+                    f"{op.name}: query parameter {param.name!r} {value[:100]!r} contains a "
+                    f"control character ({bad})"
+                )
         return value
     if isinstance(value, bool):
         if param.type == "boolean":
             return "true" if value else "false"
     elif isinstance(value, int) and param.type in ("int", "long"):
-        return str(int(value))
+        number = int(value)
+        _check_int(op, param, number)
+        return str(number)
     raise TypeError(
         f"{op.name}: query parameter {param.name!r} ({param.type}) "
-        f"cannot take {type(value).__name__} {value!r}"
+        f"cannot take {type(value).__name__} {_short(value)}"
     )
+
+
+def _check_int(op: Operation, param: Param, number: int) -> None:
+    low, high = int_bounds(param)
+    if not low <= number <= high:
+        raise ValueError(
+            f"{op.name}: query parameter {param.name!r} ({param.type}) must be from {low} to "
+            f"{high}, not {_short(number)}"
+        )
+
+
+def _short(value: object) -> str:
+    """A value for an error message: its repr, cut at 40 characters (an integer of a million
+    digits is not repeated, nor is its repr ever computed past Python's digit limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        digits = int(value.bit_length() * 0.30103) + 1
+        return f"{'minus ' if value < 0 else ''}an integer of about {digits} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

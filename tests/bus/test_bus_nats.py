@@ -19,6 +19,7 @@ import pytest
 from bus_contract import NewTransport, TransportContract
 
 from ari_proxy._exceptions import (
+    AuthenticationError,
     ClientClosedError,
     ConnectError,
     NoProxyError,
@@ -88,7 +89,8 @@ def test_every_nats_exception_is_translated() -> None:
         (nats.errors.ConnectionClosedError(), True, ClientClosedError),
         (nats.errors.ConnectionClosedError(), False, TransportError),
         (nats.errors.MaxPayloadError(), False, TransportError),
-        (nats.errors.AuthorizationError(), False, ConnectError),
+        (nats.errors.AuthorizationError(), False, AuthenticationError),  # a ConnectError
+        (nats.errors.Error("nats: 'Authorization Violation'"), False, AuthenticationError),
         (nats.errors.BadSubjectError(), False, ProtocolError),
         (nats.errors.UnexpectedEOF(), False, TransportError),
         (ConnectionRefusedError(111, "refused"), False, ConnectError),
@@ -157,11 +159,12 @@ async def test_credentials_never_show(
         refused = NatsTransport(
             [f"nats://{auth_nats.address}"], user=auth_nats.user or None, connect_timeout=1, **wrong
         )
-        connecting = asyncio.ensure_future(refused.connect())
-        await until(lambda: any(failed(r) for r in caplog.records))
+        # A refusal at the first connection is final: said at once, not retried until timeout.
+        with pytest.raises(AuthenticationError) as caught:
+            async with asyncio.timeout(1.0):
+                await refused.connect()
         await refused.close()
-        with pytest.raises(ClientClosedError) as caught:
-            await connecting
+        assert "refused the credentials" in str(caught.value)
         assert "Authorization" in str(caught.value)
 
         # The same secret in the URL instead, and right this time: it connects and works.

@@ -85,12 +85,23 @@ def test_invalid_tokens_are_rejected(token: str) -> None:
             S.request(RequestClass.GET, token)
         with pytest.raises(ProtocolError):
             S.request(RequestClass.GET, "app", token)
-        with pytest.raises(ProtocolError):
-            S.dialog_event(token)
+        if "." not in token:  # `<app>.<id>` is a scoped dialog (docs/security.md)
+            with pytest.raises(ProtocolError):
+                S.dialog_event(token)
         with pytest.raises(ProtocolError):
             S.event_subscription(Key(app=token), BusFlavour.NATS)
     with pytest.raises(ProtocolError):
         S.event("app", token)
+
+
+@pytest.mark.parametrize("dialog", ["a.b.c", "a.", ".b", "a..b", "a.*", "a b.c", "a.\n"])
+def test_dialogs_take_at_most_two_tokens(dialog: str) -> None:
+    with pytest.raises(ProtocolError, match="dialog"):
+        S.dialog_event(dialog)
+
+
+def test_a_scoped_dialog_is_two_tokens() -> None:
+    assert S.dialog_event("app.d1").endswith(".app.d1")
 
 
 @pytest.mark.parametrize("token", [NODE, "test", "golden-hrrmvk-chan", "Stasis:x", "ü-app"])

@@ -54,17 +54,17 @@ async def test_ari_down_then_back(
             began = time.monotonic()
             reply = await request(nc, subject, {"kind": "AsteriskInfo", "key": None})
             assert time.monotonic() - began < 0.5  # at once, not after a timeout
-            assert reply == {"error": "ARI connection is down", "code": "ari_down"}
+            assert reply == {"error": "ARI connection is down", "code": "ari_down", "node": node}
             before, announced = len(ours()), server.counters.announcements
             # A ping is answered by an announcement attempt: tell the test when one has run.
             attempted = asyncio.Event()
-            announce = server.announcer.announce
+            round_ = server.announcer._round  # what a ping's coalesced round runs
 
-            async def announce_and_tell() -> None:
-                await announce()
+            async def round_and_tell() -> None:
+                await round_()
                 attempted.set()
 
-            monkeypatch.setattr(server.announcer, "announce", announce_and_tell)
+            monkeypatch.setattr(server.announcer, "_round", round_and_tell)
             await nc.publish("ari.ping", b'{"kind":"","key":null}')
             await asyncio.wait_for(attempted.wait(), 5)
             # No announcement while ARI is down (one is counted as soon as it is published).

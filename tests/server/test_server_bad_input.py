@@ -53,7 +53,7 @@ CASES: list[tuple[str, bytes, str, str]] = [
     (
         "wildcard dialog",
         b'{"kind":"ChannelAnswer","key":{"id":"c","dialog":"d.>"}}',
-        "key.dialog 'd.>' cannot be a subject token",
+        "key.dialog 'd.>' cannot name a dialog",
         "bad_request",
     ),
     (

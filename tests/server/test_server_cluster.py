@@ -73,12 +73,12 @@ async def test_unicast_create_queue_and_broadcast_list(
             expected=2,
             timeout=1.0,
         )
-        assert replies == [{"error": ""}]
+        assert replies == [{"error": "", "node": node}]
         for channel, node in list(created.items())[1:]:
             reply = await request(
                 nc,
                 unicast("command", app_name, node),
                 {"kind": "ChannelHangup", "key": {"kind": "channel", "id": channel}},
             )
-            assert reply == {"error": ""}
+            assert reply == {"error": "", "node": node}
         assert one.stats()["ignored"] + two.stats()["ignored"] == 1

@@ -75,7 +75,7 @@ async def test_local_call_events_and_dialog_copies(
             {"kind": "BridgeDelete", "key": {"kind": "bridge", "id": bridge}},
         ):
             reply = await request(nc, unicast("command", app_name, node), body)
-            assert reply == {"error": ""}
+            assert reply == {"error": "", "node": node}
         await got.wait_for(
             lambda: (
                 {"ChannelDestroyed", "BridgeDestroyed"} <= set(_types(got.json("ari.dialogevent")))
@@ -125,7 +125,7 @@ async def test_sip_call_through_the_proxy(
             unicast("command", app_name, node),
             {"kind": "ChannelHangup", "key": key, "channel_hangup": {"reason": "normal"}},
         )
-        assert reply == {"error": ""}
+        assert reply == {"error": "", "node": node}
 
     async with collect(nc, subject) as got:
         driver = asyncio.get_running_loop().create_task(drive())

@@ -57,6 +57,6 @@ async def test_server_over_rabbitmq(asterisk: Instance, rabbitmq_url: str, app_n
                     f"ari.command.{app_name}.{node}", json.dumps(hangup).encode(), timeout=5
                 )
             )
-            assert reply == {"error": ""}
+            assert reply == {"error": "", "node": node}
         finally:
             await client.close()

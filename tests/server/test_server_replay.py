@@ -3,10 +3,10 @@
 Every recorded request is sent, in order and at the recorded pace, as raw NATS in Go's exact
 JSON to the same subject form, with the recorded app `test` and node replaced by ours (and the
 few server-generated IDs mapped as our replies reveal them). Each reply is compared with Go's
-for shape: the same top-level fields (ours may add `status`, `code` and `message`, which Go
-ignores), the same `error` text, the same key fields, and in `data` the same entity with every
-field Go sent present in ours with the same JSON type (ours carry Asterisk's whole object, a
-superset; a Go `null` stands for "absent" and may be left out).
+for shape: the same top-level fields (ours may add the extensions `status`, `code`, `message`
+and `node`, which Go ignores), the same `error` text, the same key fields, and in `data` the
+same entity with every field Go sent present in ours with the same JSON type (ours carry
+Asterisk's whole object, a superset; a Go `null` stands for "absent" and may be left out).
 
 `DIFFERENCES` lists every deliberate departure from Go (docs/protocol.md, "Go defects fixed",
 and tests/vectors/README.md), with the check that applies instead.
@@ -26,6 +26,7 @@ from nats.aio.client import Client as NatsClient
 from server_helpers import Collector, collect, gather, request
 
 from ari_proxy import __version__
+from ari_proxy.protocol import Response
 from ari_proxy.testing import Instance, running_proxy, wait_until
 
 pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
@@ -33,7 +34,8 @@ pytest_plugins = ["server_fixtures"]  # the fixtures `nc` and `server`
 VECTORS = Path(os.environ["ARI_PROXY_VECTORS"]) / "go-v5-nats.jsonl"
 GO_APP = "test"
 GO_NODE = "02:fc:00:00:00:01"
-EXTRA_REPLY_FIELDS = {"status", "code", "message"}
+# Our extensions (docs/protocol.md): every field of ours beyond Go's four.
+EXTRA_REPLY_FIELDS = set(Response.__struct_fields__) - {"error", "data", "key", "keys"}
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,10 @@ async def test_replay_of_the_go_vectors(
     mismatches: list[str] = []
     differences_seen: set[int] = set()
     prefix = subst.prefix
-    async with running_proxy(asterisk, nats_url, app_name, prefix=prefix) as server:
+    # Go serves any application a request names; ours refuses by default (docs/security.md).
+    async with running_proxy(
+        asterisk, nats_url, app_name, prefix=prefix, isolate_applications=False
+    ) as server:
         async with collect(
             nc, f"{prefix}announce", f"{prefix}event.{app_name}.>", f"{prefix}dialogevent.>"
         ) as announcements:

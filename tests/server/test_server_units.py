@@ -78,8 +78,8 @@ async def dispatcher() -> AsyncIterator[Dispatcher]:
             "bad_request",
         ),
         (
-            b'{"kind":"ChannelAnswer","key":{"id":"x","dialog":"a.b"}}',
-            "key.dialog 'a.b' cannot be a subject token",
+            b'{"kind":"ChannelAnswer","key":{"id":"x","dialog":"a.b.c"}}',
+            "key.dialog 'a.b.c' cannot",
             "bad_request",
         ),
         (
