@@ -38,6 +38,8 @@ from ari_proxy.testing import (
     wait_until,
 )
 
+from ._servers import proxy_env
+
 RATE = 3.0
 OUTAGE = 3.0
 APP = "chaos"
@@ -248,22 +250,11 @@ async def rabbitmq_restart(asterisk: Instance) -> Row:
 
 
 async def _proxy(asterisk: Instance, bus_url: str) -> asyncio.subprocess.Process:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_"))
-    }
-    env.update(
-        ARI_APPLICATION=APP,
-        ARI_USERNAME=asterisk.username,
-        ARI_PASSWORD=asterisk.password,
-        ARI_HTTP_URL=asterisk.http_url,
-        MESSAGEBUS_URL=bus_url,
-        PROXY_LISTEN_RESUME_GRACE="1s",
-    )
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "ari_proxy.server",
-        env=env,
+        env=proxy_env(asterisk, bus_url, APP, PROXY_LISTEN_RESUME_GRACE="1s"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

@@ -1,7 +1,7 @@
 """Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
-from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer
+from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer, wait_serving
 from ._proxy import proxy_config, running_proxy, wait_until
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
 from ._services import (
@@ -49,5 +49,6 @@ __all__ = [
     "stop",
     "stop_all",
     "tcp_open",
+    "wait_serving",
     "wait_until",
 ]

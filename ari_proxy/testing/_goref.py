@@ -27,7 +27,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ._asterisk import Instance
 
-__all__ = ["GOREF_ENV", "GoClientError", "GoReference", "GoServer"]
+__all__ = ["GOREF_ENV", "GoClientError", "GoReference", "GoServer", "wait_serving"]
 
 GOREF_ENV = "ARI_PROXY_GOREF"
 """Environment variable naming the folder that holds the Go binaries."""
@@ -165,6 +165,53 @@ def _with_rabbitmq_host(bus_url: str, argv: list[str]) -> tuple[Path, list[str]]
     return Path(name), [unshare, "--mount", "sh", "-c", script, name, *argv]
 
 
+async def wait_serving(
+    bus_url: str,
+    node: str,
+    application: str,
+    *,
+    alive: Callable[[], None] = lambda: None,
+    timeout: float = 15.0,
+) -> None:
+    """Wait until a server (Go's or ours) announces `application` on `node` and answers a request
+    on that node's subject. `alive` is called between tries and raises if the server died.
+
+    Raises:
+        TimeoutError: not serving within `timeout` seconds.
+    """
+    from ..bus import connect as connect_bus
+    from ..protocol import Subjects, decode_announcement
+
+    subjects = Subjects()
+    bus = connect_bus(bus_url, name=f"goref-ready-{secrets.token_hex(3)}")
+    await bus.connect()
+    announced = asyncio.Event()
+
+    def on_announce(message: Any) -> None:
+        with contextlib.suppress(Exception):
+            seen = decode_announcement(message.data)
+            if (seen.node, seen.application) == (node, application):
+                announced.set()
+
+    try:
+        await bus.subscribe(subjects.announce, on_announce)
+        request = json.dumps({"kind": "AsteriskInfo", "key": {"node": node, "app": application}})
+        async with asyncio.timeout(timeout):
+            while True:
+                alive()
+                await bus.ping(subjects.ping, b'{"kind":"","key":null}')
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        await announced.wait()
+                if announced.is_set():
+                    subject = subjects.request("data", application, node)
+                    with contextlib.suppress(Exception):
+                        await bus.request(subject, request.encode(), timeout=0.5)
+                        return
+    finally:
+        await bus.close()
+
+
 @dataclass
 class GoServer:
     """One `ari-proxy-go` process serving `application` for one Asterisk."""
@@ -213,39 +260,9 @@ class GoServer:
             RuntimeError: the process ended (its log is in the message).
             TimeoutError: not ready within `timeout` seconds.
         """
-        from ..bus import connect as connect_bus
-        from ..protocol import Subjects, decode_announcement
-
-        subjects = Subjects()
-        bus = connect_bus(self.bus_url, name=f"goref-ready-{secrets.token_hex(3)}")
-        await bus.connect()
-        announced = asyncio.Event()
-
-        def on_announce(message: Any) -> None:
-            with contextlib.suppress(Exception):
-                seen = decode_announcement(message.data)
-                if (seen.node, seen.application) == (self.node, self.application):
-                    announced.set()
-
-        try:
-            await bus.subscribe(subjects.announce, on_announce)
-            request = json.dumps(
-                {"kind": "AsteriskInfo", "key": {"node": self.node, "app": self.application}}
-            ).encode()
-            async with asyncio.timeout(timeout):
-                while True:
-                    self._check_running()
-                    await bus.ping(subjects.ping, b'{"kind":"","key":null}')
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(0.2):
-                            await announced.wait()
-                    if announced.is_set():
-                        subject = subjects.request("data", self.application, self.node)
-                        with contextlib.suppress(Exception):
-                            await bus.request(subject, request, timeout=0.5)
-                            return
-        finally:
-            await bus.close()
+        await wait_serving(
+            self.bus_url, self.node, self.application, alive=self._check_running, timeout=timeout
+        )
 
     def _check_running(self) -> None:
         if self.process is None:

@@ -1,0 +1,67 @@
+"""Our server as its own process, started and stopped the way `GoServer` starts the Go one, so
+that a benchmark treats both alike."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from ari_proxy.testing import Instance, wait_serving
+
+
+def proxy_env(asterisk: Instance, bus_url: str, application: str, **extra: str) -> dict[str, str]:
+    """The environment of an `ari-proxy` process beside `asterisk`: ours without any inherited
+    ARI, bus or proxy setting, so only what is given here applies."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_"))
+    }
+    env.update(
+        ARI_APPLICATION=application,
+        ARI_USERNAME=asterisk.username,
+        ARI_PASSWORD=asterisk.password,
+        ARI_HTTP_URL=asterisk.http_url,
+        MESSAGEBUS_URL=bus_url,
+        **extra,
+    )
+    return env
+
+
+@dataclass
+class OurServer:
+    """One `python -m ari_proxy.server` process serving `application` for one Asterisk."""
+
+    asterisk: Instance
+    bus_url: str
+    application: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OurServer:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ari_proxy.server"],
+            env=proxy_env(self.asterisk, self.bus_url, self.application),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return self
+
+    async def ready(self, timeout: float = 15.0) -> None:
+        await wait_serving(
+            self.bus_url,
+            self.asterisk.entity_id,
+            self.application,
+            alive=self._check_running,
+            timeout=timeout,
+        )
+
+    def _check_running(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("our ari-proxy process is not running")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
