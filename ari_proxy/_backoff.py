@@ -10,18 +10,23 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["RETRY_INITIAL", "RETRY_MAXIMUM", "Backoff"]
+__all__ = ["RETRY_INITIAL", "RETRY_MAXIMUM", "Backoff", "worth_logging"]
 
 RETRY_INITIAL = 0.1
 """Seconds before the first retry of a lost or refused connection."""
 
-RETRY_MAXIMUM = 5.0
+RETRY_MAXIMUM = 0.5
 """The longest wait between two attempts, in seconds (before jitter draws below it).
 
-Five seconds, as the docs have always said: after a broker or Asterisk restart every link is
-back within about 5 s, and full jitter still spreads the clients of a shared outage over that
-window (their mean wait at the cap is about 2.5 s, close to nats.go's fixed 2 s).
+Half a second: a link is back within 0.5 s of its peer's return (Asterisk, NATS, RabbitMQ),
+which is what a call in progress can afford. An attempt at a peer that is down costs a refused
+TCP connection, so even a large fleet retrying at this pace is cheap for the peer; full jitter
+still spreads a shared outage's reconnects over the half second. The log is spared by
+`worth_logging()`, not by waiting longer.
 """
+
+LOG_EVERY = 100
+"""After the first attempts (1, 2, 4, 8, ...), every this many attempts is logged."""
 
 
 @dataclass(slots=True)
@@ -59,3 +64,10 @@ class Backoff:
     def reset(self) -> None:
         """Start over after a successful attempt."""
         self.attempts = 0
+
+
+def worth_logging(attempt: int) -> bool:
+    """Whether failed attempt number `attempt` (from 1) deserves a log line: the 1st, 2nd, 4th,
+    8th, ... and then every `LOG_EVERY`th, so a long outage retried at a short pace is told
+    about without flooding the log (each line says the attempt's number)."""
+    return attempt & (attempt - 1) == 0 or attempt % LOG_EVERY == 0

@@ -1,4 +1,4 @@
-"""Every reconnect loop waits as docs/operations.md says: 0.1 s doubling to 5 s, jittered, with
+"""Every reconnect loop waits as docs/operations.md says: 0.1 s doubling to 0.5 s, jittered, with
 the values written once (`ari_proxy._backoff`)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from ari_proxy._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff
+from ari_proxy._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff, worth_logging
 from ari_proxy.bus import NatsTransport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +35,9 @@ def test_delays_grow_to_the_maximum_and_no_further() -> None:
     assert max(delays[10:]) > RETRY_MAXIMUM / 2  # it does reach the cap's range
     backoff.reset()
     assert backoff.next() == RETRY_INITIAL
+
+
+def test_a_long_outage_is_logged_sparingly() -> None:
+    logged = [n for n in range(1, 1001) if worth_logging(n)]
+    powers = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+    assert logged == sorted({*powers, *range(100, 1001, 100)})

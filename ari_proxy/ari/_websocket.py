@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import yarl
 
-from .._backoff import Backoff
+from .._backoff import Backoff, worth_logging
 from .._exceptions import AriProxyError, ConnectError
 from .._redact import redact_url
 from ._http import HttpTransport, credentials_rejected
@@ -166,7 +166,7 @@ class EventStream:
                     self._first_error = failure
                 self.failures += 1
                 delay = self.backoff.next()
-                if not self._closing:
+                if not self._closing and worth_logging(self.failures):
                     logger.warning(
                         "ARI events WebSocket: %s (attempt %d); retrying in %.1fs",
                         failure,

@@ -34,7 +34,7 @@ import nats.errors as nats_errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from .._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff
+from .._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff, worth_logging
 from .._exceptions import (
     AriProxyError,
     AuthenticationError,
@@ -185,13 +185,14 @@ class _Link:
                 # moment instead of the cancellation, which is then lost: end here.
                 raise asyncio.CancelledError
             delay = backoff.next()
-            logger.warning(
-                "could not connect to NATS at %s (attempt %d): %s; retrying in %.2fs",
-                ", ".join(self.servers),
-                attempt,
-                self.last_failure,
-                delay,
-            )
+            if worth_logging(attempt):
+                logger.warning(
+                    "could not connect to NATS at %s (attempt %d): %s; retrying in %.2fs",
+                    ", ".join(self.servers),
+                    attempt,
+                    self.last_failure,
+                    delay,
+                )
             await asyncio.sleep(delay)
         self.nc = nc
         self._remember_server(nc)

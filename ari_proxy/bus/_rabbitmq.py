@@ -116,7 +116,7 @@ class RabbitTransport:
         connect_timeout: bound of one connection attempt, in seconds.
         publish_timeout: bound of the broker's confirmation of a reply or ping, in seconds.
         drain_timeout: how long `close()` waits for handlers and queued events, in seconds.
-        backoff: reconnect delays (default: `Backoff()`, 0.1 s doubling up to 5 s, jittered).
+        backoff: reconnect delays (default: `Backoff()`, 0.1 s doubling up to 0.5 s, jittered).
     """
 
     def __init__(

@@ -43,7 +43,7 @@ import aiormq.exceptions
 from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
-from .._backoff import Backoff
+from .._backoff import Backoff, worth_logging
 from .._exceptions import AuthenticationError, ClientClosedError, TransportError
 from .._redact import redact_url
 from ._rabbitmq_errors import AUTH_FAILURE, BACKEND_ERRORS, amqp_errors, redact_text, translate
@@ -293,7 +293,7 @@ class Link:
             )
 
     async def _supervise(self) -> None:
-        index = 0
+        index = failures = 0
         while not self._closing:
             url = self._urls[index % len(self._urls)]
             try:
@@ -312,14 +312,20 @@ class Link:
                         self._connected.set()  # wake wait_connected()
                         return
                     self.last_failure = f"{AUTH_FAILURE}: {failure}"
-                log.warning(
-                    "cannot connect to RabbitMQ at %s: %s", redact_url(url), self.last_failure
-                )
+                failures += 1
+                if worth_logging(failures):
+                    log.warning(
+                        "cannot connect to RabbitMQ at %s (attempt %d): %s",
+                        redact_url(url),
+                        failures,
+                        self.last_failure,
+                    )
                 index += 1
                 if index % len(self._urls) == 0:
                     await asyncio.sleep(self._backoff.next())
                 continue
             self._backoff.reset()
+            failures = 0
             log.info("connected to RabbitMQ at %s", redact_url(url))
             self._state.set(BusState.CONNECTED)
             self._connected.set()
