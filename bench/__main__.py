@@ -1,5 +1,5 @@
-"""`python -m bench [native] [proxy] [go] [setup] [chaos [scenario ...]]`: start what is needed,
-measure side by side, print tables."""
+"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [setup] [chaos [scenario ...]]`:
+start what is needed, measure side by side, print tables."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ async def main(which: list[str], n: int) -> None:
 
             names = [w for w in which if w in chaos.SCENARIOS]
             print(await chaos.run(inst, names))
+            print()
+        if "recovery" in which:
+            from . import recovery
+
+            faults = [w for w in which if w in recovery.FAULTS]
+            print(await recovery.run(inst, faults))
             print()
         if "go" in which:
             from . import goref

@@ -3,13 +3,41 @@ that a benchmark treats both alike."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from ari_proxy.testing import Instance, wait_serving
+from ari_proxy.testing import GoReference, Instance, wait_serving
+
+DEFAULT_GOREF = Path(__file__).resolve().parents[2] / "shared" / "goref" / "bin"
+"""Where the Go binaries are when `ARI_PROXY_GOREF` does not say: beside the checkout."""
+
+
+def find_goref() -> GoReference | None:
+    """The Go reference binaries, or None where there are none (the Go rows are then left out,
+    with a line saying so)."""
+    return GoReference.find(DEFAULT_GOREF)
+
+
+class Served(Protocol):
+    """A server process, Go's or ours, as `GoServer` and `OurServer` both are."""
+
+    async def ready(self, timeout: float = ...) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def rabbitmqctl(*args: str) -> None:
+    """Run `rabbitmqctl` on the machine's broker (quietly)."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    await process.wait()
 
 
 def proxy_env(asterisk: Instance, bus_url: str, application: str, **extra: str) -> dict[str, str]:

@@ -38,7 +38,7 @@ from ari_proxy.testing import (
     wait_until,
 )
 
-from ._servers import proxy_env
+from ._servers import proxy_env, rabbitmqctl
 
 RATE = 3.0
 OUTAGE = 3.0
@@ -228,13 +228,6 @@ async def nats_restart(asterisk: Instance) -> Row:
         )
 
 
-async def _rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    await process.wait()
-
-
 async def rabbitmq_restart(asterisk: Instance) -> Row:
     url = ensure_rabbitmq()
     try:
@@ -242,11 +235,11 @@ async def rabbitmq_restart(asterisk: Instance) -> Row:
             "RabbitMQ stop_app 3 s",
             asterisk,
             url,
-            lambda: _rabbitmqctl("stop_app"),
-            lambda: _rabbitmqctl("start_app"),
+            lambda: rabbitmqctl("stop_app"),
+            lambda: rabbitmqctl("start_app"),
         )
     finally:
-        await _rabbitmqctl("start_app")
+        await rabbitmqctl("start_app")
 
 
 async def _proxy(asterisk: Instance, bus_url: str) -> asyncio.subprocess.Process:

@@ -23,13 +23,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 import ari_proxy
 from ari_proxy.testing import GoClientError, GoReference, Instance, ensure_nats, ensure_rabbitmq
 
-from ._servers import OurServer
+from ._servers import OurServer, Served, find_goref
 from ._stats import Sample, concurrent, serial, table
 
 APP = "bench-go"
@@ -37,7 +35,6 @@ IN_FLIGHT = 32
 REQUEST_TIMEOUT = 2.0
 """Seconds, for both clients: long enough that a loaded machine shows in the figures, not as a
 failed run."""
-DEFAULT_GOREF = Path(__file__).resolve().parents[2] / "shared" / "goref" / "bin"
 
 Figures = dict[str, float]
 """One round's figures for one (generator, server) cell: `p50`, `p99` in µs, `rps`."""
@@ -113,14 +110,6 @@ async def _our_generator(bus_url: str, node: str, n: int) -> dict[str, Figures]:
         "info": {**_latencies(one), "rps": many.throughput},
         "originate + hangup": {**_latencies(calls), "rps": calls.throughput},
     }
-
-
-class Served(Protocol):
-    """A server process, Go's or ours, as `GoServer` and `OurServer` both are."""
-
-    async def ready(self, timeout: float = ...) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 async def _round(
@@ -220,7 +209,7 @@ def report(bus: str, cells: Cells) -> str:
 
 async def run(inst: Instance, *, n: int = 1000, rounds: int = 3) -> str:
     """Every bus's tables, or one line saying why there are none."""
-    ref = GoReference.find(DEFAULT_GOREF)
+    ref = find_goref()
     if ref is None:
         return (
             "Go reference rows: not measured, the Go binaries were not found "

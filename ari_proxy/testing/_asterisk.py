@@ -97,6 +97,15 @@ class Instance:
         """Map a path inside the root to the host."""
         return self.root / inside.lstrip("/")
 
+    def answers(self, timeout: float = 0.5) -> bool:
+        """Whether ARI answers `GET /asterisk/ping` now (blocking: call it from a thread in
+        an event loop)."""
+        try:
+            _ari_get(self.spec, "/asterisk/ping", timeout=timeout)
+        except (OSError, ValueError):
+            return False
+        return True
+
     def cli(self, command: str, timeout: float = 15) -> str:
         """Run an Asterisk CLI command against this instance and return its output."""
         return cli(self, command, timeout=timeout)
