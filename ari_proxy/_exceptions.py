@@ -4,7 +4,8 @@
 AriProxyError
 ├── TransportError                  could not talk to Asterisk or the bus
 │   ├── ConnectError                connecting failed
-│   │   └── AuthenticationError     the broker refused the credentials
+│   │   ├── AuthenticationError     the broker refused the credentials
+│   │   └── CertificateError        the peer's TLS certificate was not trusted
 │   └── ConnectionDownError         the link is down right now ("ARI connection is down")
 ├── RequestTimeout                  no answer in time (also the builtin TimeoutError)
 ├── NoProxyError                    no proxy serves the application or node asked for
@@ -30,11 +31,14 @@ AriProxyError
 
 from __future__ import annotations
 
+import ssl
+
 __all__ = [
     "AriError",
     "AriProxyError",
     "AuthenticationError",
     "BadRequestError",
+    "CertificateError",
     "ClientClosedError",
     "ClosedError",
     "ConflictError",
@@ -53,6 +57,7 @@ __all__ = [
     "TransportError",
     "UnknownKindError",
     "UnprocessableEntityError",
+    "certificate_refusal",
     "error_for_status",
 ]
 
@@ -75,6 +80,16 @@ class AuthenticationError(ConnectError):
     Raised by a bus transport's first connection: retrying cannot help until the credentials
     or the broker's configuration change. Once connected, a refusal on reconnection is retried
     like any other failure, and logged as an authentication failure."""
+
+
+class CertificateError(ConnectError):
+    """The peer's TLS certificate was not trusted: not signed by the CA given (or by the
+    system's, without one), expired, or for another host name.
+
+    Raised by a first connection at once, as `AuthenticationError` is: retrying cannot help
+    until the CA setting or the peer's certificate changes, and a TLS link is never quietly
+    replaced by a plain one. Once connected, a refusal on reconnection is retried (the peer's
+    certificate may be in the middle of a rotation) and logged."""
 
 
 class ConnectionDownError(TransportError):
@@ -199,3 +214,19 @@ def error_for_status(status: int, text: str, *, reason: str = "", message: str =
     """Build the `AriError` subclass that matches an HTTP status."""
     cls = _BY_STATUS.get(status, AriError)
     return cls(text, status=status, reason=reason, message=message)
+
+
+def certificate_refusal(exc: BaseException | None) -> str:
+    """Why `exc` (or an exception it was raised from) says a TLS certificate was not trusted,
+    or "" when it does not. Libraries wrap `ssl.SSLCertVerificationError` in their own errors,
+    sometimes keeping only its text, so the text is looked at as well."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc.verify_message or str(exc)
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return text.split("certificate verify failed: ", 1)[-1].split(" (_ssl.c", 1)[0]
+        exc = exc.__cause__ or exc.__context__
+    return ""

@@ -38,9 +38,11 @@ from .._backoff import RETRY_INITIAL, RETRY_MAXIMUM, Backoff, worth_logging
 from .._exceptions import (
     AriProxyError,
     AuthenticationError,
+    CertificateError,
     ClientClosedError,
     ConnectError,
     TransportError,
+    certificate_refusal,
 )
 from .._redact import redact_url, scrub, url_secrets
 from ..protocol import check_token, new_id
@@ -161,6 +163,13 @@ class _Link:
                 connected = True
             except NATS_RETRYABLE_ERRORS as exc:
                 self.last_failure = self.describe(self._error or exc)
+                untrusted = certificate_refusal(self._error or exc)
+                if untrusted and not restart:  # at startup: the CA setting is wrong, end
+                    raise CertificateError(
+                        f"the message bus's TLS certificate was not trusted (NATS at "
+                        f"{', '.join(self.servers)}): {untrusted}; give the CA that signed it "
+                        f"(tls_ca_file)"
+                    ) from None
                 if is_auth_failure(self._error or exc):
                     if not restart:  # at startup: the credentials are wrong, say so and end
                         raise AuthenticationError(
@@ -175,8 +184,10 @@ class _Link:
             finally:
                 if not connected:
                     self.live = None
+                    # Bounded: after a failed TLS handshake nats-py's close() never returns.
                     with contextlib.suppress(Exception):
-                        await nc.close()
+                        async with asyncio.timeout(1.0):
+                            await nc.close()
             if connected:
                 break
             if self.closing:

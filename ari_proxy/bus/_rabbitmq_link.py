@@ -44,7 +44,14 @@ from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
 from .._backoff import Backoff, worth_logging
-from .._exceptions import AuthenticationError, ClientClosedError, TransportError
+from .._exceptions import (
+    AuthenticationError,
+    CertificateError,
+    ClientClosedError,
+    ConnectError,
+    TransportError,
+    certificate_refusal,
+)
 from .._redact import redact_url
 from ._rabbitmq_errors import AUTH_FAILURE, BACKEND_ERRORS, amqp_errors, redact_text, translate
 from ._rabbitmq_topology import EXCHANGES
@@ -188,9 +195,9 @@ class Link:
         """How many times an established connection was lost."""
         self.last_failure = ""
         """Why the latest connection attempt failed (URLs redacted), or ""."""
-        self.refused: AuthenticationError | None = None
-        """Set when the broker refused the credentials before the first connection: the
-        link stopped trying, and `wait_connected` raises it."""
+        self.refused: ConnectError | None = None
+        """Set when the broker refused the credentials, or its certificate was not trusted,
+        before the first connection: the link stopped trying, and `wait_connected` raises it."""
 
     # --- state ------------------------------------------------------------------------------
 
@@ -303,6 +310,15 @@ class Link:
             except Exception as exc:
                 failure = translate(exc, connecting=True)
                 self.last_failure = str(failure)
+                untrusted = certificate_refusal(exc)
+                if untrusted and self._generation == 0:  # the CA setting is wrong: end
+                    self.refused = CertificateError(
+                        f"the message bus's TLS certificate was not trusted (RabbitMQ at "
+                        f"{redact_url(url)}): {untrusted}; give the CA that signed it "
+                        f"(tls_ca_file)"
+                    )
+                    self._connected.set()  # wake wait_connected()
+                    return
                 if isinstance(failure, AuthenticationError):
                     if self._generation == 0:  # never connected: the credentials are wrong
                         self.refused = AuthenticationError(

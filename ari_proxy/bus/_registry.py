@@ -249,12 +249,16 @@ def connect(
     `await transport.connect()` next.
 
     Raises:
-        ValueError: no URL, an unknown scheme, or schemes of different backends; the message
-            shows the URL with its credentials redacted.
+        ValueError: no URL, an unknown scheme, or schemes of different backends (the message
+            shows the URL with its credentials redacted), or a setting the backend does not
+            take (a token with RabbitMQ).
     """
     url_list = [urls] if isinstance(urls, str) else list(urls)
     backend = backend_for(url_list)
     if settings is not None:
+        unsupported = backend.unsupported(settings)
+        if unsupported:
+            raise ValueError(f"{backend.name} does not take {', '.join(unsupported)}")
         url_list, arguments = backend.arguments(url_list, settings)
         options = {**arguments, **options}
     return backend.create(url_list, **options)

@@ -11,17 +11,21 @@ Everything else reads as with `ari_proxy.ari.connect()`: only the way of connect
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..api import Client, Connecting
-from ..bus import BusState
+from ..bus import BusSettings, BusState
 from ._backend import ProxyBackend
 from ._cluster import Node
 from ._metrics import ClientStats
 
 __all__ = ["ProxyClient", "connect"]
+
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(BusSettings)) - {"prefix", "name"}
+"""The `BusSettings` a caller may give `connect()` by name (`prefix` and `name` are its own)."""
 
 
 class ProxyClient(Client):
@@ -87,7 +91,10 @@ def connect(
             None waits for as long as it takes). Once connected, the client reconnects by
             itself, forever, whatever this says.
         name: connection name shown by the broker.
-        bus_options: passed to the bus transport (credentials, TLS, ...).
+        bus_options: the bus's settings, by the names of the server's `messagebus.*`
+            settings and whatever the bus: `user`, `password`, `token`, `creds_file`,
+            `nkey_seed_file` (NATS), `tls_ca_file`, `tls_cert_file`, `tls_key_file`
+            (docs/configuration.md); anything else goes to the bus transport as it is.
 
     Returns:
         A `Connecting`: `await` it for a `ProxyClient`, or `async with connect(...) as c`.
@@ -95,6 +102,8 @@ def connect(
     Raises (when awaited):
         ConnectError: the bus was not reached within `connect_timeout` (the message says why
             the last attempt failed), or its configuration cannot work.
+        AuthenticationError: the bus refused the credentials (at once, not retried).
+        CertificateError: the bus's TLS certificate was not trusted (at once, not retried).
     """
     from ..bus import connect as bus_connect
     from ..bus import connect_within
@@ -110,8 +119,12 @@ def connect(
     async def start() -> ProxyClient:
         # Scoped: the connection's private subjects and queues carry the application, which
         # bus permissions can then keep to it (docs/security.md).
-        options = {"scope": app, **bus_options}
-        transport = bus_connect(url_list, prefix=prefix, name=name, **options)
+        given = {k: v for k, v in bus_options.items() if k in _SETTINGS}
+        options = {k: v for k, v in bus_options.items() if k not in _SETTINGS}
+        settings = BusSettings(prefix=prefix, name=name, **given) if given else None
+        transport = bus_connect(
+            url_list, settings=settings, prefix=prefix, name=name, scope=app, **options
+        )
         await connect_within(transport, url_list, connect_timeout)
         backend = ProxyBackend(
             transport,

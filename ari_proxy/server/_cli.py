@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .._exceptions import AriProxyError, AuthenticationError
+from .._exceptions import AriProxyError, AuthenticationError, CertificateError
 from .._version import __version__
 from ._config import SETTINGS, ConfigError, ServerConfig, load_config
 from ._logging import configure_logging
@@ -133,8 +133,8 @@ async def serve(config: ServerConfig) -> int:
         await server.run()
     except asyncio.CancelledError:
         return 1 if received else 130
-    except AuthenticationError as exc:
-        # Retrying cannot help until the credentials change: a configuration error.
+    except (AuthenticationError, CertificateError) as exc:
+        # Retrying cannot help until the credentials or the CA change: a configuration error.
         logger.error("cannot start: %s", exc)
         return 2
     except AriProxyError as exc:

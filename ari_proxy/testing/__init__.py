@@ -15,6 +15,7 @@ from ._services import (
 )
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
+from ._tls import Certificates, TlsNats, TlsRabbitMQ
 from ._traffic import CallSource, Ledger, Taker
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "NATS_URL",
     "RABBITMQ_URL",
     "CallSource",
+    "Certificates",
     "GoClientError",
     "GoReference",
     "GoServer",
@@ -34,6 +36,8 @@ __all__ = [
     "SippResult",
     "Taker",
     "TcpProxy",
+    "TlsNats",
+    "TlsRabbitMQ",
     "ensure_nats",
     "ensure_rabbitmq",
     "ensure_root",
