@@ -1,5 +1,6 @@
-"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [setup] [chaos [scenario ...]]`:
-start what is needed, measure side by side, print tables."""
+"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [fuzz] [setup] [chaos [scenario
+...]] [-n N]`: start what is needed, measure side by side, print tables. `-n` is each part's
+count of requests (or of messages, for `fuzz`); without it each part takes its own default."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import platform
 from ari_proxy.testing import ensure_nats, make_spec, start, stop
 
 
-async def main(which: list[str], n: int) -> None:
+async def main(which: list[str], n: int | None) -> None:
     inst = start(make_spec("bench-1"))
     inst2 = None
     try:
@@ -22,18 +23,23 @@ async def main(which: list[str], n: int) -> None:
         if "native" in which:
             from . import native
 
-            print(await native.run(inst, n=n))
+            print(await native.run(inst, n=n or 2000))
             print()
         if "setup" in which:
             from . import setup
 
-            print(await setup.run(inst, ensure_nats(), n=min(n, 300)))
+            print(await setup.run(inst, ensure_nats(), n=n or 300))
             print()
         if "chaos" in which:
             from . import chaos
 
             names = [w for w in which if w in chaos.SCENARIOS]
             print(await chaos.run(inst, names))
+            print()
+        if "fuzz" in which:
+            from . import fuzz
+
+            print(await fuzz.run(inst, n=n or 100_000))
             print()
         if "recovery" in which:
             from . import recovery
@@ -44,13 +50,13 @@ async def main(which: list[str], n: int) -> None:
         if "go" in which:
             from . import goref
 
-            print(await goref.run(inst, n=min(n, 1000)))
+            print(await goref.run(inst, n=n or 1000))
             print()
         if "proxy" in which:
             from . import proxy
 
             inst2 = start(make_spec("bench-2"))
-            print(await proxy.run(inst, inst2, ensure_nats(), n=n))
+            print(await proxy.run(inst, inst2, ensure_nats(), n=n or 2000))
             print()
     finally:
         stop(inst.name)
@@ -61,7 +67,7 @@ async def main(which: list[str], n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="*", default=["native", "proxy"])
-    parser.add_argument("-n", type=int, default=2000, help="requests per contender and mode")
+    parser.add_argument("-n", type=int, help="requests (messages) per contender and mode")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(main(args.which, args.n))

@@ -64,17 +64,26 @@ class OurServer:
     asterisk: Instance
     bus_url: str
     application: str
+    log: Path | None = None
+    """Where its log lines go (JSON, one per line); nowhere by default."""
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OurServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ari_proxy.server"],
-            env=proxy_env(self.asterisk, self.bus_url, self.application),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.log or os.devnull, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ari_proxy.server"],
+                env=proxy_env(self.asterisk, self.bus_url, self.application),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
+
+    def rss(self) -> int:
+        """The process's resident memory, in bytes."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/statm").read_text().split()
+        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
 
     async def ready(self, timeout: float = 15.0) -> None:
         await wait_serving(

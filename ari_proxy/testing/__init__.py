@@ -1,6 +1,14 @@
 """Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
+from ._fuzz import (
+    BusFuzzer,
+    FuzzMessage,
+    FuzzReport,
+    asterisk_resources,
+    remove_resources,
+    send_fuzz,
+)
 from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer, wait_serving
 from ._proxy import proxy_config, running_proxy, wait_until
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
@@ -23,8 +31,11 @@ __all__ = [
     "GOREF_ENV",
     "NATS_URL",
     "RABBITMQ_URL",
+    "BusFuzzer",
     "CallSource",
     "Certificates",
+    "FuzzMessage",
+    "FuzzReport",
     "GoClientError",
     "GoReference",
     "GoServer",
@@ -38,6 +49,7 @@ __all__ = [
     "TcpProxy",
     "TlsNats",
     "TlsRabbitMQ",
+    "asterisk_resources",
     "ensure_nats",
     "ensure_rabbitmq",
     "ensure_root",
@@ -45,9 +57,11 @@ __all__ = [
     "make_spec",
     "nats_server_binary",
     "proxy_config",
+    "remove_resources",
     "root_is_valid",
     "running",
     "running_proxy",
+    "send_fuzz",
     "sipp_calls",
     "start",
     "stop",
