@@ -1,6 +1,7 @@
-"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [fuzz] [setup] [chaos [scenario
-...]] [-n N]`: start what is needed, measure side by side, print tables. `-n` is each part's
-count of requests (or of messages, for `fuzz`); without it each part takes its own default."""
+"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [fuzz] [soak] [setup] [chaos
+[scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed, measure side by side,
+print tables. `-n` is each part's count of requests (or of messages, for `fuzz`); without it
+each part takes its own default."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import asyncio
 import logging
 import os
 import platform
+from pathlib import Path
 
 from ari_proxy.testing import ensure_nats, make_spec, start, stop
 
 
-async def main(which: list[str], n: int | None) -> None:
+async def main(
+    which: list[str], n: int | None, calls: int | None = None, plot: Path | None = None
+) -> None:
     inst = start(make_spec("bench-1"))
     inst2 = None
     try:
@@ -35,6 +39,11 @@ async def main(which: list[str], n: int | None) -> None:
 
             names = [w for w in which if w in chaos.SCENARIOS]
             print(await chaos.run(inst, names))
+            print()
+        if "soak" in which:
+            from . import soak
+
+            print(await soak.run(inst, requests=n or 1_000_000, calls=calls or 20_000, plot=plot))
             print()
         if "fuzz" in which:
             from . import fuzz
@@ -68,6 +77,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="*", default=["native", "proxy"])
     parser.add_argument("-n", type=int, help="requests (messages) per contender and mode")
+    parser.add_argument("--calls", type=int, help="soak: calls to place")
+    parser.add_argument("--plot", type=Path, help="soak: draw the memory curves to this PNG")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.which, args.n))
+    asyncio.run(main(args.which, args.n, args.calls, args.plot))
