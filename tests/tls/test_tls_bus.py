@@ -134,7 +134,12 @@ async def test_the_command_ends_with_a_configuration_error(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:  # it kept retrying: kill it, the assertion below says so
+            process.kill()
+            await process.wait()
     assert process.returncode == 2, output.decode()
     assert b"TLS certificate was not trusted" in output, output.decode()
     assert config.ari_password.encode() not in output
