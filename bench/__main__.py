@@ -18,7 +18,7 @@ from ari_proxy.testing import ensure_nats, make_spec, start, stop
 async def main(
     which: list[str], n: int | None, calls: int | None = None, plot: Path | None = None
 ) -> None:
-    inst = start(make_spec("bench-1"))
+    inst = start(make_spec(f"bench-{os.getpid()}-a"))
     inst2 = None
     try:
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
@@ -64,7 +64,7 @@ async def main(
         if "proxy" in which:
             from . import proxy
 
-            inst2 = start(make_spec("bench-2"))
+            inst2 = start(make_spec(f"bench-{os.getpid()}-b"))
             print(await proxy.run(inst, inst2, ensure_nats(), n=n or 2000))
             print()
     finally:

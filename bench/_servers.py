@@ -32,6 +32,16 @@ class Served(Protocol):
     def stop(self) -> None: ...
 
 
+async def asterisk_back(inst: Instance) -> None:
+    """After `core restart now` (which returns before Asterisk stops): until Asterisk has gone
+    and ARI answers again. Asterisk says neither, so ARI is asked every 20 ms."""
+    for down in (True, False):
+        while True:
+            if await asyncio.to_thread(inst.answers, 0.2) != down:
+                break
+            await asyncio.sleep(0.02)  # polling, see above
+
+
 async def rabbitmqctl(*args: str) -> None:
     """Run `rabbitmqctl` on the machine's broker (quietly)."""
     process = await asyncio.create_subprocess_exec(

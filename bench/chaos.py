@@ -8,8 +8,12 @@ taken twice and left in Asterisk; the calls told about a gap; probe requests sen
 run after their caller saw an error; dialog bindings left after the last call; and the outage
 as the probe saw it (first failure to first success after the fault).
 
-Scenarios: `nats-restart` (a NATS server stopped for 3 s), `rabbitmq-restart` (`rabbitmqctl
-stop_app` for 3 s), `proxy-kill` (the proxy SIGKILLed and started again with calls up).
+Scenarios: `nats-restart` (a NATS server stopped for 3 s), `nats-node-kill` (in a 3-node
+cluster, the node the server is on killed for 3 s, the instances being on the others),
+`rabbitmq-restart` (`rabbitmqctl stop_app` for 3 s), `asterisk-restart` (`core restart now` with
+calls up), `bus-cut` and `ari-cut` (the server's link to NATS, or to Asterisk, cut for 5 s
+through a TCP proxy: connections dropped, new ones refused), `proxy-kill` and `proxy-term` (the
+proxy process SIGKILLed, or SIGTERMed, and started again with calls up).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import ari_proxy
 from ari_proxy.client import ProxyClient
@@ -33,12 +38,13 @@ from ari_proxy.testing import (
     Ledger,
     NatsCluster,
     Taker,
+    TcpProxy,
     ensure_nats,
     ensure_rabbitmq,
     wait_until,
 )
 
-from ._servers import proxy_env, rabbitmqctl
+from ._servers import asterisk_back, proxy_env, rabbitmqctl
 
 RATE = 3.0
 OUTAGE = 3.0
@@ -129,7 +135,9 @@ HEADER = [
 
 
 @contextlib.asynccontextmanager
-async def instances(bus_url: str, ledger: Ledger, **options: object) -> AsyncIterator[list[Taker]]:
+async def instances(
+    bus_url: str | list[str], ledger: Ledger, **options: object
+) -> AsyncIterator[list[Taker]]:
     async with contextlib.AsyncExitStack() as stack:
         group = []
         for i in range(3):
@@ -171,10 +179,13 @@ async def ran_late(asterisk: Instance, probe: Probe) -> int:
 
 
 @contextlib.asynccontextmanager
-async def in_process(asterisk: Instance, bus_url: str) -> AsyncIterator[Server]:
+async def in_process(
+    asterisk: Instance, bus_url: str | list[str], **overrides: object
+) -> AsyncIterator[Server]:
     from ari_proxy.testing import running_proxy
 
-    async with running_proxy(asterisk, bus_url, APP) as server:
+    urls = [bus_url] if isinstance(bus_url, str) else bus_url
+    async with running_proxy(asterisk, urls[0], APP, bus_urls=tuple(urls), **overrides) as server:
         yield server
 
 
@@ -186,18 +197,26 @@ async def bindings_after(server: Server, timeout: float = 10.0) -> int:
     return left if isinstance(left, int) else -1
 
 
-async def bus_restart(
+async def under_fault(
     name: str,
     asterisk: Instance,
-    bus_url: str,
-    stop: Callable[[], Awaitable[None]],
-    start: Callable[[], Awaitable[None]],
+    bus_url: str | list[str],
+    stop: Callable[[], Awaitable[object]],
+    start: Callable[[], Awaitable[object]],
+    *,
+    client_url: str | list[str] | None = None,
+    outage: float = OUTAGE,
+    **server: object,
 ) -> Row:
+    """Calls and probe requests flowing through an in-process server on `bus_url` (its
+    instances and probe on `client_url`, by default the same), `stop()`, `outage` seconds,
+    `start()`; then what became of them. `server` overrides the server's configuration."""
     ledger = Ledger()
     row = Row(name, ledger)
-    async with in_process(asterisk, bus_url) as server, instances(bus_url, ledger):
-        async with proxy_connect(APP, bus_url, timeout=2.0) as client:
-            probe = Probe(client, server.node)
+    clients = client_url or bus_url
+    async with in_process(asterisk, bus_url, **server) as proxy, instances(clients, ledger):
+        async with proxy_connect(APP, clients, timeout=2.0) as client:
+            probe = Probe(client, proxy.node)
             row.probe = probe
             done = asyncio.Event()
             probing = asyncio.create_task(probe.run(done))
@@ -206,20 +225,20 @@ async def bus_restart(
                 await asyncio.sleep(2.0)  # pacing: calls and requests flow before the fault
                 row.fault_at = time.monotonic()
                 await stop()
-                await asyncio.sleep(OUTAGE)  # pacing: the outage
+                await asyncio.sleep(outage)  # pacing: the outage
                 await start()
                 await placing
                 row.left = await settle(source)
             done.set()
             await probing
-        row.bindings_left = await bindings_after(server)
+        row.bindings_left = await bindings_after(proxy)
     row.ran_late = await ran_late(asterisk, probe)
     return row
 
 
 async def nats_restart(asterisk: Instance) -> Row:
     with NatsCluster(1) as nats:
-        return await bus_restart(
+        return await under_fault(
             "NATS stopped 3 s",
             asterisk,
             nats.urls[0],
@@ -231,7 +250,7 @@ async def nats_restart(asterisk: Instance) -> Row:
 async def rabbitmq_restart(asterisk: Instance) -> Row:
     url = ensure_rabbitmq()
     try:
-        return await bus_restart(
+        return await under_fault(
             "RabbitMQ stop_app 3 s",
             asterisk,
             url,
@@ -254,9 +273,13 @@ async def _proxy(asterisk: Instance, bus_url: str) -> asyncio.subprocess.Process
 
 
 async def proxy_kill(asterisk: Instance) -> Row:
+    return await _proxy_restart(asterisk, signal.SIGKILL, "proxy SIGKILL, restarted")
+
+
+async def _proxy_restart(asterisk: Instance, sig: signal.Signals, name: str) -> Row:
     url = ensure_nats()
     ledger = Ledger()
-    row = Row("proxy SIGKILL, restarted", ledger)
+    row = Row(name, ledger)
     proxy = await _proxy(asterisk, url)
     try:
         async with instances(url, ledger, hold=None) as group:
@@ -267,7 +290,7 @@ async def proxy_kill(asterisk: Instance) -> Row:
                 await source.place(9, RATE)
                 with contextlib.suppress(TimeoutError):
                     await wait_until(lambda: len(ledger.taken) >= 9, timeout=20)
-                proxy.send_signal(signal.SIGKILL)
+                proxy.send_signal(sig)
                 await proxy.wait()
                 row.fault_at = time.monotonic()
                 proxy = await _proxy(asterisk, url)
@@ -283,10 +306,66 @@ async def proxy_kill(asterisk: Instance) -> Row:
     return row
 
 
+async def nats_node_kill(asterisk: Instance) -> Row:
+    with NatsCluster(3) as nats:
+        # The server is on node 0 (the one killed), the instances and the probe on the others.
+        return await under_fault(
+            "NATS cluster: the server's node killed 3 s",
+            asterisk,
+            nats.urls,
+            lambda: asyncio.to_thread(nats.stop, 0),
+            lambda: asyncio.to_thread(nats.start, 0),
+            client_url=[nats.urls[1], nats.urls[2]],
+        )
+
+
+async def asterisk_restart(asterisk: Instance) -> Row:
+    return await under_fault(
+        "Asterisk core restart now",
+        asterisk,
+        ensure_nats(),
+        lambda: asyncio.to_thread(asterisk.cli, "core restart now"),
+        lambda: asterisk_back(asterisk),
+        outage=0.0,
+    )
+
+
+async def _link_cut(asterisk: Instance, side: str) -> Row:
+    """The server's link to the bus, or to Asterisk, cut for 5 s through a TCP proxy."""
+    nats = ensure_nats()
+    target = urlsplit(nats if side == "bus" else asterisk.http_url)
+    async with TcpProxy(target.hostname or "127.0.0.1", target.port or 0) as link:
+        if side == "bus":
+            options: dict[str, object] = {"bus_url": link.url("nats"), "client_url": nats}
+        else:
+            options = {
+                "bus_url": nats,
+                "ari_http_url": f"http://127.0.0.1:{link.port}/ari",
+                "ari_websocket_url": f"ws://127.0.0.1:{link.port}/ari/events",
+            }
+        return await under_fault(
+            f"{'bus' if side == 'bus' else 'ARI'} link of the server cut 5 s",
+            asterisk,
+            stop=link.cut,
+            start=link.restore,
+            outage=5.0,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+async def proxy_term(asterisk: Instance) -> Row:
+    return await _proxy_restart(asterisk, signal.SIGTERM, "proxy SIGTERM, restarted")
+
+
 SCENARIOS: dict[str, Callable[[Instance], Awaitable[Row]]] = {
     "nats-restart": nats_restart,
+    "nats-node-kill": nats_node_kill,
     "rabbitmq-restart": rabbitmq_restart,
+    "asterisk-restart": asterisk_restart,
+    "bus-cut": lambda asterisk: _link_cut(asterisk, "bus"),
+    "ari-cut": lambda asterisk: _link_cut(asterisk, "ari"),
     "proxy-kill": proxy_kill,
+    "proxy-term": proxy_term,
 }
 
 

@@ -33,7 +33,7 @@ from ari_proxy.testing import (
     wait_until,
 )
 
-from ._servers import OurServer, Served, find_goref, rabbitmqctl
+from ._servers import OurServer, Served, asterisk_back, find_goref, rabbitmqctl
 from ._stats import table
 
 APP = "bench-recovery"
@@ -111,25 +111,15 @@ async def rabbitmq_stopped(_: Instance) -> AsyncIterator[Peer]:
         await rabbitmqctl("start_app")
 
 
-async def _polled(check: Callable[[], bool]) -> None:
-    """Until the blocking `check` holds (run in a thread): Asterisk says nothing when it stops
-    or when it is back, so it is asked every 20 ms."""
-    while True:
-        if await asyncio.to_thread(check):
-            return
-        await asyncio.sleep(0.02)  # polling, see above
-
-
 @asynccontextmanager
 async def asterisk_restarted(inst: Instance) -> AsyncIterator[Peer]:
     """`core restart now` on the server's Asterisk; back once ARI answers again."""
 
-    async def restore() -> None:
-        # The command returns before Asterisk stops: wait for it to go, then to come back.
-        await _polled(lambda: not inst.answers(0.2))
-        await _polled(inst.answers)
-
-    yield Peer(ensure_nats(), lambda: asyncio.to_thread(inst.cli, "core restart now"), restore)
+    yield Peer(
+        ensure_nats(),
+        lambda: asyncio.to_thread(inst.cli, "core restart now"),
+        lambda: asterisk_back(inst),
+    )
 
 
 FAULTS: dict[str, tuple[str, Fault]] = {
