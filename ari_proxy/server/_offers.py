@@ -16,7 +16,8 @@ fallback ever runs on its calls.
 
 After a restart the server knows no owners: it waits `resume_grace` seconds for the owners of
 live calls to take them again (clients do when they see the server's new epoch), then offers
-the channels still in Stasis that nobody took.
+the channels still in Stasis that nobody took. After its ARI WebSocket comes back it does the
+same: Asterisk threw away the StasisStart of every call that arrived in the gap.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from ..protocol import Presence, PresenceRole, Subjects, format_go_datetime
 from ._logging import RateLimiter
 
 __all__ = ["CallOffers", "Fallback", "Listeners", "TakeVerdict", "stasis_start"]
+
+_RECENTLY_ENDED = 10_000
+"""Calls remembered as ended, so that a listing older than their end cannot offer them."""
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +233,9 @@ class CallOffers:
         self.listeners = Listeners()
         self._pending: dict[str, _Offer] = {}
         self._owners: collections.OrderedDict[str, _Owner] = collections.OrderedDict()
+        # Calls that ended lately: a listing of the calls in Stasis taken before the grace of
+        # `resume` may name them, and they must not be offered again.
+        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[None]] = set()
@@ -280,6 +287,9 @@ class CallOffers:
         """The channel left Stasis or was destroyed: no offer, no owner any more."""
         self._pending.pop(channel, None)
         self._owners.pop(channel, None)
+        self._ended[channel] = None
+        if len(self._ended) > _RECENTLY_ENDED:
+            self._ended.popitem(last=False)
 
     def take(self, app: str, channel: str, instance: str, dialog: str) -> TakeVerdict:
         """Decide a take: the first instance wins; its repeats are granted again.
@@ -335,12 +345,14 @@ class CallOffers:
             )
 
     async def resume(self, app: str, events: Sequence[bytes]) -> None:
-        """Offer the calls found in Stasis at startup that nobody took within the grace."""
+        """Offer the calls found in Stasis (at startup, or after an ARI gap) that, after the
+        grace, nobody owns, nobody has been offered and have not ended meanwhile."""
         await asyncio.sleep(self.resume_grace)
         offered = 0
         for data in events:
             channel = _channel_of(data)
-            if channel and channel not in self._owners and channel not in self._pending:
+            known = channel in self._owners or channel in self._pending or channel in self._ended
+            if channel and not known:
                 await self.offer(app, channel, data)
                 offered += 1
         if offered:

@@ -538,6 +538,9 @@ class Server:
         task = asyncio.get_running_loop().create_task(self._gap_to_dialogs(gaps[0], dialogs))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        # A call that entered Stasis in the gap had its StasisStart thrown away by Asterisk:
+        # offer what is in Stasis now and has neither an owner nor an offer, as at startup.
+        self._spawn(self._resume_calls(), "resume calls")
 
     async def _gap_to_dialogs(self, data: bytes, dialogs: set[str]) -> None:
         for dialog in dialogs:
@@ -626,9 +629,10 @@ class Server:
         await executor.execute("ChannelContinue", key, payload)
 
     async def _resume_calls(self) -> None:
-        """At startup: offer again, after a grace for their owners, the calls already in Stasis
-        (a restarted server knows no owner; an owner takes its call again when it sees our new
-        epoch)."""
+        """At startup, and after an ARI gap: offer, after a grace for their owners, the calls
+        in Stasis that nobody owns (a restarted server knows no owner, and an owner takes its
+        call again when it sees our new epoch; after a gap, the calls that arrived in it were
+        never offered)."""
         for app in self.applications:
             try:
                 application = await self.executors[app].execute(
@@ -640,7 +644,8 @@ class Server:
                     found = await self.executors[app].execute(
                         "ChannelData", Key("channel", channel)
                     )
-                    events.append(stasis_start(app, self.node, found.data or b"{}"))
+                    if _in_stasis(found.data or b"{}", app):
+                        events.append(stasis_start(app, self.node, found.data or b"{}"))
             except AriProxyError as exc:
                 logger.warning("could not list the calls in Stasis: %s", exc, extra={"app": app})
                 continue
@@ -688,3 +693,14 @@ def _channel_ids(application: bytes) -> list[str]:
     body = msgspec.json.decode(application)
     ids = body.get("channel_ids") if isinstance(body, dict) else None
     return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def _in_stasis(channel: bytes, app: str) -> bool:
+    """Whether an ARI Channel object is in `app`'s Stasis now, not merely subscribed to by it
+    (the other half of a Local channel, a channel the application follows)."""
+    body = msgspec.json.decode(channel)
+    dialplan = body.get("dialplan") if isinstance(body, dict) else None
+    if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
+        return False
+    data = dialplan.get("app_data")
+    return isinstance(data, str) and data.split(",", 1)[0] == app

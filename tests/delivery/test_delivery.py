@@ -27,6 +27,7 @@ from ari_proxy.testing import (
     Ledger,
     NatsCluster,
     Taker,
+    TcpProxy,
     running_proxy,
     wait_until,
 )
@@ -263,3 +264,51 @@ async def test_bindings_drain_after_the_last_call(
         await wait_until(lambda: server.stats()["dialog_bindings"] == 0, timeout=10)
         assert server.stats()["calls_owned"] == 0
     assert len(ledger.taken) >= 9
+
+
+# --- the ARI link lost while calls arrive --------------------------------------------------------
+
+
+async def test_an_ari_link_cut_loses_no_call_in_silence(
+    asterisk: Instance, nats_url: str, app_name: str
+) -> None:
+    """The calls up are told of the gap and keep their owner. Once the link is back the server
+    looks for calls in Stasis that nobody owns (their StasisStart may have been lost), and
+    must not mistake for such the calls that ended during its grace. The calls that arrive
+    while it is cut are refused by Asterisk (nobody holds the application's WebSocket), so
+    none is left waiting in Stasis."""
+    ledger = Ledger()
+    async with TcpProxy("127.0.0.1", asterisk.spec.http_port) as link:
+        ari = {
+            "ari_http_url": f"http://127.0.0.1:{link.port}/ari",
+            "ari_websocket_url": f"ws://127.0.0.1:{link.port}/ari/events",
+            "listen_resume_grace": 1.0,
+        }
+        async with (
+            running_proxy(asterisk, nats_url, app_name, **ari) as server,
+            takers(nats_url, app_name, ledger, hold=None) as group,
+            CallSource(asterisk, app_name, ledger) as source,
+        ):
+            await source.place(2, RATE)
+            await wait_until(lambda: len(ledger.taken) == 2, timeout=20)
+            up = list(ledger.taken)
+            await link.cut()
+            await wait_until(lambda: not server.ari_connected, timeout=10)
+            await source.place(3, RATE)
+            await link.restore()
+            await wait_until(lambda: all(ledger.gaps.get(c) for c in up), timeout=20)
+            for taker in group:
+                taker.release()  # the calls up end within the grace
+            await wait_until(lambda: set(up) <= ledger.ended, timeout=20)
+            await wait_until(lambda: not _resuming(), timeout=20)
+            await all_settled(source, ledger)
+            offers = server.offers.counters["offers"]
+    assert ledger.taken_twice == [], ledger.summary()
+    assert offers == 2  # the calls up, once each: none offered again after the gap
+    assert all(gap.source == "ari" for c in up for gap in ledger.gaps[c])
+
+
+def _resuming() -> bool:
+    """Whether a server in this process is still looking for calls to offer after a gap."""
+    names = {"resume calls", "resume offers"}
+    return any(task.get_name() in names for task in asyncio.all_tasks())
