@@ -10,24 +10,60 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._exceptions import ClientClosedError
 from ..events import EventHub, Overflow, Subscription
 from ..protocol import Key, KindName, check_request, new_id, scoped_dialog
-from ..spec.models import Message, StasisStart
-from ._backend import Backend, Result
+from ..spec import HttpMethod
+from ..spec.models import (
+    Bridge,
+    Channel,
+    DeviceState,
+    Endpoint,
+    LiveRecording,
+    Mailbox,
+    Message,
+    Playback,
+    Sound,
+    StasisStart,
+    StoredRecording,
+)
+from ._backend import Backend, JsonValue, Result
+from ._handlers import EventCallback, EventHandler
 
 if TYPE_CHECKING:
-    from ._bridges import Bridges
+    from ._bridges import BridgeHandle, Bridges
     from ._channels import ChannelHandle, Channels
-    from ._media import Playbacks, Recordings, Sounds
-    from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
+    from ._entities import Entity
+    from ._handles import Handle
+    from ._media import (
+        LiveRecordingHandle,
+        PlaybackHandle,
+        Playbacks,
+        Recordings,
+        SoundHandle,
+        Sounds,
+        StoredRecordingHandle,
+    )
+    from ._system import (
+        Applications,
+        Asterisk,
+        DeviceStateHandle,
+        DeviceStates,
+        EndpointHandle,
+        Endpoints,
+        Events,
+        Mailboxes,
+        MailboxHandle,
+    )
 
 __all__ = ["Call", "Calls", "Client", "Connecting", "PendingCalls", "PendingSubscription"]
 
 logger = logging.getLogger(__name__)
+
+_HTTP_METHODS = frozenset(("GET", "POST", "PUT", "DELETE"))
 
 
 class PendingSubscription:
@@ -218,6 +254,7 @@ class Client:
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._children: set[Client] = set()
+        self._handlers: set[EventHandler] = set()
         self.channels: Channels = Channels(self)
         self.bridges: Bridges = Bridges(self)
         self.playbacks: Playbacks = Playbacks(self)
@@ -264,27 +301,90 @@ class Client:
 
     # --- requests ----------------------------------------------------------------------------
 
+    @overload
     async def request(
         self, kind: KindName, key: Key | None, payload: Any = None, *, timeout: float | None = None
-    ) -> Result:
-        """Send one request kind (the low-level door every method goes through).
+    ) -> Result: ...
+
+    @overload
+    async def request(
+        self,
+        method: HttpMethod,
+        path: str,
+        /,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: JsonValue = None,
+        timeout: float | None = None,
+    ) -> JsonValue: ...
+
+    async def request(
+        self,
+        kind: str,
+        key: Key | str | None = None,
+        payload: Any = None,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: JsonValue = None,
+        timeout: float | None = None,
+    ) -> Result | JsonValue:
+        """Send one request kind (the low-level door every method goes through), or call any
+        ARI operation by HTTP method and path.
+
+        ```python
+        result = await client.request("ChannelAnswer", channel.key)          # a request kind
+        info = await client.request("GET", "/asterisk/info", query={"only": "build"})
+        await client.request("POST", "/channels/{channelId}/answer",
+                             path_params={"channelId": channel.id})
+        ```
+
+        The second form is the escape hatch for operations not generated yet; it returns
+        Asterisk's JSON as Python values (None for an empty answer). Values in the path come
+        in `path_params` (`{name}` in the path), encoded as whole segments; `query` values
+        are bools, ints, strings or lists of them; `body` is sent as JSON. Deadlines, errors
+        and retries are those of the generated operations (a timed-out GET is sent again up
+        to `retries` times, nothing else is). Native client only: the proxy client refuses it
+        with `UnknownKindError` (docs/client.md, "The escape hatch").
 
         Raises:
             ClientClosedError: the client was closed.
             InvalidRequestError: a value Asterisk would misread (`protocol.check_request`),
-                refused before sending.
+                or a method, path or parameter it would not take, refused before sending.
             AriError: Asterisk refused (subclass by HTTP status).
             RequestTimeout, TransportError, NoProxyError: the request did not get through.
+            UnknownKindError: a method and path through the proxy client.
         """
         if self._closed:
             raise ClientClosedError("client is closed")
+        limit = self.timeout if timeout is None else timeout
+        if kind in _HTTP_METHODS:
+            if not isinstance(key, str):
+                raise TypeError("request(method, path): the path must be a str")
+            return await self._backend.raw_request(
+                kind,  # type: ignore[arg-type]
+                key,
+                path_params=path_params or {},
+                query=query or {},
+                body=body,
+                timeout=limit,
+                retries=self.retries,
+            )
+        if isinstance(key, str):
+            raise TypeError(f"request({kind!r}, ...): a request kind takes a Key, not a str")
         if key is not None and self.dialog and key.dialog != self.dialog:
             key = key.with_dialog(self.dialog)
         # Refused here, before anything is sent, what a server would refuse (a control
         # character in an ID, an integer out of its ARI range): `InvalidRequestError`.
         check_request(kind, key, payload, app=self.application, node=self.node)
-        limit = self.timeout if timeout is None else timeout
-        return await self._backend.execute(kind, key, payload, timeout=limit, retries=self.retries)
+        return await self._backend.execute(
+            kind,  # type: ignore[arg-type]
+            key,
+            payload,
+            timeout=limit,
+            retries=self.retries,
+        )
 
     # --- events ------------------------------------------------------------------------------
 
@@ -352,6 +452,133 @@ class Client:
         """
         async with self.subscribe(*types, key=key, where=where, maxsize=1) as sub:
             return await sub.next(timeout)
+
+    # --- handlers --------------------------------------------------------------------------
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback,
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler: ...
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Callable[[EventCallback], EventHandler]: ...
+
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback | None = None,
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler | Callable[[EventCallback], EventHandler]:
+        """Call `handler(event)` for each event of `types` (a name, or several; none: all).
+
+        ```python
+        started = await client.on("StasisStart", on_start)   # live once awaited
+        started.close()                                      # unregister
+
+        @client.on(["ChannelDtmfReceived", "ChannelHangupRequest"])
+        async def on_dtmf(event: Message) -> None: ...       # on_dtmf is the EventHandler
+        ```
+
+        `handler` is a function or a coroutine function. Each handler gets its events in the
+        order the client received them, one at a time; handlers run concurrently with each
+        other; an exception is logged and counted (`EventHandler.failed`) and the next event
+        is delivered; a handler that falls behind loses events to `overflow` once `maxsize`
+        are queued, counted in `EventHandler.dropped` (`ari_proxy.api._handlers` has the
+        whole contract). `key` and `where` filter as in `subscribe`. Closing the client
+        closes its handlers. Needs a running event loop.
+
+        Returns:
+            The `EventHandler` (await it to know its subscription is live; `close()` it to
+            unregister), or, without `handler`, a decorator that registers the function and
+            returns its `EventHandler`.
+        """
+        names = (types,) if isinstance(types, str) else tuple(types)
+        options = {"key": key, "maxsize": maxsize, "overflow": overflow, "where": where}
+
+        def register(callback: EventCallback) -> EventHandler:
+            if self._closed:
+                raise ClientClosedError("client is closed")
+            registered = EventHandler(self, callback, names, options)
+            self._handlers.add(registered)
+            return registered
+
+        return register if handler is None else register(handler)
+
+    @property
+    def handlers(self) -> frozenset[EventHandler]:
+        """This client's live handlers (not its children's)."""
+        return frozenset(self._handlers)
+
+    # --- handles from models -------------------------------------------------------------
+
+    @overload
+    def handle_of(self, entity: Channel, event: Message | None = None) -> ChannelHandle: ...
+    @overload
+    def handle_of(self, entity: Bridge, event: Message | None = None) -> BridgeHandle: ...
+    @overload
+    def handle_of(self, entity: Playback, event: Message | None = None) -> PlaybackHandle: ...
+    @overload
+    def handle_of(
+        self, entity: LiveRecording, event: Message | None = None
+    ) -> LiveRecordingHandle: ...
+    @overload
+    def handle_of(
+        self, entity: StoredRecording, event: Message | None = None
+    ) -> StoredRecordingHandle: ...
+    @overload
+    def handle_of(self, entity: Endpoint, event: Message | None = None) -> EndpointHandle: ...
+    @overload
+    def handle_of(self, entity: DeviceState, event: Message | None = None) -> DeviceStateHandle: ...
+    @overload
+    def handle_of(self, entity: Mailbox, event: Message | None = None) -> MailboxHandle: ...
+    @overload
+    def handle_of(self, entity: Sound, event: Message | None = None) -> SoundHandle: ...
+
+    def handle_of(self, entity: Entity, event: Message | None = None) -> Handle:
+        """The handle of an entity model (`event.channel`, `event.bridge`, a `Playback`, ...),
+        to act on it directly (no I/O).
+
+        ```python
+        @client.on("StasisStart")
+        async def answer(event: StasisStart) -> None:
+            await client.handle_of(event.channel, event).answer()
+        ```
+
+        Pass the `event` the entity came in: the handle then carries the event's node (its
+        `asterisk_id`) and application, so through the proxy its requests go to that node's
+        server alone. Without it the handle has the client's node: the one Asterisk of the
+        native client, none for the proxy client (requests then go to every server, and
+        the one with the entity answers). The key carries the client's dialog.
+
+        Raises:
+            TypeError: `entity` is not an ARI model with a handle.
+            ValueError: the model has no ID.
+        """
+        from ._entities import handle_of
+
+        return handle_of(self, entity, event)
 
     def listen(self, *, maxsize: int = 1000) -> PendingCalls:
         """Take calls: each StasisStart of the application goes to exactly one listening
@@ -447,6 +674,8 @@ class Client:
         self._closed = True
         for child in list(self._children):
             await child.close()
+        for handler in list(self._handlers):
+            await handler.aclose()
         for sub in list(self._subscriptions):
             sub.close()
         if self._parent is not None:
