@@ -109,6 +109,10 @@ class EventHandler:
         await asyncio.shield(self._ready)
         return self
 
+    async def wait_closed(self) -> None:
+        """Wait until the handler gets no more events: closed, or stopped by `error`."""
+        await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
+
     def __await__(self) -> Generator[Any, None, EventHandler]:
         return self.ready().__await__()
 
