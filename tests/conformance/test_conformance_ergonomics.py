@@ -1,0 +1,60 @@
+"""The ergonomic layer behaves the same through every way of reaching Asterisk: error texts
+with Asterisk's message, handlers, handles from events, and the raw escape hatch (native only)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import ari_proxy
+from ari_proxy.spec.models import ChannelDestroyed, StasisStart
+
+
+async def test_error_text_carries_asterisks_message(
+    client: ari_proxy.Client, served_by: str
+) -> None:
+    async with asyncio.timeout(20):
+        with pytest.raises(ari_proxy.NotFoundError) as info:
+            await client.channels.handle("conformance-missing").answer()
+    error = info.value
+    if served_by == "go":
+        # Go's reply carries only its text: there is no message to show.
+        assert (error.message, str(error)) == ("", error.text)
+    else:
+        assert error.message == "Channel not found"
+        assert str(error) == f"{error.text}: Channel not found"
+    assert error.text.endswith("Non-2XX response: 404 Not Found")  # Go's wording, unchanged
+
+
+async def test_a_handler_acts_on_the_events_channel(client: ari_proxy.Client) -> None:
+    done: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+
+    @client.on("StasisStart")
+    async def on_start(event: StasisStart) -> None:
+        channel = client.handle_of(event.channel, event)
+        assert channel.node == event.asterisk_id != ""  # unicast to the channel's node
+        await channel.answer()
+        state = (await channel.data()).state
+        async with channel.subscribe("ChannelDestroyed") as ends:
+            await channel.hangup()
+            gone = await ends.next(timeout=10)
+        assert isinstance(gone, ChannelDestroyed)
+        done.set_result((gone.channel.id, state))
+
+    async with asyncio.timeout(30):
+        await on_start
+        caller = await client.channels.originate("Local/wait@default")
+        assert await done == (caller.id, "Up")
+    assert (on_start.handled, on_start.failed) == (1, 0)
+    on_start.close()
+
+
+async def test_the_escape_hatch_is_native_only(client: ari_proxy.Client, served_by: str) -> None:
+    async with asyncio.timeout(20):
+        if served_by == "native":
+            info = await client.request("GET", "/asterisk/info", query={"only": "system"})
+            assert isinstance(info, dict) and set(info) == {"system"}
+            return
+        with pytest.raises(ari_proxy.UnknownKindError, match="native client only"):
+            await client.request("GET", "/asterisk/info")
