@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from .._exceptions import ClosedError, SubscriptionOverflowError
+from .._exceptions import ClientClosedError, ClosedError, SubscriptionOverflowError
 from ..events import Subscription, event_type
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class EventHandler:
         """Wait until the handler's subscription is live.
 
         Raises:
-            ClientClosedError: the client was closed first.
+            ClientClosedError: the handler (or its client) was closed first.
             TransportError: the bus subscription could not be made (proxy client).
         """
         await asyncio.shield(self._ready)
@@ -119,12 +119,12 @@ class EventHandler:
     async def _run(self) -> None:
         try:
             sub = await self._client._open_subscription(self._types, **self._options)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            self._fail_ready(ClientClosedError("event handler closed"))
+            raise
+        except Exception as exc:
             self.error = exc
-            self._ready.set_exception(exc)
-            self._ready.exception()  # retrieved here: `ready()` raises it again for whoever asks
-            if not isinstance(exc, Exception):
-                raise
+            self._fail_ready(exc)
             logger.error("event handler %s could not subscribe: %s", self.name, exc)
             return
         self._sub = sub
@@ -154,6 +154,7 @@ class EventHandler:
 
     def close(self) -> None:
         """Unregister: no more events (the one being handled is cancelled)."""
+        self._fail_ready(ClientClosedError("event handler closed"))  # `ready()` must not hang
         if self._sub is not None:
             self._sub.close()
         self._task.cancel()
@@ -164,6 +165,11 @@ class EventHandler:
         self.close()
         if self._task is not asyncio.current_task():
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _fail_ready(self, exc: BaseException) -> None:
+        if not self._ready.done():
+            self._ready.set_exception(exc)
+            self._ready.exception()  # retrieved: `ready()` raises it for whoever asks
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "live" if self._ready.done() else "opening"

@@ -204,6 +204,22 @@ async def test_decorated_handlers_unregister_and_end_with_their_client(
         assert fake_client.hub.subscriptions == subscriptions - 1
 
 
+async def test_a_handler_closed_before_it_was_live(fake: FakeAri, fake_client: AriClient) -> None:
+    seen = Seen()
+    handler = fake_client.on("ChannelUserevent", seen.add)
+    handler.close()
+    async with asyncio.timeout(10):
+        with pytest.raises(ClientClosedError):
+            await handler
+        await handler.wait_closed()
+        assert handler.closed and handler.error is None
+        witnessed = Seen()  # a live handler: once it has the event, every handler had it
+        await fake_client.on("ChannelUserevent", witnessed.add)
+        await push(fake, 1)
+        await witnessed.until(1)
+    assert seen.names == []
+
+
 async def test_a_handler_cannot_be_added_to_a_closed_client(fake_client: AriClient) -> None:
     child = fake_client.child()
     await child.close()
