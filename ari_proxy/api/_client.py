@@ -515,12 +515,21 @@ class Client:
             returns its `EventHandler`.
         """
         names = (types,) if isinstance(types, str) else tuple(types)
-        options = {"key": key, "maxsize": maxsize, "overflow": overflow, "where": where}
+        pending = self.subscribe(*names, key=key, maxsize=maxsize, overflow=overflow, where=where)
+        return self._register(names, pending, handler)
+
+    def _register(
+        self,
+        names: tuple[str, ...],
+        pending: PendingSubscription,
+        handler: EventCallback | None,
+    ) -> EventHandler | Callable[[EventCallback], EventHandler]:
+        """`on()` for a subscription being opened (of this client, or of a handle)."""
 
         def register(callback: EventCallback) -> EventHandler:
             if self._closed:
                 raise ClientClosedError("client is closed")
-            registered = EventHandler(self, callback, names, options)
+            registered = EventHandler(self, callback, names, pending)
             self._handlers.add(registered)
             return registered
 

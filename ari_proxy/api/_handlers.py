@@ -28,7 +28,7 @@ from .._exceptions import ClientClosedError, ClosedError, SubscriptionOverflowEr
 from ..events import Subscription, event_type
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._client import Client, PendingSubscription
 
 __all__ = ["EventCallback", "EventHandler"]
 
@@ -54,7 +54,7 @@ class EventHandler:
 
     __slots__ = (
         "_client",
-        "_options",
+        "_pending",
         "_ready",
         "_sub",
         "_task",
@@ -70,7 +70,7 @@ class EventHandler:
         client: Client,
         callback: EventCallback,
         types: tuple[str, ...],
-        options: dict[str, Any],
+        pending: PendingSubscription,
     ) -> None:
         self.callback = callback
         self.handled = 0
@@ -78,7 +78,7 @@ class EventHandler:
         self.error: BaseException | None = None
         self._client = client
         self._types = types
-        self._options = options
+        self._pending = pending
         self._sub: Subscription | None = None
         loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[None] = loop.create_future()
@@ -118,7 +118,7 @@ class EventHandler:
 
     async def _run(self) -> None:
         try:
-            sub = await self._client._open_subscription(self._types, **self._options)
+            sub = await self._pending
         except asyncio.CancelledError:
             self._fail_ready(ClientClosedError("event handler closed"))
             raise

@@ -17,6 +17,7 @@ async def forms(
     assert_type(client.handle_of(start.channel, start), ChannelHandle)
     assert_type(client.handle_of(entered.bridge), BridgeHandle)
     assert_type(client.on("StasisStart", print), EventHandler)
+    assert_type(client.handle_of(start.channel).on("ChannelDtmfReceived", print), EventHandler)
 
     @client.on(["StasisStart", "StasisEnd"])
     async def decorated(event: StasisStart) -> None: ...

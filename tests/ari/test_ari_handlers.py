@@ -204,6 +204,26 @@ async def test_decorated_handlers_unregister_and_end_with_their_client(
         assert fake_client.hub.subscriptions == subscriptions - 1
 
 
+async def test_a_handles_handler_gets_only_its_entitys_events(
+    fake: FakeAri, fake_client: AriClient
+) -> None:
+    mine, everyone = Seen(), Seen()
+    channel = fake_client.channels.handle("c1")
+    async with asyncio.timeout(10):
+        await channel.on("ChannelUserevent", mine.add)
+        await fake_client.on("ChannelUserevent", everyone.add)
+        for n, owner in enumerate(["c1", "c2", "c1", "c3", "c1"]):
+            event = {
+                "type": "ChannelUserevent",
+                "application": APP,
+                "eventname": str(n),
+                "channel": {"id": owner},
+            }
+            assert await fake.push(event) == 1
+        await everyone.until(5)
+        assert await mine.until(3) == ["0", "2", "4"]
+
+
 async def test_a_handler_closed_before_it_was_live(fake: FakeAri, fake_client: AriClient) -> None:
     seen = Seen()
     handler = fake_client.on("ChannelUserevent", seen.add)

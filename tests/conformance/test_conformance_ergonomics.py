@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 import ari_proxy
-from ari_proxy.spec.models import ChannelDestroyed, StasisStart
+from ari_proxy.spec.models import ChannelDestroyed, ChannelUserevent, StasisStart
 
 
 async def test_error_text_carries_asterisks_message(
@@ -48,6 +48,30 @@ async def test_a_handler_acts_on_the_events_channel(client: ari_proxy.Client) ->
         assert await done == (caller.id, "Up")
     assert (on_start.handled, on_start.failed) == (1, 0)
     on_start.close()
+
+
+async def test_a_handler_on_a_channel_in_a_dialog(client: ari_proxy.Client) -> None:
+    scoped = client.scoped()  # events of the dialog's entities only, once they are bound
+    try:
+        async with asyncio.timeout(30):
+            staged = await scoped.channels.stage_originate("Local/wait@default")
+            async with staged.subscribe("StasisStart") as started:
+                channel = await staged.execute()
+                await started.next(timeout=10)
+            names: asyncio.Queue[str] = asyncio.Queue()
+
+            async def on_user_event(event: ChannelUserevent) -> None:
+                await names.put(event.eventname)
+
+            handler = await channel.on("ChannelUserevent", on_user_event)
+            for name in ("first", "second", "third"):
+                await channel.user_event(name)
+            assert [await names.get() for _ in range(3)] == ["first", "second", "third"]
+            assert (handler.handled, handler.failed) == (3, 0)
+            await channel.hangup()
+    finally:
+        await scoped.close()
+    assert handler.closed  # closing the client closed its handlers
 
 
 async def test_the_escape_hatch_is_native_only(client: ari_proxy.Client, served_by: str) -> None:
