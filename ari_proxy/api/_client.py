@@ -17,47 +17,16 @@ from .._exceptions import ClientClosedError
 from ..events import EventHub, Overflow, Subscription
 from ..protocol import Key, KindName, check_request, new_id, scoped_dialog
 from ..spec import HttpMethod
-from ..spec.models import (
-    Bridge,
-    Channel,
-    DeviceState,
-    Endpoint,
-    LiveRecording,
-    Mailbox,
-    Message,
-    Playback,
-    Sound,
-    StasisStart,
-    StoredRecording,
-)
+from ..spec.models import Message, StasisStart
 from ._backend import Backend, JsonValue, Result
+from ._entities import ModelHandles
 from ._handlers import EventCallback, EventHandler
 
 if TYPE_CHECKING:
-    from ._bridges import BridgeHandle, Bridges
+    from ._bridges import Bridges
     from ._channels import ChannelHandle, Channels
-    from ._entities import Entity
-    from ._handles import Handle
-    from ._media import (
-        LiveRecordingHandle,
-        PlaybackHandle,
-        Playbacks,
-        Recordings,
-        SoundHandle,
-        Sounds,
-        StoredRecordingHandle,
-    )
-    from ._system import (
-        Applications,
-        Asterisk,
-        DeviceStateHandle,
-        DeviceStates,
-        EndpointHandle,
-        Endpoints,
-        Events,
-        Mailboxes,
-        MailboxHandle,
-    )
+    from ._media import Playbacks, Recordings, Sounds
+    from ._system import Applications, Asterisk, DeviceStates, Endpoints, Events, Mailboxes
 
 __all__ = ["Call", "Calls", "Client", "Connecting", "PendingCalls", "PendingSubscription"]
 
@@ -219,7 +188,7 @@ class Calls:
         self.close()
 
 
-class Client:
+class Client(ModelHandles):
     """An asyncio ARI client: resource namespaces, handles, and event subscriptions.
 
     Obtain one from `ari_proxy.ari.connect()` (direct to one Asterisk) or
@@ -330,23 +299,13 @@ class Client:
         body: JsonValue = None,
         timeout: float | None = None,
     ) -> Result | JsonValue:
-        """Send one request kind (the low-level door every method goes through), or call any
-        ARI operation by HTTP method and path.
+        """Send one request kind (the low-level door every method goes through), or, given an
+        HTTP method and a path, call any ARI operation and get its JSON (None when empty).
 
-        ```python
-        result = await client.request("ChannelAnswer", channel.key)          # a request kind
-        info = await client.request("GET", "/asterisk/info", query={"only": "build"})
-        await client.request("POST", "/channels/{channelId}/answer",
-                             path_params={"channelId": channel.id})
-        ```
-
-        The second form is the escape hatch for operations not generated yet; it returns
-        Asterisk's JSON as Python values (None for an empty answer). Values in the path come
-        in `path_params` (`{name}` in the path), encoded as whole segments; `query` values
-        are bools, ints, strings or lists of them; `body` is sent as JSON. Deadlines, errors
-        and retries are those of the generated operations (a timed-out GET is sent again up
-        to `retries` times, nothing else is). Native client only: the proxy client refuses it
-        with `UnknownKindError` (docs/client.md, "The escape hatch").
+        The second form is the escape hatch for operations not generated yet, with their
+        encoding, deadlines, errors and retries (docs/client.md, "The escape hatch"):
+        `await client.request("POST", "/channels/{channelId}/answer", path_params={"channelId":
+        cid})`. Native client only.
 
         Raises:
             ClientClosedError: the client was closed.
@@ -491,28 +450,17 @@ class Client:
         overflow: Overflow = Overflow.DROP_NEWEST,
         where: Callable[[Message], bool] | None = None,
     ) -> EventHandler | Callable[[EventCallback], EventHandler]:
-        """Call `handler(event)` for each event of `types` (a name, or several; none: all).
+        """Call `handler(event)` (a function or coroutine function) for each event of `types`
+        (a name, or several; `[]`: all), over `subscribe` with the same options.
 
-        ```python
-        started = await client.on("StasisStart", on_start)   # live once awaited
-        started.close()                                      # unregister
-
-        @client.on(["ChannelDtmfReceived", "ChannelHangupRequest"])
-        async def on_dtmf(event: Message) -> None: ...       # on_dtmf is the EventHandler
-        ```
-
-        `handler` is a function or a coroutine function. Each handler gets its events in the
-        order the client received them, one at a time; handlers run concurrently with each
-        other; an exception is logged and counted (`EventHandler.failed`) and the next event
-        is delivered; a handler that falls behind loses events to `overflow` once `maxsize`
-        are queued, counted in `EventHandler.dropped` (`ari_proxy.api._handlers` has the
-        whole contract). `key` and `where` filter as in `subscribe`. Closing the client
-        closes its handlers. Needs a running event loop.
+        `await client.on("StasisStart", on_start)`, or as a decorator: `@client.on(...)`. Each
+        handler gets its events in order, one at a time; handlers run side by side; a failure
+        is logged and counted; a handler that falls behind drops by `overflow` (docs/client.md,
+        "Handlers", has the whole contract). Closing the client closes its handlers.
 
         Returns:
-            The `EventHandler` (await it to know its subscription is live; `close()` it to
-            unregister), or, without `handler`, a decorator that registers the function and
-            returns its `EventHandler`.
+            The `EventHandler` (await it: live; `close()` it: unregistered), or, without
+            `handler`, a decorator that registers the function and returns its `EventHandler`.
         """
         names = (types,) if isinstance(types, str) else tuple(types)
         pending = self.subscribe(*names, key=key, maxsize=maxsize, overflow=overflow, where=where)
@@ -539,55 +487,6 @@ class Client:
     def handlers(self) -> frozenset[EventHandler]:
         """This client's live handlers (not its children's)."""
         return frozenset(self._handlers)
-
-    # --- handles from models -------------------------------------------------------------
-
-    @overload
-    def handle_of(self, entity: Channel, event: Message | None = None) -> ChannelHandle: ...
-    @overload
-    def handle_of(self, entity: Bridge, event: Message | None = None) -> BridgeHandle: ...
-    @overload
-    def handle_of(self, entity: Playback, event: Message | None = None) -> PlaybackHandle: ...
-    @overload
-    def handle_of(
-        self, entity: LiveRecording, event: Message | None = None
-    ) -> LiveRecordingHandle: ...
-    @overload
-    def handle_of(
-        self, entity: StoredRecording, event: Message | None = None
-    ) -> StoredRecordingHandle: ...
-    @overload
-    def handle_of(self, entity: Endpoint, event: Message | None = None) -> EndpointHandle: ...
-    @overload
-    def handle_of(self, entity: DeviceState, event: Message | None = None) -> DeviceStateHandle: ...
-    @overload
-    def handle_of(self, entity: Mailbox, event: Message | None = None) -> MailboxHandle: ...
-    @overload
-    def handle_of(self, entity: Sound, event: Message | None = None) -> SoundHandle: ...
-
-    def handle_of(self, entity: Entity, event: Message | None = None) -> Handle:
-        """The handle of an entity model (`event.channel`, `event.bridge`, a `Playback`, ...),
-        to act on it directly (no I/O).
-
-        ```python
-        @client.on("StasisStart")
-        async def answer(event: StasisStart) -> None:
-            await client.handle_of(event.channel, event).answer()
-        ```
-
-        Pass the `event` the entity came in: the handle then carries the event's node (its
-        `asterisk_id`) and application, so through the proxy its requests go to that node's
-        server alone. Without it the handle has the client's node: the one Asterisk of the
-        native client, none for the proxy client (requests then go to every server, and
-        the one with the entity answers). The key carries the client's dialog.
-
-        Raises:
-            TypeError: `entity` is not an ARI model with a handle.
-            ValueError: the model has no ID.
-        """
-        from ._entities import handle_of
-
-        return handle_of(self, entity, event)
 
     def listen(self, *, maxsize: int = 1000) -> PendingCalls:
         """Take calls: each StasisStart of the application goes to exactly one listening
