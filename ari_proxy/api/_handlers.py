@@ -39,7 +39,7 @@ EventCallback: TypeAlias = Callable[[Any], Awaitable[object] | object]
 
 
 class EventHandler:
-    """A function registered with `Client.on`, called for each matching event in order.
+    """A function registered with `Client.on` (or `Handle.on`), called for each event in order.
 
     Await it (`await client.on(...)`) to know that its subscription is live: events the
     client receives from then on reach it. `close()` unregisters it.
