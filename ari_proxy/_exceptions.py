@@ -111,7 +111,13 @@ class TooLargeError(AriProxyError):
 class AriError(AriProxyError):
     """Asterisk refused a request.
 
+    `str(error)` is the text and, when Asterisk explained itself, its message after it:
+    `Non-2XX response: 404 Not Found: Channel not found`. Only `text` travels on the bus, in a
+    reply's `error` (worded as the Go reference words it, for Go clients), with the message in
+    its own field (docs/protocol.md), so both clients print the same for the same refusal.
+
     Attributes:
+        text: the error as worded for the wire, without Asterisk's message.
         status: HTTP status Asterisk answered with (0 when a proxy refused before asking).
         reason: the reason phrase, as Asterisk wrote it (`Not Found`, `Variable Not Found`).
         message: Asterisk's explanation from the response body, when it gave one.
@@ -121,9 +127,16 @@ class AriError(AriProxyError):
 
     def __init__(self, text: str, *, status: int = 0, reason: str = "", message: str = "") -> None:
         super().__init__(text)
+        self.text = text
         self.status = status or self.status_code
         self.reason = reason
         self.message = message
+
+    def __str__(self) -> str:
+        message = self.message
+        if not message or message in self.text:
+            return self.text
+        return f"{self.text}: {message}"
 
 
 class BadRequestError(AriError):

@@ -11,10 +11,11 @@ from ..events import (
     event_type,
     raw_event,
 )
-from ._backend import Backend, Result
+from ._backend import Backend, JsonValue, Result
 from ._bridges import BridgeHandle, Bridges
 from ._channels import ChannelHandle, Channels
 from ._client import Call, Calls, Client, Connecting, PendingCalls, PendingSubscription
+from ._handlers import EventCallback, EventHandler
 from ._handles import Handle, Staged
 from ._media import (
     LiveRecordingHandle,
@@ -60,9 +61,12 @@ __all__ = [
     "DeviceStates",
     "EndpointHandle",
     "Endpoints",
+    "EventCallback",
+    "EventHandler",
     "EventHub",
     "Events",
     "Handle",
+    "JsonValue",
     "LiveRecordingHandle",
     "LogChannelHandle",
     "Logging",

@@ -8,14 +8,18 @@ HTTP, the proxy backend sends them over the bus. Both return a `Result`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from ..events import EventHub, Subscription
 from ..protocol import Key, KindName, Result
+from ..spec import HttpMethod
 
-__all__ = ["Backend", "Result"]
+__all__ = ["Backend", "JsonValue", "Result"]
+
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+"""A JSON document as Python values: what `Client.request(method, path)` sends and returns."""
 
 
 class Backend(Protocol):
@@ -47,6 +51,21 @@ class Backend(Protocol):
     ) -> Result:
         """Run one request kind, retrying `retries` times on a timeout (None: the backend's
         default); raise the package's exceptions on failure."""
+        ...
+
+    async def raw_request(
+        self,
+        method: HttpMethod,
+        path: str,
+        *,
+        path_params: Mapping[str, str],
+        query: Mapping[str, object],
+        body: JsonValue,
+        timeout: float | None,
+        retries: int | None,
+    ) -> JsonValue:
+        """Call an ARI operation by method and path (`Client.request(method, path)`); the
+        proxy backend refuses it (docs/client.md, "The escape hatch")."""
         ...
 
     def download(

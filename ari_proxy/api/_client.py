@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._exceptions import ClientClosedError
 from ..events import EventHub, Overflow, Subscription
 from ..protocol import Key, KindName, check_request, new_id, scoped_dialog
+from ..spec import HttpMethod
 from ..spec.models import Message, StasisStart
-from ._backend import Backend, Result
+from ._backend import Backend, JsonValue, Result
+from ._entities import ModelHandles
+from ._handlers import EventCallback, EventHandler
 
 if TYPE_CHECKING:
     from ._bridges import Bridges
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Call", "Calls", "Client", "Connecting", "PendingCalls", "PendingSubscription"]
 
 logger = logging.getLogger(__name__)
+
+_HTTP_METHODS = frozenset(("GET", "POST", "PUT", "DELETE"))
 
 
 class PendingSubscription:
@@ -183,7 +188,7 @@ class Calls:
         self.close()
 
 
-class Client:
+class Client(ModelHandles):
     """An asyncio ARI client: resource namespaces, handles, and event subscriptions.
 
     Obtain one from `ari_proxy.ari.connect()` (direct to one Asterisk) or
@@ -218,6 +223,7 @@ class Client:
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._children: set[Client] = set()
+        self._handlers: set[EventHandler] = set()
         self.channels: Channels = Channels(self)
         self.bridges: Bridges = Bridges(self)
         self.playbacks: Playbacks = Playbacks(self)
@@ -264,27 +270,80 @@ class Client:
 
     # --- requests ----------------------------------------------------------------------------
 
+    @overload
     async def request(
         self, kind: KindName, key: Key | None, payload: Any = None, *, timeout: float | None = None
-    ) -> Result:
-        """Send one request kind (the low-level door every method goes through).
+    ) -> Result: ...
+
+    @overload
+    async def request(
+        self,
+        method: HttpMethod,
+        path: str,
+        /,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: JsonValue = None,
+        timeout: float | None = None,
+    ) -> JsonValue: ...
+
+    async def request(
+        self,
+        kind: str,
+        key: Key | str | None = None,
+        payload: Any = None,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: JsonValue = None,
+        timeout: float | None = None,
+    ) -> Result | JsonValue:
+        """Send one request kind (the low-level door every method goes through), or, given an
+        HTTP method and a path, call any ARI operation and get its JSON (None when empty).
+
+        The second form is the escape hatch for operations not generated yet, with their
+        encoding, deadlines, errors and retries (docs/client.md, "The escape hatch"):
+        `await client.request("POST", "/channels/{channelId}/answer", path_params={"channelId":
+        cid})`. Native client only.
 
         Raises:
             ClientClosedError: the client was closed.
             InvalidRequestError: a value Asterisk would misread (`protocol.check_request`),
-                refused before sending.
+                or a method, path or parameter it would not take, refused before sending.
             AriError: Asterisk refused (subclass by HTTP status).
             RequestTimeout, TransportError, NoProxyError: the request did not get through.
+            UnknownKindError: a method and path through the proxy client.
         """
         if self._closed:
             raise ClientClosedError("client is closed")
+        limit = self.timeout if timeout is None else timeout
+        if kind in _HTTP_METHODS:
+            if not isinstance(key, str):
+                raise TypeError("request(method, path): the path must be a str")
+            return await self._backend.raw_request(
+                kind,  # type: ignore[arg-type]
+                key,
+                path_params=path_params or {},
+                query=query or {},
+                body=body,
+                timeout=limit,
+                retries=self.retries,
+            )
+        if isinstance(key, str):
+            raise TypeError(f"request({kind!r}, ...): a request kind takes a Key, not a str")
         if key is not None and self.dialog and key.dialog != self.dialog:
             key = key.with_dialog(self.dialog)
         # Refused here, before anything is sent, what a server would refuse (a control
         # character in an ID, an integer out of its ARI range): `InvalidRequestError`.
         check_request(kind, key, payload, app=self.application, node=self.node)
-        limit = self.timeout if timeout is None else timeout
-        return await self._backend.execute(kind, key, payload, timeout=limit, retries=self.retries)
+        return await self._backend.execute(
+            kind,  # type: ignore[arg-type]
+            key,
+            payload,
+            timeout=limit,
+            retries=self.retries,
+        )
 
     # --- events ------------------------------------------------------------------------------
 
@@ -352,6 +411,82 @@ class Client:
         """
         async with self.subscribe(*types, key=key, where=where, maxsize=1) as sub:
             return await sub.next(timeout)
+
+    # --- handlers --------------------------------------------------------------------------
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback,
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler: ...
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Callable[[EventCallback], EventHandler]: ...
+
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback | None = None,
+        /,
+        *,
+        key: Key | None = None,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler | Callable[[EventCallback], EventHandler]:
+        """Call `handler(event)` (a function or coroutine function) for each event of `types`
+        (a name, or several; `[]`: all), over `subscribe` with the same options.
+
+        `await client.on("StasisStart", on_start)`, or as a decorator: `@client.on(...)`. Each
+        handler gets its events in order, one at a time; handlers run side by side; a failure
+        is logged and counted; a handler that falls behind drops by `overflow` (docs/client.md,
+        "Handlers", has the whole contract). Closing the client closes its handlers.
+
+        Returns:
+            The `EventHandler` (await it: live; `close()` it: unregistered), or, without
+            `handler`, a decorator that registers the function and returns its `EventHandler`.
+        """
+        names = (types,) if isinstance(types, str) else tuple(types)
+        pending = self.subscribe(*names, key=key, maxsize=maxsize, overflow=overflow, where=where)
+        return self._register(names, pending, handler)
+
+    def _register(
+        self,
+        names: tuple[str, ...],
+        pending: PendingSubscription,
+        handler: EventCallback | None,
+    ) -> EventHandler | Callable[[EventCallback], EventHandler]:
+        """`on()` for a subscription being opened (of this client, or of a handle)."""
+
+        def register(callback: EventCallback) -> EventHandler:
+            if self._closed:
+                raise ClientClosedError("client is closed")
+            registered = EventHandler(self, callback, names, pending)
+            self._handlers.add(registered)
+            return registered
+
+        return register if handler is None else register(handler)
+
+    @property
+    def handlers(self) -> frozenset[EventHandler]:
+        """This client's live handlers (not its children's)."""
+        return frozenset(self._handlers)
 
     def listen(self, *, maxsize: int = 1000) -> PendingCalls:
         """Take calls: each StasisStart of the application goes to exactly one listening
@@ -447,6 +582,8 @@ class Client:
         self._closed = True
         for child in list(self._children):
             await child.close()
+        for handler in list(self._handlers):
+            await handler.aclose()
         for sub in list(self._subscriptions):
             sub.close()
         if self._parent is not None:

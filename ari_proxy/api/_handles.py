@@ -6,8 +6,8 @@ application subscribe to an entity's events before creating it. `Staged` package
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from ..events import Overflow
 from ..protocol import Key, KindName
@@ -16,6 +16,7 @@ from ..spec.models import Message
 if TYPE_CHECKING:
     from ._backend import Result
     from ._client import Client, PendingSubscription
+    from ._handlers import EventCallback, EventHandler
 
 __all__ = ["Handle", "Namespace", "Staged"]
 
@@ -69,6 +70,50 @@ class Handle:
         return self._client.subscribe(
             *types, key=self.key, maxsize=maxsize, overflow=overflow, where=where, before=before
         )
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback,
+        /,
+        *,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler: ...
+
+    @overload
+    def on(
+        self,
+        types: str | Sequence[str],
+        /,
+        *,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> Callable[[EventCallback], EventHandler]: ...
+
+    def on(
+        self,
+        types: str | Sequence[str],
+        handler: EventCallback | None = None,
+        /,
+        *,
+        maxsize: int = 1000,
+        overflow: Overflow = Overflow.DROP_NEWEST,
+        where: Callable[[Message], bool] | None = None,
+    ) -> EventHandler | Callable[[EventCallback], EventHandler]:
+        """Call `handler(event)` for each event of this entity (of `types`; `[]`: all), as
+        `Client.on` does, over `subscribe` (so a dialog-scoped client binds the entity first).
+
+        ```python
+        await channel.on("ChannelDtmfReceived", on_digit)
+        ```
+        """
+        names = (types,) if isinstance(types, str) else tuple(types)
+        pending = self.subscribe(*names, maxsize=maxsize, overflow=overflow, where=where)
+        return self._client._register(names, pending, handler)
 
     async def once(
         self,

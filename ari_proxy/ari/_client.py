@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from .._exceptions import ConnectError, NotFoundError, ProtocolError
 from .._redact import redact_url
-from ..api import Client, Connecting
+from ..api import Client, Connecting, JsonValue
 from ..events import EventHub, Subscription, decode_event, gap_since, route_event
 from ..protocol import DialogRouter, Key, KindName, Result
-from ..spec import OPERATIONS, decode_model
+from ..spec import OPERATIONS, HttpMethod, decode_model
 from ..spec.models import AsteriskInfo
 from ._executor import Executor
 from ._http import HttpTransport
+from ._raw import raw_request
 from ._websocket import ConnectionState, EventStream
 
 __all__ = ["AriClient", "Connecting", "NativeBackend", "connect"]
@@ -129,6 +130,29 @@ class NativeBackend:
         self, key: Key, *, timeout: float | None = None
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self.executor.stream("RecordingStoredFile", key, timeout=timeout)
+
+    async def raw_request(
+        self,
+        method: HttpMethod,
+        path: str,
+        *,
+        path_params: Mapping[str, str],
+        query: Mapping[str, object],
+        body: JsonValue,
+        timeout: float | None,
+        retries: int | None,
+    ) -> JsonValue:
+        """Call an ARI operation by method and path (see `ari_proxy.ari._raw`)."""
+        return await raw_request(
+            self.executor.http,
+            method,
+            path,
+            path_params=path_params,
+            query=query,
+            body=body,
+            timeout=timeout,
+            retries=retries or 0,
+        )
 
     async def retain(self, dialog: str) -> None:
         """Nothing to do: every event of the applications arrives on the one WebSocket."""

@@ -135,6 +135,8 @@ def ari_error(status: int, reason: str, body: bytes, *, username: str | None = N
             if username is not None
             else "ARI rejected the credentials (401)"
         )
+        # The text replaces Asterisk's message, so `str()` does not add it back.
+        return error_for_status(status, text, reason=reason)
     else:
         text = f"{status} {reason}" + (f": {message}" if message else "")
     return error_for_status(status, text, reason=reason, message=message)

@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +35,7 @@ from .._exceptions import (
     RequestTimeout,
     UnknownKindError,
 )
+from ..api import JsonValue
 from ..bus import BusMessage, BusState, BusSubscription, Transport
 from ..events import ConnectionGap, EventHub, Subscription, decode_event, gap_since
 from ..protocol import (
@@ -61,6 +62,7 @@ from ..protocol import (
     encode_request,
     reply_error,
 )
+from ..spec import HttpMethod
 from ._cluster import Cluster, Node
 from ._dialogs import DialogMemory
 from ._listen import ListenGroup
@@ -431,6 +433,30 @@ class ProxyBackend:
             if not reply.ok:
                 logger.warning("%s: a proxy failed: %s", spec.name, reply.error)
         return merged
+
+    async def raw_request(
+        self,
+        method: HttpMethod,
+        path: str,
+        *,
+        path_params: Mapping[str, str],
+        query: Mapping[str, object],
+        body: JsonValue,
+        timeout: float | None,
+        retries: int | None,
+    ) -> JsonValue:
+        """Refused: the bus carries request kinds, and a server runs only kinds it can check
+        (keys, applications, isolation: docs/security.md), so there is no kind for an
+        arbitrary method and path (docs/client.md, "The escape hatch").
+
+        Raises:
+            UnknownKindError: always.
+        """
+        raise UnknownKindError(
+            f"request({method!r}, {path[:100]!r}): calling ARI by method and path is for the "
+            "native client only; through the proxy, use the request kinds (client.channels, "
+            "..., or client.request(kind, key, payload))"
+        )
 
     @asynccontextmanager
     async def download(

@@ -212,7 +212,8 @@ def error_reply(exc: AriProxyError) -> Response:
     """The reply a server sends for a failure: Go's wording in `error` (Go clients read only
     that), the HTTP status of an ARI error in `status`, an `ErrorCode` in `code`, and
     Asterisk's explanation in `message`."""
-    text = str(exc)
+    # An `AriError`'s `str()` adds Asterisk's message, which travels in `message` instead.
+    text = exc.text if isinstance(exc, AriError) else str(exc)
     if isinstance(exc, UnknownKindError):
         return error_response(text, ErrorCode.NOT_IMPLEMENTED)
     if isinstance(exc, InvalidRequestError):

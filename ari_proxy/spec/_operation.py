@@ -186,6 +186,8 @@ def build_path(op: Operation, values: Mapping[str, str]) -> str:
         raise ValueError(f"{op.name}: missing path parameter {missing!r}")
     parts = _templates.get(op.name)
     if parts is None:
+        if len(_templates) >= _TEMPLATE_CACHE_SIZE:  # rows made per call (`Client.request`)
+            _templates.clear()
         parts = _templates[op.name] = tuple(_PLACEHOLDER.split(op.path))
     out = [parts[0]]
     # The split alternates placeholder names and literal text: "/channels/", "channelId", "".
@@ -243,6 +245,7 @@ def check_query(op: Operation, values: Mapping[str, object]) -> None:
 
 # Operation name -> its path template split at the placeholders (compiled once).
 _templates: dict[str, tuple[str, ...]] = {}
+_TEMPLATE_CACHE_SIZE = 4096
 # RFC 3986 unreserved characters: what quote() never changes.
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
 

@@ -138,7 +138,8 @@ async def test_hangup_errors_keep_status_and_message(client: AriClient, stasis_c
         assert missing.value.status == 404
         assert missing.value.reason == "Not Found"
         assert missing.value.message == "Channel not found"
-        assert str(missing.value) == "Non-2XX response: 404 Not Found"  # worded as Go words it
+        assert missing.value.text == "Non-2XX response: 404 Not Found"  # worded as Go words it
+        assert str(missing.value) == "Non-2XX response: 404 Not Found: Channel not found"
 
         channel = await stasis_channel()
         with pytest.raises(BadRequestError) as invalid:

@@ -56,7 +56,7 @@ async def test_mailbox_round_trip(fake: FakeAri, fake_client: AriClient) -> None
         assert (gone.value.status, gone.value.message) == (404, "Mailbox not found")
         with pytest.raises(NotFoundError) as missing:
             await mailbox.data()
-        assert str(missing.value) == (
+        assert missing.value.text == (
             "failed to get data: Error getting data for mailbox '1000@default': "
             "Non-2XX response: 404 Not Found"
         )

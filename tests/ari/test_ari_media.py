@@ -87,7 +87,7 @@ async def test_playback_of_a_missing_sound_fails(client: AriClient, stasis_chann
         # The kind checks the channel first and words the error as Go does.
         assert str(missing.value) == (
             "failed to get data: Error getting data for channel 'no-such-channel': "
-            "Non-2XX response: 404 Not Found"
+            "Non-2XX response: 404 Not Found: Channel not found"
         )
 
 

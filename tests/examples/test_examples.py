@@ -68,12 +68,29 @@ async def client(
 
 
 class Listening:
-    """The client as an example sees it, except that `listen()` tells the test (`live`) once
-    the example's call subscription is in place: calls placed before that would be missed."""
+    """The client as an example sees it, except that `listen()` and `on()` tell the test
+    (`live`) once the example's call subscription or handler is in place: calls placed before
+    that would be missed."""
 
     def __init__(self, client: ari_proxy.Client) -> None:
         self._client = client
         self.live = asyncio.Event()
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    def on(self, types: Any, handler: Any = None, /, **options: Any) -> Any:
+        def register(callback: Any) -> ari_proxy.EventHandler:
+            registered = self._client.on(types, callback, **options)
+
+            async def watch() -> None:
+                await registered.ready()
+                self.live.set()
+
+            watcher = asyncio.create_task(watch())
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
+            return registered
+
+        return register if handler is None else register(handler)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -158,6 +175,24 @@ async def test_stasis_start(client: ari_proxy.Client) -> None:
         await stasis_start.create_call(client)
         (states,) = await runner
         assert states[-1] == "Up"
+
+
+async def test_handlers(client: ari_proxy.Client) -> None:
+    handlers = load("handlers")
+    async with asyncio.timeout(30):
+        runner = await start(lambda c: handlers.run(c, 2), client)
+        greeted = await client.channels.originate(
+            "Local/wait@default", variables={"GREETING": "hello"}
+        )
+        plain = await client.channels.originate("Local/wait@default")
+        results = {answered.channel: answered for answered in await runner}
+    assert results[greeted.id].greeting == "hello"
+    assert results[plain.id].greeting == ""
+    # The error text names Asterisk's reason, through the proxy as directly.
+    assert results[plain.id].error == (
+        "Non-2XX response: 404 Variable Not Found: Provided variable was not found"
+    )
+    assert client.handlers == frozenset()  # the example closed its handler
 
 
 async def test_the_demo_records_real_audio(client: ari_proxy.Client) -> None:
