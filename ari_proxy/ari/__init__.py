@@ -11,6 +11,7 @@ from ._client import AriClient, NativeBackend, connect
 from ._executor import Executor
 from ._http import HttpTransport
 from ._websocket import ConnectionState, EventStream
+from ._websocket_rest import WebSocketRest
 
 __all__ = [
     "AriClient",
@@ -20,5 +21,6 @@ __all__ = [
     "Executor",
     "HttpTransport",
     "NativeBackend",
+    "WebSocketRest",
     "connect",
 ]

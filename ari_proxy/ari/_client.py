@@ -25,8 +25,9 @@ from ..protocol import DialogRouter, Key, KindName, Result
 from ..spec import OPERATIONS, decode_model
 from ..spec.models import AsteriskInfo
 from ._executor import Executor
-from ._http import HttpTransport
-from ._websocket import ConnectionState, EventStream
+from ._http import HttpTransport, RestTransport
+from ._websocket import ConnectionState, EventSocket, EventStream
+from ._websocket_rest import WebSocketRest, check_transport
 
 __all__ = ["AriClient", "Connecting", "NativeBackend", "connect"]
 
@@ -34,10 +35,15 @@ logger = logging.getLogger(__name__)
 
 
 class NativeBackend:
-    """Runs requests over HTTP and delivers the WebSocket's events to the hub.
+    """Runs requests over HTTP (or the events WebSocket) and delivers the WebSocket's events
+    to the hub.
 
     Dialogs work as through a proxy: requests whose key carries a dialog bind it to their
     entities, and each event is delivered once more for every dialog bound to its entities.
+
+    `ws_url` dials Asterisk's events WebSocket; `events` takes a socket opened otherwise (the
+    outbound WebSocket Asterisk dials), built by the caller from this backend's `_on_frame`,
+    `_on_connected` and `websocket_rest`.
     """
 
     def __init__(
@@ -48,25 +54,35 @@ class NativeBackend:
         *,
         subscribe_all: bool = False,
         heartbeat: float = 10.0,
+        transport: str = "http",
+        events: Callable[[NativeBackend], EventSocket] | None = None,
     ) -> None:
         if not applications:
             raise ValueError("at least one application is needed")
         self.http = http
+        self.transport = check_transport(transport)
+        self.websocket_rest = WebSocketRest(http) if transport == "websocket" else None
+        self.rest: RestTransport = self.websocket_rest or http
         self.applications = tuple(applications)
         self._hub = EventHub()
         self.node_id = ""
         self.info: AsteriskInfo | None = None
         self.dialogs = DialogRouter()
         self.bad_frames = 0
-        self.executor = Executor(http, self.applications[0], lambda: self.node_id)
-        self.stream = EventStream(
-            http,
-            ws_url,
-            self.applications,
-            on_frame=self._on_frame,
-            on_connected=self._on_connected,
-            subscribe_all=subscribe_all,
-            heartbeat=heartbeat,
+        self.executor = Executor(self.rest, self.applications[0], lambda: self.node_id)
+        self.stream: EventSocket = (
+            events(self)
+            if events is not None
+            else EventStream(
+                http,
+                ws_url,
+                self.applications,
+                on_frame=self._on_frame,
+                on_connected=self._on_connected,
+                rest=self.websocket_rest,
+                subscribe_all=subscribe_all,
+                heartbeat=heartbeat,
+            )
         )
 
     @property
@@ -81,9 +97,10 @@ class NativeBackend:
     def hub(self) -> EventHub:
         return self._hub
 
-    async def refresh_info(self) -> AsteriskInfo:
-        """Read `/asterisk/info` and remember the entity ID."""
-        response = await self.http.request(OPERATIONS["asterisk.getInfo"])
+    async def refresh_info(self, via: RestTransport | None = None) -> AsteriskInfo:
+        """Read `/asterisk/info` (over `via`, default the REST transport) and remember the
+        entity ID."""
+        response = await (via or self.rest).request(OPERATIONS["asterisk.getInfo"])
         info = decode_model(response.body, AsteriskInfo)
         self.info = info
         self.node_id = info.system.entity_id if info.system is not None else ""
@@ -91,11 +108,16 @@ class NativeBackend:
 
     async def _on_connected(self, lost_at: float | None) -> None:
         previous = self.node_id
+        started = self.info.status.startup_time if self.info and self.info.status else None
         await self.refresh_info()
         if lost_at is None:
             return
         if previous != self.node_id:
             logger.warning("Asterisk entity ID changed from %s to %s", previous, self.node_id)
+        now = self.info.status.startup_time if self.info and self.info.status else None
+        if self.stream.keeps_events and previous == self.node_id and started == now:
+            logger.info("ARI events resumed; Asterisk held those of the disconnection")
+            return
         gap = gap_since(lost_at, application=self.application, node=self.node_id, source="ari")
         gap.previous_node = previous
         logger.warning("ARI events resumed after %.1fs; events in the gap are lost", gap.duration)
@@ -151,12 +173,14 @@ class NativeBackend:
 
     async def start(self, timeout: float) -> None:
         """Check the credentials with one REST call, then open the event stream."""
-        await self.refresh_info()
+        await self.refresh_info(self.http)
         await self.stream.start(timeout)
 
     async def close(self) -> None:
         await self.stream.close()
         self._hub.close()
+        if self.websocket_rest is not None:
+            await self.websocket_rest.close()
         await self.http.close()
 
 
@@ -212,6 +236,7 @@ def connect(
     connect_timeout: float = 10.0,
     pool_size: int = 32,
     heartbeat: float = 10.0,
+    transport: str = "http",
 ) -> Connecting[AriClient]:
     """Connect to one Asterisk's ARI.
 
@@ -226,6 +251,9 @@ def connect(
         connect_timeout: seconds to wait for the first connection.
         pool_size: most concurrent HTTP connections (Asterisk allows 100 sessions by default).
         heartbeat: seconds between WebSocket pings (a dead connection is noticed after ~1.5x).
+        transport: how requests travel: `"http"` (their own connections) or `"websocket"`
+            (on the events WebSocket, Asterisk 22.4 and later; binary downloads still use
+            HTTP). See docs/transports.md.
 
     Returns:
         A `Connecting`: `await` it for an `AriClient`, or `async with connect(...) as client`.
@@ -240,6 +268,7 @@ def connect(
     names = [a for a in (apps.split(",") if isinstance(apps, str) else apps) if a]
     if not names:
         raise ValueError("connect() needs at least one application (or $ARI_APPLICATION)")
+    check_transport(transport)
     events = ws_url or (
         base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events"
     )
@@ -247,7 +276,12 @@ def connect(
     async def start() -> AriClient:
         http = HttpTransport(base, user, secret, pool_size=pool_size, timeout=timeout)
         backend = NativeBackend(
-            http, events, names, subscribe_all=subscribe_all, heartbeat=heartbeat
+            http,
+            events,
+            names,
+            subscribe_all=subscribe_all,
+            heartbeat=heartbeat,
+            transport=transport,
         )
         try:
             await backend.start(connect_timeout)

@@ -1,11 +1,11 @@
 """One client fixture, parametrised over every way of reaching Asterisk.
 
 `client` is a connected `ari_proxy.Client` for a fresh application: direct (native ARI over
-HTTP and WebSocket), proxied by our server (an in-process ari-proxy server on the same
-Asterisk, and the proxy client, over NATS or over RabbitMQ), or proxied by the real Go server
-(`ari-proxy-go` v5, with our proxy client, over NATS or RabbitMQ). Every test in this folder
-runs once per way and must pass the same; what the Go server cannot do is asserted as such,
-through `served_by`.
+HTTP and WebSocket, or with REST over the WebSocket too), proxied by our server (an in-process
+ari-proxy server on the same Asterisk, and the proxy client, over NATS or over RabbitMQ), or
+proxied by the real Go server (`ari-proxy-go` v5, with our proxy client, over NATS or
+RabbitMQ). Every test in this folder runs once per way and must pass the same; what the Go
+server cannot do is asserted as such, through `served_by`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ari_proxy.testing import GoReference, Instance
 
 TRANSPORTS = [
     "native",
+    "native-websocket",
     pytest.param("nats", marks=pytest.mark.interop(client="ours", server="ours", bus="nats")),
     pytest.param(
         "rabbitmq", marks=pytest.mark.interop(client="ours", server="ours", bus="rabbitmq")
@@ -40,7 +41,7 @@ TRANSPORTS = [
 def served_by(request: pytest.FixtureRequest) -> str:
     """Who executes the client's requests: `native` (no proxy), `ours` or `go`."""
     way = str(request.node.callspec.params["client"])
-    return "native" if way == "native" else "go" if way.startswith("go-") else "ours"
+    return "native" if way.startswith("native") else "go" if way.startswith("go-") else "ours"
 
 
 @pytest_asyncio.fixture(params=TRANSPORTS)
@@ -52,12 +53,13 @@ async def client(
     rabbitmq_url: str,
 ) -> AsyncIterator[ari_proxy.Client]:
     way = str(request.param)
-    if way == "native":
+    if way.startswith("native"):
         async with ari_proxy.connect(
             asterisk.http_url,
             application=app_name,
             username=asterisk.username,
             password=asterisk.password,
+            transport="websocket" if way == "native-websocket" else "http",
         ) as native:
             yield native
         return
