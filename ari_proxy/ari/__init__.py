@@ -9,18 +9,23 @@ models are in `ari_proxy.ari.models`.
 from ..api import Connecting
 from ._client import AriClient, NativeBackend, connect
 from ._executor import Executor
-from ._http import HttpTransport
-from ._websocket import ConnectionState, EventStream
-from ._websocket_rest import WebSocketRest
+from ._http import HttpTransport, RestTransport
+from ._outbound import OutboundEventStream
+from ._websocket import ConnectionState, EventSocket, EventStream
+from ._websocket_rest import REST_TRANSPORTS, WebSocketRest
 
 __all__ = [
+    "REST_TRANSPORTS",
     "AriClient",
     "Connecting",
     "ConnectionState",
+    "EventSocket",
     "EventStream",
     "Executor",
     "HttpTransport",
     "NativeBackend",
+    "OutboundEventStream",
+    "RestTransport",
     "WebSocketRest",
     "connect",
 ]

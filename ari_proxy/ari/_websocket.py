@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # aiohttp.web is imported only where a server listens
 
 logger = logging.getLogger(__name__)
 
+_FIRST_FRAME = 2.0
+"""Seconds to wait for Asterisk's first frame before sending anyway (see `speaks_first`)."""
+
 
 class ConnectionState(enum.Enum):
     """Where the ARI event connection is."""
@@ -63,6 +66,12 @@ class EventSocket:
     """Whether Asterisk holds the events of a disconnection for the next connection (the
     outbound persistent WebSocket does); when False a reconnection is a gap."""
 
+    speaks_first = False
+    """Whether requests wait for Asterisk's first frame. On the socket Asterisk dials, a frame
+    sent before Asterisk has read our answer to its upgrade stays unread until more data
+    comes (seen on 22.10: a request answered only when the next one was sent); Asterisk's
+    first frame (`ApplicationRegistered`) says that it has read it."""
+
     def __init__(
         self,
         *,
@@ -88,6 +97,7 @@ class EventSocket:
         self._listeners: list[Callable[[ConnectionState], None]] = []
         self._connected = asyncio.Event()
         self._held: list[str | bytes] | None = None
+        self._spoke = asyncio.Event()
         self._closing = False
 
     @property
@@ -142,11 +152,22 @@ class EventSocket:
         """
         rest = self.rest
         self._held = []
-        if rest is not None:
+        self._spoke.clear()
+        if rest is not None and not self.speaks_first:
             rest.attach(ws)
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(ws), name="ari-events-reader")
         try:
+            if self.speaks_first:
+                spoke = asyncio.ensure_future(self._spoke.wait())
+                await asyncio.wait(
+                    {reader, spoke}, timeout=_FIRST_FRAME, return_when="FIRST_COMPLETED"
+                )
+                spoke.cancel()
+                if reader.done():
+                    return
+                if rest is not None:
+                    rest.attach(ws)
             connected = asyncio.ensure_future(self._on_connected(lost_at))
             await asyncio.wait({reader, connected}, return_when=asyncio.FIRST_COMPLETED)
             if not connected.done():  # the socket ended first
@@ -180,8 +201,11 @@ class EventSocket:
 
     async def _read(self, ws: _Socket) -> None:
         rest = self.rest
+        spoke = self._spoke
         async for message in ws:
             if message.type is aiohttp.WSMsgType.TEXT or message.type is aiohttp.WSMsgType.BINARY:
+                if not spoke.is_set():
+                    spoke.set()
                 data = message.data
                 if rest is not None and rest.offer(data):
                     continue

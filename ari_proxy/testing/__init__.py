@@ -2,7 +2,14 @@
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
 from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer
-from ._proxy import proxy_config, running_proxy, wait_until
+from ._proxy import (
+    outbound_config,
+    outbound_spec,
+    proxy_config,
+    running_outbound,
+    running_proxy,
+    wait_until,
+)
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
 from ._services import (
     NATS_URL,
@@ -15,7 +22,7 @@ from ._services import (
 )
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
-from ._traffic import CallSource, Ledger, Taker
+from ._traffic import CallSource, Ledger, Taker, takers
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -40,14 +47,18 @@ __all__ = [
     "free_port",
     "make_spec",
     "nats_server_binary",
+    "outbound_config",
+    "outbound_spec",
     "proxy_config",
     "root_is_valid",
     "running",
+    "running_outbound",
     "running_proxy",
     "sipp_calls",
     "start",
     "stop",
     "stop_all",
+    "takers",
     "tcp_open",
     "wait_until",
 ]

@@ -4,12 +4,15 @@
 HTTP and WebSocket, or with REST over the WebSocket too), proxied by our server (an in-process
 ari-proxy server on the same Asterisk, and the proxy client, over NATS or over RabbitMQ), or
 proxied by the real Go server (`ari-proxy-go` v5, with our proxy client, over NATS or
-RabbitMQ). Every test in this folder runs once per way and must pass the same; what the Go
-server cannot do is asserted as such, through `served_by`.
+RabbitMQ), or by our server in outbound mode (a sandbox Asterisk of its own dials the server
+with its outbound persistent WebSocket; REST goes back on that socket). Every test in this
+folder runs once per way and must pass the same; what the Go server cannot do is asserted as
+such, through `served_by`.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,7 +20,7 @@ import pytest_asyncio
 
 import ari_proxy
 from ari_proxy.server import Server, ServerConfig
-from ari_proxy.testing import GoReference, Instance
+from ari_proxy.testing import GoReference, Instance, running_outbound
 
 TRANSPORTS = [
     "native",
@@ -26,6 +29,8 @@ TRANSPORTS = [
     pytest.param(
         "rabbitmq", marks=pytest.mark.interop(client="ours", server="ours", bus="rabbitmq")
     ),
+    "nats-outbound",
+    "rabbitmq-outbound",
     pytest.param(
         "go-nats",
         marks=[pytest.mark.goref, pytest.mark.interop(client="ours", server="go", bus="nats")],
@@ -63,7 +68,15 @@ async def client(
         ) as native:
             yield native
         return
-    bus_url = nats_url if way.endswith("nats") else rabbitmq_url
+    bus_url = nats_url if "nats" in way else rabbitmq_url
+    if way.endswith("-outbound"):
+        # An Asterisk of its own, which dials our server (ari.conf type=outbound_websocket);
+        # requests go back on that socket.
+        name = f"pytest-{os.getpid()}-ob-{app_name.removeprefix('t-')}"
+        async with running_outbound(name, bus_url, app_name):
+            async with ari_proxy.connect(bus_url, application=app_name, timeout=5.0) as proxied:
+                yield proxied
+        return
     if way.startswith("go-"):
         goref: GoReference = request.getfixturevalue("goref")
         async with goref.server(asterisk, bus_url, app_name):
