@@ -1,5 +1,5 @@
-"""`python -m bench [native] [proxy] [chaos [scenario ...]]`: start what is needed, measure side by
-side, print tables."""
+"""`python -m bench [native] [proxy] [transports] [chaos [scenario ...]]`: start what is needed,
+measure side by side, print tables."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ async def main(which: list[str], n: int) -> None:
 
             names = [w for w in which if w in chaos.SCENARIOS]
             print(await chaos.run(inst, names))
+            print()
+        if "transports" in which:
+            from . import transports
+
+            print(await transports.run(inst, ensure_nats(), n=n))
             print()
         if "proxy" in which:
             from . import proxy

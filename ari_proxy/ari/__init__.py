@@ -7,7 +7,7 @@ models are in `ari_proxy.ari.models`.
 """
 
 from ..api import Connecting
-from ._client import AriClient, NativeBackend, connect
+from ._client import AriClient, NativeBackend, connect, serve_outbound
 from ._executor import Executor
 from ._http import HttpTransport, RestTransport
 from ._outbound import OutboundEventStream
@@ -28,4 +28,5 @@ __all__ = [
     "RestTransport",
     "WebSocketRest",
     "connect",
+    "serve_outbound",
 ]

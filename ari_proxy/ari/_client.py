@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -26,10 +27,11 @@ from ..spec import OPERATIONS, decode_model
 from ..spec.models import AsteriskInfo
 from ._executor import Executor
 from ._http import HttpTransport, RestTransport
+from ._outbound import OutboundEventStream
 from ._websocket import ConnectionState, EventSocket, EventStream
 from ._websocket_rest import WebSocketRest, check_transport
 
-__all__ = ["AriClient", "Connecting", "NativeBackend", "connect"]
+__all__ = ["AriClient", "Connecting", "NativeBackend", "connect", "serve_outbound"]
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +174,10 @@ class NativeBackend:
         return True
 
     async def start(self, timeout: float) -> None:
-        """Check the credentials with one REST call, then open the event stream."""
-        await self.refresh_info(self.http)
+        """Check the credentials with one REST call (when we dial Asterisk), then open the
+        event stream."""
+        if isinstance(self.stream, EventStream):
+            await self.refresh_info(self.http)
         await self.stream.start(timeout)
 
     async def close(self) -> None:
@@ -292,6 +296,86 @@ def connect(
             await backend.close()
             shown = redact_url(base)
             raise ConnectError(f"cannot connect to ARI at {shown}: {exc}") from None
+        return AriClient(backend, timeout=timeout)
+
+    return Connecting(start)
+
+
+def serve_outbound(
+    applications: str | Sequence[str],
+    *,
+    port: int,
+    username: str,
+    password: str,
+    host: str | None = "127.0.0.1",
+    url: str | None = None,
+    ari_username: str | None = None,
+    ari_password: str | None = None,
+    transport: str = "websocket",
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+    connect_timeout: float = 60.0,
+    heartbeat: float = 10.0,
+) -> Connecting[AriClient]:
+    """Wait for Asterisk to dial us: its outbound persistent WebSocket (Asterisk 22.5+).
+
+    `ari.conf` has a `type=outbound_websocket` section serving `applications`, whose
+    `websocket_client.conf` connection dials `ws://host:port/...` (any path) with `username`
+    and `password`. Asterisk holds the applications' events while no one listens and sends
+    them on the next connection, so a restart of this process loses none of them
+    (docs/transports.md).
+
+    Args:
+        applications: the applications the connection serves (as in `ari.conf` `apps`).
+        port, host: where to listen (`host=None`: every interface).
+        username, password: what Asterisk presents (`websocket_client.conf`); checked in
+            constant time, anything else refused with 401.
+        url, ari_username, ari_password: ARI over HTTP (default `$ARI_HTTP_URL`,
+            `$ARI_USERNAME`, `$ARI_PASSWORD`), for recordings' files and for requests when
+            `transport="http"`; not used otherwise.
+        transport: `"websocket"` (requests on the socket Asterisk dialled) or `"http"`.
+        ssl_context: serve `wss://` (Asterisk: `tls_enabled = yes`).
+        timeout: default seconds per request.
+        connect_timeout: seconds to wait for Asterisk's first connection.
+        heartbeat: seconds between WebSocket pings.
+
+    Returns:
+        A `Connecting`: `await` it for an `AriClient`, or `async with serve_outbound(...)`.
+
+    Raises (when awaited):
+        ConnectError: the port cannot be listened on, or Asterisk did not dial in time.
+    """
+    names = [
+        a for a in (applications.split(",") if isinstance(applications, str) else applications) if a
+    ]
+    if not names:
+        raise ValueError("serve_outbound() needs at least one application")
+    check_transport(transport)
+    base = _base_url(url or os.environ.get("ARI_HTTP_URL") or "http://localhost:8088/ari")
+    user = ari_username if ari_username is not None else os.environ.get("ARI_USERNAME", "")
+    secret = ari_password if ari_password is not None else os.environ.get("ARI_PASSWORD", "")
+
+    def listen(backend: NativeBackend) -> EventSocket:
+        return OutboundEventStream(
+            host,
+            port,
+            username=username,
+            password=password,
+            on_frame=backend._on_frame,
+            on_connected=backend._on_connected,
+            rest=backend.websocket_rest,
+            heartbeat=heartbeat,
+            ssl_context=ssl_context,
+        )
+
+    async def start() -> AriClient:
+        http = HttpTransport(base, user, secret, timeout=timeout)
+        backend = NativeBackend(http, "", names, transport=transport, events=listen)
+        try:
+            await backend.start(connect_timeout)
+        except BaseException:
+            await backend.close()
+            raise
         return AriClient(backend, timeout=timeout)
 
     return Connecting(start)

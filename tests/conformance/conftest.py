@@ -7,11 +7,12 @@ proxied by the real Go server (`ari-proxy-go` v5, with our proxy client, over NA
 RabbitMQ), or by our server in outbound mode (a sandbox Asterisk of its own dials the server
 with its outbound persistent WebSocket; REST goes back on that socket). Every test in this
 folder runs once per way and must pass the same; what the Go server cannot do is asserted as
-such, through `served_by`.
+such, through `served_by`. The native client runs in outbound mode too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -20,11 +21,19 @@ import pytest_asyncio
 
 import ari_proxy
 from ari_proxy.server import Server, ServerConfig
-from ari_proxy.testing import GoReference, Instance, running_outbound
+from ari_proxy.testing import (
+    GoReference,
+    Instance,
+    outbound_spec,
+    running_outbound,
+    start,
+    stop,
+)
 
 TRANSPORTS = [
     "native",
     "native-websocket",
+    "native-outbound",
     pytest.param("nats", marks=pytest.mark.interop(client="ours", server="ours", bus="nats")),
     pytest.param(
         "rabbitmq", marks=pytest.mark.interop(client="ours", server="ours", bus="rabbitmq")
@@ -58,6 +67,31 @@ async def client(
     rabbitmq_url: str,
 ) -> AsyncIterator[ari_proxy.Client]:
     way = str(request.param)
+    if way == "native-outbound":
+        # The native client in outbound mode: a sandbox Asterisk of its own dials it.
+        spec = outbound_spec(f"pytest-{os.getpid()}-nob-{app_name.removeprefix('t-')}", app_name)
+        host, _, port = spec.outbound_url.removeprefix("ws://").partition("/")[0].partition(":")
+        serving = ari_proxy.serve_outbound(
+            app_name,
+            host=host,
+            port=int(port),
+            username=spec.outbound_username,
+            password=spec.outbound_password,
+            url=f"http://127.0.0.1:{spec.http_port}/ari",
+            ari_username=spec.username,
+            ari_password=spec.password,
+        )
+        waiting = asyncio.ensure_future(serving)
+        inst = await asyncio.to_thread(start, spec)
+        try:
+            yield await waiting
+        finally:
+            # Asterisk first: it would dial again while the client stops listening.
+            await asyncio.to_thread(stop, inst.name)
+            if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+                await waiting.result().close()
+            waiting.cancel()
+        return
     if way.startswith("native"):
         async with ari_proxy.connect(
             asterisk.http_url,
