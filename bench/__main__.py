@@ -12,8 +12,8 @@ import platform
 from ari_proxy.testing import ensure_nats, make_spec, start, stop
 
 
-async def main(which: list[str], n: int) -> None:
-    inst = start(make_spec("bench-1"))
+async def main(which: list[str], n: int, name: str = "bench-1") -> None:
+    inst = start(make_spec(name))
     inst2 = None
     try:
         machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
@@ -43,7 +43,7 @@ async def main(which: list[str], n: int) -> None:
         if "proxy" in which:
             from . import proxy
 
-            inst2 = start(make_spec("bench-2"))
+            inst2 = start(make_spec(f"{name}-2"))
             print(await proxy.run(inst, inst2, ensure_nats(), n=n))
             print()
     finally:
@@ -56,6 +56,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("which", nargs="*", default=["native", "proxy"])
     parser.add_argument("-n", type=int, default=2000, help="requests per contender and mode")
+    parser.add_argument(
+        "--instance", default="bench-1", help="sandbox instance name (another run may hold one)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.which, args.n))
+    asyncio.run(main(args.which, args.n, args.instance))

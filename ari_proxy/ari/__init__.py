@@ -12,7 +12,7 @@ from ._executor import Executor
 from ._http import HttpTransport, RestTransport
 from ._outbound import OutboundEventStream
 from ._websocket import ConnectionState, EventSocket, EventStream
-from ._websocket_rest import REST_TRANSPORTS, WebSocketRest
+from ._websocket_rest import REST_TRANSPORTS, WebSocketRest, rest_over_websocket
 
 __all__ = [
     "REST_TRANSPORTS",
@@ -28,5 +28,6 @@ __all__ = [
     "RestTransport",
     "WebSocketRest",
     "connect",
+    "rest_over_websocket",
     "serve_outbound",
 ]

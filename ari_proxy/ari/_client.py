@@ -29,7 +29,7 @@ from ._executor import Executor
 from ._http import HttpTransport, RestTransport
 from ._outbound import OutboundEventStream
 from ._websocket import ConnectionState, EventSocket, EventStream
-from ._websocket_rest import WebSocketRest, check_transport
+from ._websocket_rest import WebSocketRest, check_transport, rest_over_websocket
 
 __all__ = ["AriClient", "Connecting", "NativeBackend", "connect", "serve_outbound"]
 
@@ -56,14 +56,14 @@ class NativeBackend:
         *,
         subscribe_all: bool = False,
         heartbeat: float = 10.0,
-        transport: str = "http",
+        transport: str = "auto",
         events: Callable[[NativeBackend], EventSocket] | None = None,
     ) -> None:
         if not applications:
             raise ValueError("at least one application is needed")
         self.http = http
         self.transport = check_transport(transport)
-        self.websocket_rest = WebSocketRest(http) if transport == "websocket" else None
+        self.websocket_rest = WebSocketRest(http) if transport != "http" else None
         self.rest: RestTransport = self.websocket_rest or http
         self.applications = tuple(applications)
         self._hub = EventHub()
@@ -86,6 +86,10 @@ class NativeBackend:
                 heartbeat=heartbeat,
             )
         )
+        if self.websocket_rest is not None and transport == "auto":
+            # Dialling: decided by Asterisk's version (`refresh_info`). Dialled: Asterisk is
+            # recent enough to dial (22.5, 21.10, 20.15), so it takes requests on the socket.
+            self.websocket_rest.enabled = not isinstance(self.stream, EventStream)
 
     @property
     def application(self) -> str:
@@ -101,9 +105,11 @@ class NativeBackend:
 
     async def refresh_info(self, via: RestTransport | None = None) -> AsteriskInfo:
         """Read `/asterisk/info` (over `via`, default the REST transport) and remember the
-        entity ID."""
+        entity ID; with `transport="auto"`, choose the transport by Asterisk's version."""
         response = await (via or self.rest).request(OPERATIONS["asterisk.getInfo"])
         info = decode_model(response.body, AsteriskInfo)
+        if self.transport == "auto" and self.websocket_rest is not None and info.system:
+            self.websocket_rest.enabled = rest_over_websocket(info.system.version)
         self.info = info
         self.node_id = info.system.entity_id if info.system is not None else ""
         return info
@@ -111,7 +117,10 @@ class NativeBackend:
     async def _on_connected(self, lost_at: float | None) -> None:
         previous = self.node_id
         started = self.info.status.startup_time if self.info and self.info.status else None
-        await self.refresh_info()
+        # "auto" on a dialled socket asks over HTTP: the Asterisk behind the URL may have been
+        # replaced by one without REST over WebSocket.
+        dialled_auto = self.transport == "auto" and isinstance(self.stream, EventStream)
+        await self.refresh_info(self.http if dialled_auto else None)
         if lost_at is None:
             return
         if previous != self.node_id:
@@ -240,7 +249,7 @@ def connect(
     connect_timeout: float = 10.0,
     pool_size: int = 32,
     heartbeat: float = 10.0,
-    transport: str = "http",
+    transport: str = "auto",
 ) -> Connecting[AriClient]:
     """Connect to one Asterisk's ARI.
 
@@ -255,9 +264,10 @@ def connect(
         connect_timeout: seconds to wait for the first connection.
         pool_size: most concurrent HTTP connections (Asterisk allows 100 sessions by default).
         heartbeat: seconds between WebSocket pings (a dead connection is noticed after ~1.5x).
-        transport: how requests travel: `"http"` (their own connections) or `"websocket"`
-            (on the events WebSocket, Asterisk 22.4 and later; binary downloads still use
-            HTTP). See docs/transports.md.
+        transport: how requests travel: `"http"` (their own connections), `"websocket"` (on
+            the events WebSocket, Asterisk 22.4, 21.9, 20.14 and later; recordings' files
+            still over HTTP), or `"auto"`: the WebSocket when Asterisk's version has it, else
+            HTTP. See docs/transports.md.
 
     Returns:
         A `Connecting`: `await` it for an `AriClient`, or `async with connect(...) as client`.
@@ -311,7 +321,7 @@ def serve_outbound(
     url: str | None = None,
     ari_username: str | None = None,
     ari_password: str | None = None,
-    transport: str = "websocket",
+    transport: str = "auto",
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 10.0,
     connect_timeout: float = 60.0,
@@ -333,7 +343,8 @@ def serve_outbound(
         url, ari_username, ari_password: ARI over HTTP (default `$ARI_HTTP_URL`,
             `$ARI_USERNAME`, `$ARI_PASSWORD`), for recordings' files and for requests when
             `transport="http"`; not used otherwise.
-        transport: `"websocket"` (requests on the socket Asterisk dialled) or `"http"`.
+        transport: `"websocket"` or `"auto"` (requests on the socket Asterisk dialled) or
+            `"http"`.
         ssl_context: serve `wss://` (Asterisk: `tls_enabled = yes`).
         timeout: default seconds per request.
         connect_timeout: seconds to wait for Asterisk's first connection.

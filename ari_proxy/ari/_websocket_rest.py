@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Protocol
 
@@ -31,15 +32,50 @@ from .._exceptions import ConnectionDownError, RequestTimeout
 from ..spec import Operation
 from ._http import Deadlines, HttpResponse, HttpTransport, ari_error, request_target
 
-__all__ = ["REST_TRANSPORTS", "Sender", "WebSocketRest", "check_transport"]
+__all__ = [
+    "REST_TRANSPORTS",
+    "Sender",
+    "WebSocketRest",
+    "check_transport",
+    "rest_over_websocket",
+]
 
 logger = logging.getLogger(__name__)
 
-REST_TRANSPORTS = ("http", "websocket")
-"""How REST requests travel: their own HTTP connections, or the events WebSocket."""
+REST_TRANSPORTS = ("auto", "http", "websocket")
+"""How REST requests travel: their own HTTP connections (`http`), the events WebSocket
+(`websocket`), or the WebSocket when Asterisk's version has it and HTTP otherwise (`auto`)."""
+
+_FIRST_WITH_REST = {20: (20, 14), 21: (21, 9), 22: (22, 4)}
+"""The first release of each series with REST over WebSocket; every later series has it."""
+_VERSION = re.compile(r"^(?:certified/)?(\d+)\.(\d+)")
 
 _MARK = '"RESTResponse"'
+_ANSWERS = {"type": "RESTResponse"}
+"""The answers' event type, as an application event filter names it."""
+_APPLICATION_OPS = frozenset(
+    (
+        "applications.list",
+        "applications.get",
+        "applications.subscribe",
+        "applications.unsubscribe",
+        "applications.filter",
+    )
+)
 _MARK_BYTES = _MARK.encode()
+
+
+def rest_over_websocket(version: str) -> bool:
+    """Whether an Asterisk of `version` (`/asterisk/info` `system.version`, such as
+    `22.10.1+dfsg-1`) takes REST requests on its events WebSocket; False when unsure."""
+    match = _VERSION.match(version)
+    if match is None:
+        return False
+    found = (int(match.group(1)), int(match.group(2)))
+    first = _FIRST_WITH_REST.get(found[0])
+    if first is None:
+        return found[0] > max(_FIRST_WITH_REST)
+    return found >= first
 
 
 def check_transport(name: str) -> str:
@@ -100,6 +136,9 @@ class WebSocketRest:
         self.http = http
         self.timeout = http.timeout if timeout is None else timeout
         self.max_pending = max_pending
+        self.enabled = True
+        """False: requests go over HTTP (`transport="auto"` with an Asterisk without REST
+        over WebSocket)."""
         self.sent = 0
         """Requests written to a socket."""
         self.queued = 0
@@ -188,6 +227,10 @@ class WebSocketRest:
             ConnectionDownError: no socket, or it closed before the answer came.
             ValueError: a path or query parameter is missing, unknown or of the wrong type.
         """
+        if not self.enabled:
+            return await self.http.request(op, path, query, body, timeout=timeout)
+        if op.name == "applications.filter" and body is not None:
+            body = _let_answers_through(body)
         uri = request_target(op, path or {}, query or {})[1:]  # Asterisk wants no leading /
         limit = self.timeout if timeout is None else timeout
         ident = str(next(self._ids))
@@ -220,7 +263,7 @@ class WebSocketRest:
                     try:
                         await socket.send_str(frame.decode())
                         self.sent += 1
-                        return await future
+                        response = await future
                     finally:
                         self._pending.pop(ident, None)
                 finally:
@@ -229,6 +272,9 @@ class WebSocketRest:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except ConnectionError as exc:  # aiohttp: the socket is closing
             raise ConnectionDownError(f"the ARI WebSocket is down: {exc}") from None
+        if op.name in _APPLICATION_OPS and _MARK_BYTES in response.body:
+            return HttpResponse(response.status, _hide_answers(response.body))
+        return response
 
     def stream(
         self,
@@ -245,3 +291,34 @@ class WebSocketRest:
         """Fail what is in flight and stop the deadline sweeper (the HTTP side is the owner's)."""
         self.detach()
         self._deadlines.close()
+
+
+# The answers travel as events of the socket's applications, so an application's event filter
+# applies to them: an allow-list without them would leave every request unanswered (the filter's
+# own request first). A filter set over the socket lets them through, and the application's
+# filter is shown without them.
+
+
+def _let_answers_through(body: object) -> object:
+    """An `applications.filter` body whose allow-list (when it has one) includes the answers
+    and whose deny-list does not."""
+    data = msgspec.json.decode(msgspec.json.encode(body))
+    if not isinstance(data, dict):
+        return body
+    allowed = data.get("allowed") or []
+    if allowed and _ANSWERS not in allowed:
+        data["allowed"] = [*allowed, _ANSWERS]
+    if data.get("disallowed"):
+        data["disallowed"] = [d for d in data["disallowed"] if d != _ANSWERS]
+    return data
+
+
+def _hide_answers(body: bytes) -> bytes:
+    """An Application (or a list of them) without the answers in its filter lists."""
+    data = msgspec.json.decode(body)
+    for app in data if isinstance(data, list) else [data]:
+        if isinstance(app, dict):
+            for member in ("events_allowed", "events_disallowed"):
+                if isinstance(app.get(member), list):
+                    app[member] = [e for e in app[member] if e != _ANSWERS]
+    return msgspec.json.encode(data)

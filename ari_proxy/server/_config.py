@@ -262,8 +262,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ari.transport",
         "ari_transport",
         _text,
-        "how requests reach Asterisk: http (their own connections) or websocket (on the "
-        "events WebSocket, Asterisk 22.4+; recordings still download over HTTP)",
+        "how requests reach Asterisk: http (their own connections), websocket (on the "
+        "events WebSocket, Asterisk 22.4+; recordings still download over HTTP), or auto "
+        "(default): websocket when Asterisk's version has it, else http",
     ),
     Setting(
         "ari.listen",
@@ -457,7 +458,7 @@ class ServerConfig:
     ari_http_url: str = "http://localhost:8088/ari"
     ari_websocket_url: str = ""
     ari_max_connections: int = 32
-    ari_transport: str = "http"
+    ari_transport: str = "auto"
     ari_listen: str = ""
     ari_listen_username: str = ""
     ari_listen_password: str = field(default="", repr=False)
@@ -647,7 +648,7 @@ def _validate(config: ServerConfig) -> None:
 def _validate_ari_link(config: ServerConfig) -> None:
     """The ARI transport and, in outbound mode, the listener."""
     if config.ari_transport not in REST_TRANSPORTS:
-        choices = " or ".join(REST_TRANSPORTS)
+        choices = ", ".join(REST_TRANSPORTS[:-1]) + " or " + REST_TRANSPORTS[-1]
         raise ConfigError(f"ari.transport {config.ari_transport!r}: expected {choices}")
     if not config.ari_listen:
         return

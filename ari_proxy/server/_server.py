@@ -40,6 +40,7 @@ from ..ari import (
     OutboundEventStream,
     RestTransport,
     WebSocketRest,
+    rest_over_websocket,
 )
 from ..bus import BusMessage, BusSubscription, Transport, connect
 from ..events import gap_since
@@ -100,6 +101,7 @@ class _Info(msgspec.Struct):
 
     class _System(msgspec.Struct):
         entity_id: str = ""
+        version: str = ""
 
     class _Status(msgspec.Struct):
         startup_time: str = ""
@@ -144,10 +146,9 @@ class Server:
         self.router = DialogRouter(
             config.max_dialog_bindings, max_per_dialog=config.max_bindings_per_dialog
         )
-        # ari.transport: requests on their own HTTP connections, or on the events WebSocket.
-        self.websocket_rest = (
-            WebSocketRest(self.http) if config.ari_transport == "websocket" else None
-        )
+        # ari.transport: requests on their own HTTP connections, or on the events WebSocket
+        # (auto: when Asterisk's version has it, read at each connection).
+        self.websocket_rest = WebSocketRest(self.http) if config.ari_transport != "http" else None
         self.rest: RestTransport = self.websocket_rest or self.http
         node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
         self.epoch = new_id("ep")
@@ -182,6 +183,9 @@ class Server:
         )
         self.stream = self._event_socket()
         self.stream.on_state(self._on_ari_state)
+        if self.websocket_rest is not None and config.ari_transport == "auto":
+            # Dialled by Asterisk: recent enough (22.5, 21.10, 20.15) for requests on the socket.
+            self.websocket_rest.enabled = bool(config.ari_listen)
         self.announcer = Announcer(
             self.bus,
             self.subjects,
@@ -572,9 +576,14 @@ class Server:
         previous, dialogs = self.node, self.router.dialog_ids()
         # Short deadlines, tried again: an Asterisk that dials us (outbound mode) as it finishes
         # booting can leave the first request unanswered.
+        # ari.transport auto, dialling: asked over HTTP, for the Asterisk behind the URL may
+        # have been replaced by one without REST over WebSocket.
+        auto = self.config.ari_transport == "auto" and not self.config.ari_listen
         for attempt in range(_CONNECT_CHECKS):
             try:
-                restarted = await self._refresh_node(_CONNECT_CHECK)
+                restarted = await self._refresh_node(
+                    _CONNECT_CHECK, via=self.http if auto else None
+                )
                 break
             except RequestTimeout:
                 if attempt == _CONNECT_CHECKS - 1:
@@ -613,7 +622,9 @@ class Server:
         elif state is ConnectionState.RECONNECTING:
             logger.warning("ARI connection lost; requests are refused until it is back")
 
-    async def _refresh_node(self, timeout: float | None = None) -> bool:
+    async def _refresh_node(
+        self, timeout: float | None = None, via: RestTransport | None = None
+    ) -> bool:
         """Read `/asterisk/info`; adopt a new entity ID and forget stale dialog bindings.
 
         Returns:
@@ -623,10 +634,19 @@ class Server:
             AriProxyError: Asterisk did not answer.
             ProtocolError: the answer has no entity ID.
         """
-        response = await self.rest.request(
+        response = await (via or self.rest).request(
             OPERATIONS["asterisk.getInfo"], timeout=timeout or self.config.request_timeout
         )
         info = _info_decoder.decode(response.body)
+        if via is not None and self.websocket_rest is not None and info.system is not None:
+            over = rest_over_websocket(info.system.version)
+            if over != self.websocket_rest.enabled or not self.node:
+                logger.info(
+                    "ARI requests over %s",
+                    "the WebSocket" if over else "HTTP",
+                    extra={"version": info.system.version},
+                )
+            self.websocket_rest.enabled = over
         node = info.system.entity_id if info.system is not None else ""
         startup = info.status.startup_time if info.status is not None else ""
         if not node:

@@ -144,6 +144,9 @@ async def test_a_killed_proxy_with_calls_up(
                     )
                     if outbound:
                         assert marks == dict.fromkeys(calls, MARKS), after
+                        for events in after.values():  # held, then the sentinel after them
+                            last_mark = max(i for i, e in enumerate(events) if e == "ChannelVarset")
+                            assert events.index("ChannelUserevent") > last_mark, events
                         assert ledger.gaps == {}
                     else:
                         assert marks == dict.fromkeys(calls, 0), after

@@ -22,6 +22,7 @@ from ari_proxy.api import event_type
 from ari_proxy.ari import AriClient, EventStream, HttpTransport, WebSocketRest
 from ari_proxy.spec import OPERATIONS
 from ari_proxy.testing import Instance, wait_until
+from ari_proxy.testing._fake_ari import FakeAri
 from ari_proxy.testing._tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -72,6 +73,18 @@ async def test_errors_carry_asterisk_s_status_and_message(ws_client: AriClient) 
         await ws_client.channels.handle("no-such-channel").data()
     assert missing.value.status == 404
     assert missing.value.message == "Channel not found"
+
+
+async def test_an_event_filter_lets_the_answers_through(ws_client: AriClient) -> None:
+    """The answers are events of the application: an allow-list set over the socket keeps
+    them coming, and the filter reads back as it was asked."""
+    app = ws_client.applications.handle()
+    data = await app.set_event_filter(allowed=["ChannelUserevent"], disallowed=["RESTResponse"])
+    assert (data.events_allowed, data.events_disallowed) == ([{"type": "ChannelUserevent"}], [])
+    assert (await ws_client.asterisk.ping()).ping == "pong"
+    again = await app.data()
+    assert (again.events_allowed, again.events_disallowed) == ([{"type": "ChannelUserevent"}], [])
+    await app.set_event_filter()
 
 
 async def test_path_segments_are_encoded_as_over_http(
@@ -187,6 +200,28 @@ async def test_deadlines_a_bounded_table_and_nothing_sent_after_the_caller_gave_
         await stream.close()
         await rest.close()
         await http.close()
+
+
+async def test_auto_chooses_by_the_version_asterisk_reports(
+    asterisk: Instance, app_name: str
+) -> None:
+    """The default: the WebSocket on this Asterisk 22.10, HTTP on the fake ARI (22.0.0)."""
+    async with ari.connect(
+        asterisk.http_url, asterisk.username, asterisk.password, app_name
+    ) as client:
+        rest = _rest(client)
+        assert rest.enabled
+        before = rest.sent
+        assert (await client.asterisk.ping()).ping == "pong"
+        assert rest.sent == before + 1
+    async with FakeAri() as fake:
+        async with ari.connect(fake.http_url, fake.username, fake.password, app_name) as old:
+            rest = _rest(old)
+            assert not rest.enabled
+            await old.asterisk.info()
+            assert rest.sent == 0
+            infos = [r for r in fake.requests if r.path == "/asterisk/info"]
+            assert len(infos) >= 3  # connect, the new socket, and this one: all over HTTP
 
 
 async def test_an_unknown_transport_is_refused_with_the_choices() -> None:
