@@ -161,7 +161,7 @@ class EventSocket:
             if self.speaks_first:
                 spoke = asyncio.ensure_future(self._spoke.wait())
                 await asyncio.wait(
-                    {reader, spoke}, timeout=_FIRST_FRAME, return_when="FIRST_COMPLETED"
+                    {reader, spoke}, timeout=_FIRST_FRAME, return_when=asyncio.FIRST_COMPLETED
                 )
                 spoke.cancel()
                 if reader.done():

@@ -63,6 +63,8 @@ _APPLICATION_OPS = frozenset(
     )
 )
 _MARK_BYTES = _MARK.encode()
+_REPLACED = '"ApplicationReplaced"'
+_REPLACED_BYTES = _REPLACED.encode()
 
 
 def rest_over_websocket(version: str) -> bool:
@@ -105,6 +107,10 @@ class _Request(msgspec.Struct, omit_defaults=True):
     message_body: str = ""
 
 
+class _Type(msgspec.Struct):
+    type: str = ""
+
+
 class _Response(msgspec.Struct):
     type: str = ""
     request_id: str = ""
@@ -116,6 +122,7 @@ class _Response(msgspec.Struct):
 _encode = msgspec.json.Encoder().encode
 _decode_response = msgspec.json.Decoder(_Response).decode
 _decode_text = msgspec.json.Decoder(str).decode
+_decode_type = msgspec.json.Decoder(_Type).decode
 
 
 class WebSocketRest:
@@ -146,6 +153,7 @@ class WebSocketRest:
         self.late = 0
         """Answers that came after their request had given up (dropped, counted)."""
         self._socket: Sender | None = None
+        self._replaced = False
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
         self._slots = asyncio.Semaphore(max_pending)
         self._ids = itertools.count(1)
@@ -164,6 +172,7 @@ class WebSocketRest:
     def attach(self, socket: Sender) -> None:
         """Send requests on `socket` from now on (a new connection)."""
         self._socket = socket
+        self._replaced = False
 
     def detach(self) -> None:
         """The socket is gone: fail every request in flight (Asterisk may have run it)."""
@@ -184,6 +193,8 @@ class WebSocketRest:
         Called by the socket's reader for every frame: it never waits.
         """
         if (_MARK not in data) if isinstance(data, str) else (_MARK_BYTES not in data):
+            if (_REPLACED in data) if isinstance(data, str) else (_REPLACED_BYTES in data):
+                self._on_replaced(data)
             return False
         try:
             response = _decode_response(data)
@@ -210,6 +221,22 @@ class WebSocketRest:
             future.set_result(HttpResponse(status, body))
         return True
 
+    def _on_replaced(self, data: str | bytes) -> None:
+        """Another socket registered an application of ours: Asterisk leaves requests on this
+        one unanswered once that socket closes, so they go over HTTP until the next
+        connection (the events go to the other socket either way)."""
+        try:
+            if _decode_type(data).type != "ApplicationReplaced":
+                return
+        except msgspec.DecodeError:
+            return
+        if not self._replaced and self.enabled:
+            logger.warning(
+                "another client registered this connection's application: requests go over "
+                "HTTP until the next connection"
+            )
+        self._replaced = True
+
     async def request(
         self,
         op: Operation,
@@ -227,7 +254,7 @@ class WebSocketRest:
             ConnectionDownError: no socket, or it closed before the answer came.
             ValueError: a path or query parameter is missing, unknown or of the wrong type.
         """
-        if not self.enabled:
+        if not self.enabled or self._replaced:
             return await self.http.request(op, path, query, body, timeout=timeout)
         if op.name == "applications.filter" and body is not None:
             body = _let_answers_through(body)

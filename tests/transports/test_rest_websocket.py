@@ -87,6 +87,24 @@ async def test_an_event_filter_lets_the_answers_through(ws_client: AriClient) ->
     await app.set_event_filter()
 
 
+async def test_requests_stay_answered_when_another_client_takes_the_application(
+    ws_client: AriClient, asterisk: Instance, app_name: str
+) -> None:
+    """Asterisk leaves requests on a socket whose application was taken over unanswered once
+    the new socket closes: they go over HTTP from the `ApplicationReplaced` on."""
+    rest = _rest(ws_client)
+    async with ws_client.subscribe("ApplicationReplaced") as replaced:
+        async with ari.connect(
+            asterisk.http_url, asterisk.username, asterisk.password, app_name,
+            transport="websocket",
+        ):  # fmt: skip
+            await replaced.next(timeout=5)
+    sent = rest.sent
+    async with asyncio.timeout(3):  # over the socket it would wait for its whole deadline
+        assert (await ws_client.asterisk.ping()).ping == "pong"
+    assert rest.sent == sent  # over HTTP
+
+
 async def test_path_segments_are_encoded_as_over_http(
     ws_client: AriClient, asterisk: Instance, app_name: str
 ) -> None:
