@@ -183,6 +183,7 @@ connection_timeout = 500
 reconnect_interval = {s.outbound_reconnect_ms}
 reconnect_attempts = 4
 tls_enabled = {"yes" if scheme == "wss" else "no"}
+{"verify_server_cert = no" + chr(10) + "verify_server_hostname = no" if scheme == "wss" else ""}
 """,
     }
 

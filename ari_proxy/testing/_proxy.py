@@ -56,18 +56,22 @@ async def running_proxy(
         await server.stop()
 
 
-def outbound_spec(name: str, *apps: str, port: int | None = None) -> InstanceSpec:
-    """A sandbox instance that dials `ws://127.0.0.1:<port>/ari` (a free port when None) with
-    an outbound persistent WebSocket serving `apps`."""
+def outbound_spec(
+    name: str, *apps: str, port: int | None = None, tls: bool = False
+) -> InstanceSpec:
+    """A sandbox instance that dials `ws://127.0.0.1:<port>/ari` (a free port when None; with
+    `tls`, `wss://`, not verifying the certificate) with an outbound persistent WebSocket
+    serving `apps`."""
     port = port or free_port()
-    return make_spec(name, outbound_url=f"ws://127.0.0.1:{port}/ari", outbound_apps=apps)
+    scheme = "wss" if tls else "ws"
+    return make_spec(name, outbound_url=f"{scheme}://127.0.0.1:{port}/ari", outbound_apps=apps)
 
 
 def outbound_config(spec: InstanceSpec, bus_url: str, **overrides: Any) -> ServerConfig:
     """A server configuration in outbound mode for the instance `spec` describes: listening
     where it dials, checking what it presents, REST over that socket (`ari.transport`
     websocket), HTTP for recordings."""
-    host_port = spec.outbound_url.removeprefix("ws://").partition("/")[0]
+    host_port = spec.outbound_url.partition("://")[2].partition("/")[0]
     config = ServerConfig(
         applications=tuple(spec.outbound_apps.split(",")),
         ari_username=spec.username,
@@ -88,8 +92,9 @@ async def running_outbound(
     name: str, bus_url: str, *apps: str, **overrides: Any
 ) -> AsyncIterator[tuple[Instance, Server]]:
     """A sandbox Asterisk in outbound persistent mode for `apps`, and a started server it
-    dialled; both stopped at the end."""
-    spec = outbound_spec(name, *apps)
+    dialled; both stopped at the end. With `ari_listen_tls_cert_file` among the overrides,
+    Asterisk dials `wss://`."""
+    spec = outbound_spec(name, *apps, tls=bool(overrides.get("ari_listen_tls_cert_file")))
     server = Server(outbound_config(spec, bus_url, **overrides))
     starting = asyncio.ensure_future(server.start(ari_timeout=60))
     try:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,29 @@ async def test_a_dropped_socket_is_no_gap_asterisk_holds_the_events(
                 assert [ari_proxy.event_type(e) for e in got] == ["ChannelUserevent"] * 5
                 assert [e.userevent["i"] for e in got] == [str(i) for i in range(5)]  # type: ignore[attr-defined]
         assert server.counters.events_dropped == 0
+
+
+async def test_asterisk_dials_wss_with_the_listener_s_certificate(
+    nats_url: str, app_name: str, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    openssl = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await openssl.wait() == 0
+    async with running_outbound(
+        _name(app_name, "tls"),
+        nats_url,
+        app_name,
+        ari_listen_tls_cert_file=str(cert),
+        ari_listen_tls_key_file=str(key),
+    ) as (inst, server):
+        assert inst.spec.outbound_url.startswith("wss://")
+        assert server.ari_connected
+        async with ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as client:
+            assert (await client.asterisk.ping()).asterisk_id == inst.entity_id
 
 
 def test_outbound_spec_leaves_the_default_configuration_alone() -> None:
