@@ -14,6 +14,12 @@ socket, so `stream()` goes over HTTP.
 The pending table is bounded (a request waits for a slot within its deadline), a request is
 sent by its caller's own task, so one that gave up before its turn is never sent, and when the
 socket goes, every request in flight fails with `ConnectionDownError`.
+
+The answers are events of the socket's applications, which has two consequences handled here:
+an application event filter set over the socket lets them through (and reads back without
+them), and after `ApplicationReplaced` (another socket took an application) requests go over
+HTTP until the next connection, since Asterisk stops answering on this one once the other
+closes.
 """
 
 from __future__ import annotations
@@ -126,8 +132,9 @@ _decode_type = msgspec.json.Decoder(_Type).decode
 
 
 class WebSocketRest:
-    """Sends ARI requests on the events WebSocket; the `RestTransport` the executor uses when
-    `transport="websocket"`.
+    """Sends ARI requests on the events WebSocket; the `RestTransport` the executor uses with
+    `transport="websocket"` or `"auto"` (which turns `enabled` off for an Asterisk without
+    REST over WebSocket: requests then go over HTTP).
 
     Args:
         http: the HTTP transport, for binary downloads and the credentials in error texts.
