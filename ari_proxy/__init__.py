@@ -5,7 +5,7 @@
 `ari_proxy.ari`, the proxy client in `ari_proxy.client`, the server in `ari_proxy.server`.
 """
 
-from ._connect import connect
+from ._connect import connect, serve_outbound
 from ._exceptions import (
     AriError,
     AriProxyError,
@@ -103,4 +103,5 @@ __all__ = [
     "connect",
     "event_type",
     "raw_event",
+    "serve_outbound",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .api import Client, Connecting
 
-__all__ = ["connect"]
+__all__ = ["connect", "serve_outbound"]
 
 
 def connect(
@@ -49,3 +49,25 @@ def connect(
     if application is not None and not isinstance(application, str):
         application = ",".join(application)
     return proxied(application, url, **options)
+
+
+def serve_outbound(
+    application: str | Sequence[str],
+    *,
+    port: int,
+    username: str,
+    password: str,
+    **options: Any,
+) -> Connecting[Client]:
+    """The native client, with Asterisk dialling us (its outbound persistent WebSocket,
+    Asterisk 22.5+) instead of us dialling it: `connect()`'s counterpart for `ari.conf`
+    `type=outbound_websocket` (`ari_proxy.ari.serve_outbound` says the options).
+
+    ```python
+    async with ari_proxy.serve_outbound("demo", port=8765, username="asterisk",
+                                        password="secret") as client: ...
+    ```
+    """
+    from .ari import serve_outbound as native
+
+    return native(application, port=port, username=username, password=password, **options)

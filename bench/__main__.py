@@ -1,7 +1,7 @@
-"""`python -m bench [native] [proxy] [go] [recovery [fault ...]] [fuzz] [soak] [setup] [chaos
-[scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed, measure side by side,
-print tables. `-n` is each part's count of requests (or of messages, for `fuzz`); without it
-each part takes its own default."""
+"""`python -m bench [native] [proxy] [transports] [go] [recovery [fault ...]] [fuzz] [soak]
+[setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed, measure
+side by side, print tables. `-n` is each part's count of requests (or of messages, for `fuzz`);
+without it each part takes its own default."""
 
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ async def main(
             from . import goref
 
             print(await goref.run(inst, n=n or 1000))
+        if "transports" in which:
+            from . import transports
+
+            print(await transports.run(inst, ensure_nats(), n=n or 2000))
             print()
         if "proxy" in which:
             from . import proxy

@@ -37,10 +37,10 @@ from ari_proxy.testing import (
     Instance,
     Ledger,
     NatsCluster,
-    Taker,
     TcpProxy,
     ensure_nats,
     ensure_rabbitmq,
+    takers,
     wait_until,
 )
 
@@ -134,23 +134,6 @@ HEADER = [
 ]
 
 
-@contextlib.asynccontextmanager
-async def instances(
-    bus_url: str | list[str], ledger: Ledger, **options: object
-) -> AsyncIterator[list[Taker]]:
-    async with contextlib.AsyncExitStack() as stack:
-        group = []
-        for i in range(3):
-            client = await stack.enter_async_context(
-                proxy_connect(APP, bus_url, timeout=2.0, retries=1)
-            )
-            taker = Taker(f"instance-{i}", client, ledger, **options)  # type: ignore[arg-type]
-            await taker.start()
-            stack.push_async_callback(taker.stop)
-            group.append(taker)
-        yield group
-
-
 async def settle(source: CallSource, timeout: float = 60.0) -> int:
     """Wait until no placed call is left in Asterisk (bounded); return how many are left."""
     left = await source.left_in_asterisk()
@@ -214,7 +197,7 @@ async def under_fault(
     ledger = Ledger()
     row = Row(name, ledger)
     clients = client_url or bus_url
-    async with in_process(asterisk, bus_url, **server) as proxy, instances(clients, ledger):
+    async with in_process(asterisk, bus_url, **server) as proxy, takers(clients, APP, ledger):
         async with proxy_connect(APP, clients, timeout=2.0) as client:
             probe = Probe(client, proxy.node)
             row.probe = probe
@@ -282,7 +265,7 @@ async def _proxy_restart(asterisk: Instance, sig: signal.Signals, name: str) -> 
     row = Row(name, ledger)
     proxy = await _proxy(asterisk, url)
     try:
-        async with instances(url, ledger, hold=None) as group:
+        async with takers(url, APP, ledger, hold=None) as group:
             client = group[0].client
             assert isinstance(client, ProxyClient)
             await wait_until(lambda: bool(client.nodes()), timeout=30)

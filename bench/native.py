@@ -63,7 +63,11 @@ async def run(inst: Instance, *, n: int = 2000) -> str:
     async with (
         aiohttp.ClientSession(headers=headers, connector=connector) as http,
         ari_proxy.connect(
-            inst.http_url, application=app, username=inst.username, password=inst.password
+            inst.http_url,
+            application=app,
+            username=inst.username,
+            password=inst.password,
+            transport="http",  # against raw aiohttp over HTTP (bench/transports.py: WebSocket)
         ) as client,
     ):
         staged = await client.channels.stage_originate("Local/wait@default")

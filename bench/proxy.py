@@ -26,6 +26,7 @@ async def proxy_stack(inst: Instance, bus_url: str) -> AsyncIterator[ari_proxy.C
         ari_username=inst.username,
         ari_password=inst.password,
         ari_http_url=inst.http_url,
+        ari_transport="http",  # as the rows were measured (bench/transports.py: WebSocket)
         bus_urls=(bus_url,),
         prefix="bench.",
         max_inflight=1024,
@@ -124,7 +125,11 @@ async def run(inst: Instance, inst2: Instance, nats_url: str, *, n: int = 2000) 
     event_rows: list[list[str]] = []
     n_events = max(200, n // 2)
     async with ari_proxy.connect(
-        inst.http_url, application=APP, username=inst.username, password=inst.password
+        inst.http_url,
+        application=APP,
+        username=inst.username,
+        password=inst.password,
+        transport="http",
     ) as native:
         request_rows += await requests("native (HTTP)", native, n)
         event_rows.append(await events("native (WebSocket)", native, [native], n_events))

@@ -260,7 +260,9 @@ announces on a timer even while ARI is down, and not at startup: Go defect 15). 
 `ari.listen.<app>.<node>`; `epoch` is random per server process, so a client sees that a server
 was replaced (its dialog bindings gone, its events in between lost): the client then delivers a
 `ConnectionGap` with `"source":"proxy"` to every dialog with an entity on that node and binds
-them again.
+them again. `held-events` (a server in outbound mode, docs/transports.md) says that Asterisk
+kept the events of the time in between and the new process publishes them once the dialogs are
+bound again: the client binds them again and delivers no `ConnectionGap`.
 
 ## Presence
 

@@ -7,18 +7,27 @@ models are in `ari_proxy.ari.models`.
 """
 
 from ..api import Connecting
-from ._client import AriClient, NativeBackend, connect
+from ._client import AriClient, NativeBackend, connect, serve_outbound
 from ._executor import Executor
-from ._http import HttpTransport
-from ._websocket import ConnectionState, EventStream
+from ._http import HttpTransport, RestTransport
+from ._outbound import OutboundEventStream
+from ._websocket import ConnectionState, EventSocket, EventStream
+from ._websocket_rest import REST_TRANSPORTS, WebSocketRest, rest_over_websocket
 
 __all__ = [
+    "REST_TRANSPORTS",
     "AriClient",
     "Connecting",
     "ConnectionState",
+    "EventSocket",
     "EventStream",
     "Executor",
     "HttpTransport",
     "NativeBackend",
+    "OutboundEventStream",
+    "RestTransport",
+    "WebSocketRest",
     "connect",
+    "rest_over_websocket",
+    "serve_outbound",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -25,20 +26,27 @@ from ..protocol import DialogRouter, Key, KindName, Result
 from ..spec import OPERATIONS, HttpMethod, decode_model
 from ..spec.models import AsteriskInfo
 from ._executor import Executor
-from ._http import HttpTransport
+from ._http import HttpTransport, RestTransport
+from ._outbound import OutboundEventStream
 from ._raw import raw_request
-from ._websocket import ConnectionState, EventStream
+from ._websocket import ConnectionState, EventSocket, EventStream
+from ._websocket_rest import WebSocketRest, check_transport, rest_over_websocket
 
-__all__ = ["AriClient", "Connecting", "NativeBackend", "connect"]
+__all__ = ["AriClient", "Connecting", "NativeBackend", "connect", "serve_outbound"]
 
 logger = logging.getLogger(__name__)
 
 
 class NativeBackend:
-    """Runs requests over HTTP and delivers the WebSocket's events to the hub.
+    """Runs requests over HTTP (or the events WebSocket) and delivers the WebSocket's events
+    to the hub.
 
     Dialogs work as through a proxy: requests whose key carries a dialog bind it to their
     entities, and each event is delivered once more for every dialog bound to its entities.
+
+    `ws_url` dials Asterisk's events WebSocket; `events` takes a socket opened otherwise (the
+    outbound WebSocket Asterisk dials), built by the caller from this backend's `_on_frame`,
+    `_on_connected` and `websocket_rest`.
     """
 
     def __init__(
@@ -49,26 +57,40 @@ class NativeBackend:
         *,
         subscribe_all: bool = False,
         heartbeat: float = 10.0,
+        transport: str = "auto",
+        events: Callable[[NativeBackend], EventSocket] | None = None,
     ) -> None:
         if not applications:
             raise ValueError("at least one application is needed")
         self.http = http
+        self.transport = check_transport(transport)
+        self.websocket_rest = WebSocketRest(http) if transport != "http" else None
+        self.rest: RestTransport = self.websocket_rest or http
         self.applications = tuple(applications)
         self._hub = EventHub()
         self.node_id = ""
         self.info: AsteriskInfo | None = None
         self.dialogs = DialogRouter()
         self.bad_frames = 0
-        self.executor = Executor(http, self.applications[0], lambda: self.node_id)
-        self.stream = EventStream(
-            http,
-            ws_url,
-            self.applications,
-            on_frame=self._on_frame,
-            on_connected=self._on_connected,
-            subscribe_all=subscribe_all,
-            heartbeat=heartbeat,
+        self.executor = Executor(self.rest, self.applications[0], lambda: self.node_id)
+        self.stream: EventSocket = (
+            events(self)
+            if events is not None
+            else EventStream(
+                http,
+                ws_url,
+                self.applications,
+                on_frame=self._on_frame,
+                on_connected=self._on_connected,
+                rest=self.websocket_rest,
+                subscribe_all=subscribe_all,
+                heartbeat=heartbeat,
+            )
         )
+        if self.websocket_rest is not None and transport == "auto":
+            # Dialling: decided by Asterisk's version (`refresh_info`). Dialled: Asterisk is
+            # recent enough to dial (22.5, 21.10, 20.15), so it takes requests on the socket.
+            self.websocket_rest.enabled = not isinstance(self.stream, EventStream)
 
     @property
     def application(self) -> str:
@@ -82,21 +104,32 @@ class NativeBackend:
     def hub(self) -> EventHub:
         return self._hub
 
-    async def refresh_info(self) -> AsteriskInfo:
-        """Read `/asterisk/info` and remember the entity ID."""
-        response = await self.http.request(OPERATIONS["asterisk.getInfo"])
+    async def refresh_info(self, via: RestTransport | None = None) -> AsteriskInfo:
+        """Read `/asterisk/info` (over `via`, default the REST transport) and remember the
+        entity ID; with `transport="auto"`, choose the transport by Asterisk's version."""
+        response = await (via or self.rest).request(OPERATIONS["asterisk.getInfo"])
         info = decode_model(response.body, AsteriskInfo)
+        if self.transport == "auto" and self.websocket_rest is not None and info.system:
+            self.websocket_rest.enabled = rest_over_websocket(info.system.version)
         self.info = info
         self.node_id = info.system.entity_id if info.system is not None else ""
         return info
 
     async def _on_connected(self, lost_at: float | None) -> None:
         previous = self.node_id
-        await self.refresh_info()
+        started = self.info.status.startup_time if self.info and self.info.status else None
+        # "auto" on a dialled socket asks over HTTP: the Asterisk behind the URL may have been
+        # replaced by one without REST over WebSocket.
+        dialled_auto = self.transport == "auto" and isinstance(self.stream, EventStream)
+        await self.refresh_info(self.http if dialled_auto else None)
         if lost_at is None:
             return
         if previous != self.node_id:
             logger.warning("Asterisk entity ID changed from %s to %s", previous, self.node_id)
+        now = self.info.status.startup_time if self.info and self.info.status else None
+        if self.stream.keeps_events and previous == self.node_id and started == now:
+            logger.info("ARI events resumed; Asterisk held those of the disconnection")
+            return
         gap = gap_since(lost_at, application=self.application, node=self.node_id, source="ari")
         gap.previous_node = previous
         logger.warning("ARI events resumed after %.1fs; events in the gap are lost", gap.duration)
@@ -174,13 +207,17 @@ class NativeBackend:
         return True
 
     async def start(self, timeout: float) -> None:
-        """Check the credentials with one REST call, then open the event stream."""
-        await self.refresh_info()
+        """Check the credentials with one REST call (when we dial Asterisk), then open the
+        event stream."""
+        if isinstance(self.stream, EventStream):
+            await self.refresh_info(self.http)
         await self.stream.start(timeout)
 
     async def close(self) -> None:
         await self.stream.close()
         self._hub.close()
+        if self.websocket_rest is not None:
+            await self.websocket_rest.close()
         await self.http.close()
 
 
@@ -236,6 +273,7 @@ def connect(
     connect_timeout: float = 10.0,
     pool_size: int = 32,
     heartbeat: float = 10.0,
+    transport: str = "auto",
 ) -> Connecting[AriClient]:
     """Connect to one Asterisk's ARI.
 
@@ -250,6 +288,10 @@ def connect(
         connect_timeout: seconds to wait for the first connection.
         pool_size: most concurrent HTTP connections (Asterisk allows 100 sessions by default).
         heartbeat: seconds between WebSocket pings (a dead connection is noticed after ~1.5x).
+        transport: how requests travel: `"http"` (their own connections), `"websocket"` (on
+            the events WebSocket, Asterisk 22.4, 21.9, 20.14 and later; recordings' files
+            still over HTTP), or `"auto"`: the WebSocket when Asterisk's version has it, else
+            HTTP. See docs/transports.md.
 
     Returns:
         A `Connecting`: `await` it for an `AriClient`, or `async with connect(...) as client`.
@@ -264,6 +306,7 @@ def connect(
     names = [a for a in (apps.split(",") if isinstance(apps, str) else apps) if a]
     if not names:
         raise ValueError("connect() needs at least one application (or $ARI_APPLICATION)")
+    check_transport(transport)
     events = ws_url or (
         base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events"
     )
@@ -271,7 +314,12 @@ def connect(
     async def start() -> AriClient:
         http = HttpTransport(base, user, secret, pool_size=pool_size, timeout=timeout)
         backend = NativeBackend(
-            http, events, names, subscribe_all=subscribe_all, heartbeat=heartbeat
+            http,
+            events,
+            names,
+            subscribe_all=subscribe_all,
+            heartbeat=heartbeat,
+            transport=transport,
         )
         try:
             await backend.start(connect_timeout)
@@ -282,6 +330,87 @@ def connect(
             await backend.close()
             shown = redact_url(base)
             raise ConnectError(f"cannot connect to ARI at {shown}: {exc}") from None
+        return AriClient(backend, timeout=timeout)
+
+    return Connecting(start)
+
+
+def serve_outbound(
+    applications: str | Sequence[str],
+    *,
+    port: int,
+    username: str,
+    password: str,
+    host: str | None = "127.0.0.1",
+    url: str | None = None,
+    ari_username: str | None = None,
+    ari_password: str | None = None,
+    transport: str = "auto",
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+    connect_timeout: float = 60.0,
+    heartbeat: float = 10.0,
+) -> Connecting[AriClient]:
+    """Wait for Asterisk to dial us: its outbound persistent WebSocket (Asterisk 22.5+).
+
+    `ari.conf` has a `type=outbound_websocket` section serving `applications`, whose
+    `websocket_client.conf` connection dials `ws://host:port/...` (any path) with `username`
+    and `password`. Asterisk holds the applications' events while no one listens and sends
+    them on the next connection, so a restart of this process loses none of them
+    (docs/transports.md).
+
+    Args:
+        applications: the applications the connection serves (as in `ari.conf` `apps`).
+        port, host: where to listen (`host=None`: every interface).
+        username, password: what Asterisk presents (`websocket_client.conf`); checked in
+            constant time, anything else refused with 401.
+        url, ari_username, ari_password: ARI over HTTP (default `$ARI_HTTP_URL`,
+            `$ARI_USERNAME`, `$ARI_PASSWORD`), for recordings' files and for requests when
+            `transport="http"`; not used otherwise.
+        transport: `"websocket"` or `"auto"` (requests on the socket Asterisk dialled) or
+            `"http"`.
+        ssl_context: serve `wss://` (Asterisk: `tls_enabled = yes`).
+        timeout: default seconds per request.
+        connect_timeout: seconds to wait for Asterisk's first connection.
+        heartbeat: seconds between WebSocket pings.
+
+    Returns:
+        A `Connecting`: `await` it for an `AriClient`, or `async with serve_outbound(...)`.
+
+    Raises (when awaited):
+        ConnectError: the port cannot be listened on, or Asterisk did not dial in time.
+    """
+    names = [
+        a for a in (applications.split(",") if isinstance(applications, str) else applications) if a
+    ]
+    if not names:
+        raise ValueError("serve_outbound() needs at least one application")
+    check_transport(transport)
+    base = _base_url(url or os.environ.get("ARI_HTTP_URL") or "http://localhost:8088/ari")
+    user = ari_username if ari_username is not None else os.environ.get("ARI_USERNAME", "")
+    secret = ari_password if ari_password is not None else os.environ.get("ARI_PASSWORD", "")
+
+    def listen(backend: NativeBackend) -> EventSocket:
+        return OutboundEventStream(
+            host,
+            port,
+            username=username,
+            password=password,
+            on_frame=backend._on_frame,
+            on_connected=backend._on_connected,
+            rest=backend.websocket_rest,
+            heartbeat=heartbeat,
+            ssl_context=ssl_context,
+        )
+
+    async def start() -> AriClient:
+        http = HttpTransport(base, user, secret, timeout=timeout)
+        backend = NativeBackend(http, "", names, transport=transport, events=listen)
+        try:
+            await backend.start(connect_timeout)
+        except BaseException:
+            await backend.close()
+            raise
         return AriClient(backend, timeout=timeout)
 
     return Connecting(start)

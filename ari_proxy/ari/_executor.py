@@ -25,7 +25,7 @@ from .._exceptions import (
 )
 from ..protocol import KINDS, Args, DialogRouter, Invocation, Key, KindName, Reply, Result, new_id
 from ..spec import OPERATIONS
-from ._http import HttpTransport
+from ._http import RestTransport
 
 __all__ = ["Executor", "go_error_text"]
 
@@ -65,15 +65,16 @@ def _get_path(payload: Any, where: str) -> Any:
 
 
 class Executor:
-    """Executes request kinds over one `HttpTransport`.
+    """Executes request kinds over one REST transport.
 
     Args:
-        http: the REST transport to Asterisk.
+        http: the REST transport to Asterisk (`HttpTransport`, or `WebSocketRest` for REST
+            over the events WebSocket).
         application: the application stamped on returned keys and used where a kind needs one.
         node: returns the Asterisk entity ID stamped on returned keys (it can change on reconnect).
     """
 
-    def __init__(self, http: HttpTransport, application: str, node: Callable[[], str]) -> None:
+    def __init__(self, http: RestTransport, application: str, node: Callable[[], str]) -> None:
         self.http = http
         self.application = application
         self._node = node

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -23,7 +23,14 @@ from .._exceptions import ConnectError, RequestTimeout, TransportError, error_fo
 from .._redact import redact_url
 from ..spec import OPERATIONS, Operation, build_path, build_query
 
-__all__ = ["HttpResponse", "HttpTransport", "ari_error", "credentials_rejected"]
+__all__ = [
+    "HttpResponse",
+    "HttpTransport",
+    "RestTransport",
+    "ari_error",
+    "credentials_rejected",
+    "request_target",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ _URL_CACHE_SIZE = 4096
 _message_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
-class _Deadlines:
+class Deadlines:
     """Per-request timeouts without a timer per request.
 
     `asyncio.timeout()` schedules and cancels a loop timer for every request; under load that
@@ -73,7 +80,7 @@ class _Within:
 
     __slots__ = ("_deadlines", "_seconds", "_task")
 
-    def __init__(self, deadlines: _Deadlines, seconds: float) -> None:
+    def __init__(self, deadlines: Deadlines, seconds: float) -> None:
         self._deadlines = deadlines
         self._seconds = seconds
         self._task: asyncio.Task[Any] | None = None
@@ -110,6 +117,40 @@ class HttpResponse:
 
     status: int
     body: bytes
+
+
+class RestTransport(Protocol):
+    """What the executor needs of a REST transport: HTTP (`HttpTransport`) or the events
+    WebSocket (`WebSocketRest`)."""
+
+    async def request(
+        self,
+        op: Operation,
+        path: Mapping[str, str] | None = None,
+        query: Mapping[str, object] | None = None,
+        body: object = None,
+        *,
+        timeout: float | None = None,
+    ) -> HttpResponse: ...
+
+    def stream(
+        self,
+        op: Operation,
+        path: Mapping[str, str] | None = None,
+        *,
+        chunk_size: int = 64 * 1024,
+        timeout: float | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+
+def request_target(op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> str:
+    """The encoded path and query of one operation call, relative to the ARI base
+    (`/channels/a%2Fb?variable=X`); HTTP and the WebSocket send exactly this."""
+    text = build_path(op, path)
+    pairs = build_query(op, query)
+    if pairs:
+        text += "?" + urlencode(pairs, quote_via=quote, safe="")
+    return text
 
 
 def credentials_rejected(username: str) -> str:
@@ -169,7 +210,7 @@ class HttpTransport:
         self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
-        self._deadlines = _Deadlines()
+        self._deadlines = Deadlines()
         self._urls: dict[tuple[str, ...], yarl.URL] = {}
 
     @property
@@ -207,11 +248,7 @@ class HttpTransport:
                     self.base_url + build_path(op, path), encoded=True
                 )
             return url
-        text = self.base_url + build_path(op, path)
-        pairs = build_query(op, query)
-        if pairs:
-            text += "?" + urlencode(pairs, quote_via=quote, safe="")
-        return yarl.URL(text, encoded=True)
+        return yarl.URL(self.base_url + request_target(op, path, query), encoded=True)
 
     async def request(
         self,

@@ -27,7 +27,7 @@ from .._exceptions import AriError, InvalidRequestError, ProtocolError, RequestT
 from ..api import JsonValue
 from ..spec import OPERATIONS, HttpMethod, Operation, Param
 from ._executor import go_error_text
-from ._http import HttpTransport
+from ._http import RestTransport
 
 __all__ = ["raw_operation", "raw_request"]
 
@@ -98,7 +98,7 @@ def raw_operation(method: str, path: str, query: Mapping[str, object]) -> Operat
 
 
 async def raw_request(
-    http: HttpTransport,
+    http: RestTransport,
     method: HttpMethod,
     path: str,
     *,

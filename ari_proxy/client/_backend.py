@@ -589,11 +589,12 @@ class ProxyBackend:
         there, and bind again."""
         try:
             bindings = self._memory.on_node(node.node)
-            gap = gap_since(
-                last_seen, application=self._application, node=node.node, source="proxy"
-            )
-            for dialog in ["", *{b.key.dialog for b in bindings}]:
-                self._hub.publish(gap, dialog)
+            if "held-events" not in node.features:  # else Asterisk kept them for the new one
+                gap = gap_since(
+                    last_seen, application=self._application, node=node.node, source="proxy"
+                )
+                for dialog in ["", *{b.key.dialog for b in bindings}]:
+                    self._hub.publish(gap, dialog)
             for binding in bindings:
                 try:
                     await self.execute(binding.kind, binding.key, binding.payload, retries=1)

@@ -64,6 +64,9 @@ class DialogMemory:
                 again_payload = payload
             elif kind in _REBIND:
                 again, again_payload = _REBIND[kind], None
+                known = entities.get((kind, ident))
+                if known is not None and known.kind == "ListenTake":
+                    continue  # a call this instance took: taken again, not just followed
             else:
                 continue
             entities.pop((kind, ident), None)

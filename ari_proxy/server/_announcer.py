@@ -32,13 +32,18 @@ from ..protocol import (
 from ._counters import Counters
 from ._logging import RateLimiter
 
-__all__ = ["FEATURES", "MIN_GAP", "Announcer"]
+__all__ = ["FEATURES", "HELD_EVENTS", "MIN_GAP", "Announcer"]
 
 logger = logging.getLogger(__name__)
 
 FEATURES = ("listen",)
 """What our servers offer beyond Go's protocol, announced: `listen`, calls offered to listen
 groups on `<prefix>listen.<app>.<node>` and taken with `ListenTake`."""
+
+HELD_EVENTS = "held-events"
+"""Announced in outbound mode: Asterisk holds the events while no process listens, so a
+restarted server publishes them (after its clients bound their dialogs again), and a client
+needs no `ConnectionGap` for the restart (docs/transports.md)."""
 
 MIN_GAP = 0.1
 """Seconds between two rounds of announcements at least."""
@@ -56,6 +61,7 @@ class Announcer:
         counters: where to count.
         interval: seconds between periodic announcements.
         epoch: this server process's epoch, announced so that clients notice a restart.
+        features: what the server offers (default `FEATURES`).
     """
 
     def __init__(
@@ -69,8 +75,10 @@ class Announcer:
         counters: Counters,
         interval: float = 60.0,
         epoch: str = "",
+        features: Sequence[str] = FEATURES,
     ) -> None:
         self.bus = bus
+        self.features = tuple(features)
         self.subjects = subjects
         self.applications = tuple(applications)
         self._node = node
@@ -104,7 +112,7 @@ class Announcer:
                 Announcement(
                     node=node,
                     application=app,
-                    features=FEATURES,
+                    features=self.features,
                     epoch=self.epoch,
                     version=__version__,
                 )

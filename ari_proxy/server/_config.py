@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .._redact import redact_url, scrub
+from ..ari import REST_TRANSPORTS
 from ..bus import (
     BusSettings,
     backends,
@@ -258,6 +259,53 @@ SETTINGS: tuple[Setting, ...] = (
         "most HTTP connections to Asterisk at once (Asterisk allows 100 sessions by default)",
     ),
     Setting(
+        "ari.transport",
+        "ari_transport",
+        _text,
+        "how requests reach Asterisk: http (their own connections), websocket (on the "
+        "events WebSocket, Asterisk 22.4+; recordings still download over HTTP), or auto "
+        "(default): websocket when Asterisk's version has it, else http",
+    ),
+    Setting(
+        "ari.listen",
+        "ari_listen",
+        _address,
+        "outbound mode: host:port (or :port) where Asterisk dials its outbound persistent "
+        "WebSocket (ari.conf type=outbound_websocket, Asterisk 22.5+) instead of the proxy "
+        "dialling ari.websocket_url; off (default): dial",
+    ),
+    Setting(
+        "ari.listen_username",
+        "ari_listen_username",
+        _text,
+        "outbound mode: the user Asterisk presents (websocket_client.conf username)",
+    ),
+    Setting(
+        "ari.listen_password",
+        "ari_listen_password",
+        _text,
+        "outbound mode: the password Asterisk presents (websocket_client.conf password)",
+        secret=True,
+    ),
+    Setting(
+        "ari.listen_password_file",
+        "ari_listen_password_file",
+        _text,
+        "file holding ari.listen_password (a trailing line break is dropped)",
+    ),
+    Setting(
+        "ari.listen_tls_cert_file",
+        "ari_listen_tls_cert_file",
+        _text,
+        "outbound mode: certificate to serve wss:// with (websocket_client.conf tls_enabled)",
+    ),
+    Setting(
+        "ari.listen_tls_key_file",
+        "ari_listen_tls_key_file",
+        _text,
+        "outbound mode: the certificate's key",
+    ),
+    Setting(
         "messagebus.url",
         "bus_urls",
         _list,
@@ -410,6 +458,13 @@ class ServerConfig:
     ari_http_url: str = "http://localhost:8088/ari"
     ari_websocket_url: str = ""
     ari_max_connections: int = 32
+    ari_transport: str = "auto"
+    ari_listen: str = ""
+    ari_listen_username: str = ""
+    ari_listen_password: str = field(default="", repr=False)
+    ari_listen_password_file: str = ""
+    ari_listen_tls_cert_file: str = ""
+    ari_listen_tls_key_file: str = ""
     bus_urls: tuple[str, ...] = ("nats://127.0.0.1:4222",)
     bus_user: str = ""
     bus_password: str = field(default="", repr=False)
@@ -446,6 +501,7 @@ class ServerConfig:
         # itself would).
         for attr, file_attr in (
             ("ari_password", "ari_password_file"),
+            ("ari_listen_password", "ari_listen_password_file"),
             ("bus_password", "bus_password_file"),
         ):
             path = getattr(self, file_attr)
@@ -549,6 +605,7 @@ def _validate(config: ServerConfig) -> None:
             raise ConfigError(f"{name} {redact_url(url)!r} is not a {wanted} URL")
         if parts.username or parts.password:
             raise ConfigError(f"{name} must not carry credentials: use ari.username/ari.password")
+    _validate_ari_link(config)
     if not config.bus_urls:
         raise ConfigError("no message bus URL given (--messagebus.url or MESSAGEBUS_URL)")
     chosen = []
@@ -586,6 +643,30 @@ def _validate(config: ServerConfig) -> None:
             raise ConfigError(f"proxy.metrics_address {config.metrics_address!r}: {exc}") from None
     if config.stats_interval < 0:
         raise ConfigError("proxy.stats_interval must not be negative (0 turns it off)")
+
+
+def _validate_ari_link(config: ServerConfig) -> None:
+    """The ARI transport and, in outbound mode, the listener."""
+    if config.ari_transport not in REST_TRANSPORTS:
+        choices = ", ".join(REST_TRANSPORTS[:-1]) + " or " + REST_TRANSPORTS[-1]
+        raise ConfigError(f"ari.transport {config.ari_transport!r}: expected {choices}")
+    if not config.ari_listen:
+        return
+    try:
+        split_address(config.ari_listen)
+    except ValueError as exc:
+        raise ConfigError(f"ari.listen {config.ari_listen!r}: {exc}") from None
+    if not config.ari_listen_username or not config.ari_listen_password:
+        raise ConfigError(
+            "ari.listen needs ari.listen_username and ari.listen_password (or "
+            "ari.listen_password_file): the credentials Asterisk presents"
+        )
+    cert, key = config.ari_listen_tls_cert_file, config.ari_listen_tls_key_file
+    if bool(cert) != bool(key):
+        raise ConfigError("ari.listen_tls_cert_file and ari.listen_tls_key_file go together")
+    for name, path in (("ari.listen_tls_cert_file", cert), ("ari.listen_tls_key_file", key)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{name}: no such file {path!r}")
 
 
 def _setting_for(attr: str) -> str:

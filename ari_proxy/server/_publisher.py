@@ -90,6 +90,8 @@ class EventPublisher:
         self._queue: collections.deque[bytes] = collections.deque()
         self._wakeup = asyncio.Event()
         self._bus_up = asyncio.Event()
+        self._released = asyncio.Event()
+        self._released.set()
         self._limiter = RateLimiter(10.0)
         self._task: asyncio.Task[None] | None = None
         if bus.state is BusState.CONNECTED:
@@ -118,6 +120,20 @@ class EventPublisher:
         queue.append(frame.encode() if isinstance(frame, str) else frame)
         self._wakeup.set()
 
+    def hold(self) -> None:
+        """Queue events without publishing them until `release()` (a restarted server in
+        outbound mode, while its clients bind their dialogs again)."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Publish again, what was held first."""
+        self._released.set()
+
+    @property
+    def holding(self) -> bool:
+        """Whether events are held (`hold()`)."""
+        return not self._released.is_set()
+
     def _on_bus_state(self, state: BusState) -> None:
         if state is BusState.CONNECTED:
             self._bus_up.set()
@@ -140,6 +156,8 @@ class EventPublisher:
                 # Hold events while the bus is down: the queue absorbs the outage (dropping the
                 # oldest when it must), and nothing is thrown away just to fail publishing.
                 await self._bus_up.wait()
+            if not self._released.is_set():
+                await self._released.wait()
             await self.publish(queue.popleft())
 
     async def publish(self, raw: bytes) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any
@@ -27,10 +28,20 @@ from typing import Any
 import msgspec
 
 from .._backoff import Backoff
-from .._exceptions import AriProxyError
+from .._exceptions import AriProxyError, RequestTimeout
 from .._redact import redact_url
 from .._version import __version__
-from ..ari import ConnectionState, EventStream, Executor, HttpTransport
+from ..ari import (
+    ConnectionState,
+    EventSocket,
+    EventStream,
+    Executor,
+    HttpTransport,
+    OutboundEventStream,
+    RestTransport,
+    WebSocketRest,
+    rest_over_websocket,
+)
 from ..bus import BusMessage, BusSubscription, Transport, connect
 from ..events import gap_since
 from ..protocol import (
@@ -52,8 +63,8 @@ from ..protocol import (
 )
 from ..spec import OPERATIONS
 from ._admission import Admission, client_of
-from ._announcer import Announcer
-from ._config import ServerConfig
+from ._announcer import FEATURES, HELD_EVENTS, Announcer
+from ._config import ServerConfig, split_address
 from ._counters import Counters
 from ._dispatch import Dispatcher
 from ._http import Monitor
@@ -72,6 +83,10 @@ _BINDING_MAX_AGE = 600.0
 """Seconds a binding of an entity other than a channel or bridge lasts at most (a playback or
 recording ends its bindings itself; this ends those staged and never started)."""
 
+_CONNECT_CHECK = 1.0
+"""Seconds the entity check on a new ARI connection may take, each of `_CONNECT_CHECKS` times."""
+_CONNECT_CHECKS = 3
+
 QUEUE_GROUP = "ariproxy"
 """The queue group of the create subjects, shared with Go servers (docs/protocol.md, "Subjects")."""
 
@@ -86,6 +101,7 @@ class _Info(msgspec.Struct):
 
     class _System(msgspec.Struct):
         entity_id: str = ""
+        version: str = ""
 
     class _Status(msgspec.Struct):
         startup_time: str = ""
@@ -130,9 +146,13 @@ class Server:
         self.router = DialogRouter(
             config.max_dialog_bindings, max_per_dialog=config.max_bindings_per_dialog
         )
+        # ari.transport: requests on their own HTTP connections, or on the events WebSocket
+        # (auto: when Asterisk's version has it, read at each connection).
+        self.websocket_rest = WebSocketRest(self.http) if config.ari_transport != "http" else None
+        self.rest: RestTransport = self.websocket_rest or self.http
         node: Callable[[], str] = lambda: self.node  # noqa: E731 - read at each call
         self.epoch = new_id("ep")
-        self.executors = {app: Executor(self.http, app, node) for app in self.applications}
+        self.executors = {app: Executor(self.rest, app, node) for app in self.applications}
         self.offers = CallOffers(
             self._publish,
             self._settle,
@@ -161,14 +181,11 @@ class Server:
             queue_size=config.event_queue_size,
             offers=self.offers,
         )
-        self.stream = EventStream(
-            self.http,
-            config.websocket_url,
-            self.applications,
-            on_frame=self.publisher.offer,
-            on_connected=self._on_ari_connected,
-        )
+        self.stream = self._event_socket()
         self.stream.on_state(self._on_ari_state)
+        if self.websocket_rest is not None and config.ari_transport == "auto":
+            # Dialled by Asterisk: recent enough (22.5, 21.10, 20.15) for requests on the socket.
+            self.websocket_rest.enabled = bool(config.ari_listen)
         self.announcer = Announcer(
             self.bus,
             self.subjects,
@@ -178,6 +195,7 @@ class Server:
             counters=self.counters,
             interval=config.announce_interval,
             epoch=self.epoch,
+            features=(*FEATURES, HELD_EVENTS) if self.stream.keeps_events else FEATURES,
         )
         self._startup_time = ""
         # (app, class, subscription, subject) of every request subscription.
@@ -199,6 +217,35 @@ class Server:
         self._stopped = asyncio.Event()
         self.metrics = ServerMetrics(self)  # Prometheus registry (docs/operations.md)
         self.monitor = Monitor(self)  # /metrics, /livez, /readyz; the stats log line
+
+    def _event_socket(self) -> EventSocket:
+        """The events WebSocket: dialled (`ari.websocket_url`), or dialled by Asterisk to us
+        (`ari.listen`, the outbound mode)."""
+        config = self.config
+        if not config.ari_listen:
+            return EventStream(
+                self.http,
+                config.websocket_url,
+                self.applications,
+                on_frame=self.publisher.offer,
+                on_connected=self._on_ari_connected,
+                rest=self.websocket_rest,
+            )
+        host, port = split_address(config.ari_listen)
+        context = None
+        if config.ari_listen_tls_cert_file:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(config.ari_listen_tls_cert_file, config.ari_listen_tls_key_file)
+        return OutboundEventStream(
+            host,
+            port,
+            username=config.ari_listen_username,
+            password=config.ari_listen_password,
+            on_frame=self.publisher.offer,
+            on_connected=self._on_ari_connected,
+            rest=self.websocket_rest,
+            ssl_context=context,
+        )
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -260,6 +307,10 @@ class Server:
             },
         )
         await self.monitor.start()  # first: probes answer while ARI is awaited
+        if self.stream.keeps_events:
+            # Asterisk flushes the events it held as soon as it has dialled us: keep them until
+            # the clients of the calls still up have bound their dialogs again (_resume_calls).
+            self.publisher.hold()
         self.publisher.start()
         await self.stream.start(ari_timeout if ari_timeout is not None else 10.0**9)
         await self.bus.connect()
@@ -337,6 +388,8 @@ class Server:
                 await asyncio.gather(self._checker, return_exceptions=True)
             if self._own_bus:
                 await self.bus.close()
+            if self.websocket_rest is not None:
+                await self.websocket_rest.close()
             await self.http.close()
         finally:
             await self.monitor.stop()  # last: /readyz said 503 during the stop
@@ -521,8 +574,24 @@ class Server:
         """Before events are read on a new WebSocket: learn (or re-check) the node, and tell
         the clients (the application's subject and every dialog) what they may have missed."""
         previous, dialogs = self.node, self.router.dialog_ids()
-        await self._refresh_node()
+        # Short deadlines, tried again: an Asterisk that dials us (outbound mode) as it finishes
+        # booting can leave the first request unanswered.
+        # ari.transport auto, dialling: asked over HTTP, for the Asterisk behind the URL may
+        # have been replaced by one without REST over WebSocket.
+        auto = self.config.ari_transport == "auto" and not self.config.ari_listen
+        for attempt in range(_CONNECT_CHECKS):
+            try:
+                restarted = await self._refresh_node(
+                    _CONNECT_CHECK, via=self.http if auto else None
+                )
+                break
+            except RequestTimeout:
+                if attempt == _CONNECT_CHECKS - 1:
+                    raise
         if lost_at is None:
+            return
+        if self.stream.keeps_events and not restarted:
+            logger.info("ARI reconnected; Asterisk held the events of the disconnection")
             return
         gaps = []
         for app in self.applications:
@@ -556,22 +625,37 @@ class Server:
         elif state is ConnectionState.RECONNECTING:
             logger.warning("ARI connection lost; requests are refused until it is back")
 
-    async def _refresh_node(self) -> None:
+    async def _refresh_node(
+        self, timeout: float | None = None, via: RestTransport | None = None
+    ) -> bool:
         """Read `/asterisk/info`; adopt a new entity ID and forget stale dialog bindings.
+
+        Returns:
+            Whether Asterisk restarted (or another one answers) since the last time.
 
         Raises:
             AriProxyError: Asterisk did not answer.
             ProtocolError: the answer has no entity ID.
         """
-        response = await self.http.request(
-            OPERATIONS["asterisk.getInfo"], timeout=self.config.request_timeout
+        response = await (via or self.rest).request(
+            OPERATIONS["asterisk.getInfo"], timeout=timeout or self.config.request_timeout
         )
         info = _info_decoder.decode(response.body)
+        if via is not None and self.websocket_rest is not None and info.system is not None:
+            over = rest_over_websocket(info.system.version)
+            if over != self.websocket_rest.enabled or not self.node:
+                logger.info(
+                    "ARI requests over %s",
+                    "the WebSocket" if over else "HTTP",
+                    extra={"version": info.system.version},
+                )
+            self.websocket_rest.enabled = over
         node = info.system.entity_id if info.system is not None else ""
         startup = info.status.startup_time if info.status is not None else ""
         if not node:
             raise AriProxyError("Asterisk reported an empty entity ID (asterisk.conf entityid)")
-        if self._startup_time and startup != self._startup_time and len(self.router):
+        restarted = bool(self._startup_time) and startup != self._startup_time
+        if restarted and len(self.router):
             # Asterisk restarted: every bound entity is gone, and no event will say so.
             logger.warning(
                 "Asterisk restarted; dropping dialog bindings",
@@ -585,11 +669,11 @@ class Server:
             self.router.clear()
         self._startup_time = startup
         if node == self.node:
-            return
+            return restarted
         old, self.node = self.node, node
         if not old:
             logger.info("connected to Asterisk", extra={"node": node})
-            return
+            return restarted
         self.counters.node_changes += 1
         logger.warning(
             "Asterisk entity ID changed; dropping dialog bindings",
@@ -597,6 +681,7 @@ class Server:
         )
         self.router.clear()
         self._spawn(self._move_node(), "move node")
+        return True
 
     # --- calls offered to listen groups -------------------------------------------------------
 
@@ -633,24 +718,47 @@ class Server:
         in Stasis that nobody owns (a restarted server knows no owner, and an owner takes its
         call again when it sees our new epoch; after a gap, the calls that arrived in it were
         never offered)."""
-        for app in self.applications:
-            try:
-                application = await self.executors[app].execute(
-                    "ApplicationData", Key("application", app)
-                )
-                channels = _channel_ids(application.data or b"{}")
-                events = []
-                for channel in channels:
-                    found = await self.executors[app].execute(
-                        "ChannelData", Key("channel", channel)
+        up: list[str] = []
+        try:
+            for app in self.applications:
+                try:
+                    application = await self.executors[app].execute(
+                        "ApplicationData", Key("application", app)
                     )
-                    if _in_stasis(found.data or b"{}", app):
-                        events.append(stasis_start(app, self.node, found.data or b"{}"))
-            except AriProxyError as exc:
-                logger.warning("could not list the calls in Stasis: %s", exc, extra={"app": app})
-                continue
-            if events:
-                self._spawn(self.offers.resume(app, events), "resume offers")
+                    channels = _channel_ids(application.data or b"{}")
+                    events = []
+                    for channel in channels:
+                        found = await self.executors[app].execute(
+                            "ChannelData", Key("channel", channel)
+                        )
+                        # An application also lists channels it is only subscribed to (the
+                        # other half of a Local call): offer only those in Stasis.
+                        if _in_stasis(found.data or b"{}", app):
+                            events.append(stasis_start(app, self.node, found.data or b"{}"))
+                except AriProxyError as exc:
+                    logger.warning(
+                        "could not list the calls in Stasis: %s", exc, extra={"app": app}
+                    )
+                    continue
+                up += [_channel_of(data) for data in events]
+                if events:
+                    self._spawn(self.offers.resume(app, events), "resume offers")
+            if self.publisher.holding and up:
+                await self._until_bound(up, self.config.listen_resume_grace)
+        finally:
+            if self.publisher.holding:
+                logger.info("publishing the events Asterisk held", extra={"calls": len(up)})
+            self.publisher.release()
+
+    async def _until_bound(self, channels: list[str], grace: float) -> None:
+        """Until every channel in `channels` is bound to a dialog again (its owner took it
+        back), or `grace` seconds: polled, the router has no event for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while loop.time() < deadline:
+            if all(self.router.dialogs([("channel", c)]) for c in channels):
+                return
+            await asyncio.sleep(0.05)
 
     async def _sweep_bindings_forever(self) -> None:
         """Bindings end with their entity; this ends those whose end went by unseen (the entity
@@ -688,19 +796,35 @@ class Server:
                     logger.warning("entity ID check failed: %s", exc, extra={"suppressed": held})
 
 
+class _Dialplan(msgspec.Struct):
+    app_name: str = ""
+    app_data: str = ""
+
+
+class _ChannelHead(msgspec.Struct):
+    id: str = ""
+    dialplan: _Dialplan | None = None
+
+
+_channel_head = msgspec.json.Decoder(_ChannelHead)
+
+
+def _in_stasis(channel: bytes, app: str) -> bool:
+    """Whether an ARI Channel object is in the Stasis application `app`."""
+    try:
+        plan = _channel_head.decode(channel).dialplan
+    except msgspec.DecodeError:
+        return False
+    return plan is not None and plan.app_name == "Stasis" and plan.app_data.split(",")[0] == app
+
+
+def _channel_of(stasis_start: bytes) -> str:
+    """The channel ID of a StasisStart built by `stasis_start`."""
+    return str(msgspec.json.decode(stasis_start)["channel"]["id"])
+
+
 def _channel_ids(application: bytes) -> list[str]:
     """The `channel_ids` of an ARI Application object."""
     body = msgspec.json.decode(application)
     ids = body.get("channel_ids") if isinstance(body, dict) else None
     return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
-
-
-def _in_stasis(channel: bytes, app: str) -> bool:
-    """Whether an ARI Channel object is in `app`'s Stasis now, not merely subscribed to by it
-    (the other half of a Local channel, a channel the application follows)."""
-    body = msgspec.json.decode(channel)
-    dialplan = body.get("dialplan") if isinstance(body, dict) else None
-    if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
-        return False
-    data = dialplan.get("app_data")
-    return isinstance(data, str) and data.split(",", 1)[0] == app

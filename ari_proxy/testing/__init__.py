@@ -10,7 +10,14 @@ from ._fuzz import (
     send_fuzz,
 )
 from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer, wait_serving
-from ._proxy import proxy_config, running_proxy, wait_until
+from ._proxy import (
+    outbound_config,
+    outbound_spec,
+    proxy_config,
+    running_outbound,
+    running_proxy,
+    wait_until,
+)
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
 from ._services import (
     NATS_URL,
@@ -24,7 +31,7 @@ from ._services import (
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
 from ._tls import Certificates, TlsNats, TlsRabbitMQ
-from ._traffic import CallSource, Ledger, Taker
+from ._traffic import CallSource, Ledger, Taker, takers
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -56,16 +63,20 @@ __all__ = [
     "free_port",
     "make_spec",
     "nats_server_binary",
+    "outbound_config",
+    "outbound_spec",
     "proxy_config",
     "remove_resources",
     "root_is_valid",
     "running",
+    "running_outbound",
     "running_proxy",
     "send_fuzz",
     "sipp_calls",
     "start",
     "stop",
     "stop_all",
+    "takers",
     "tcp_open",
     "wait_serving",
     "wait_until",

@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -81,6 +81,16 @@ class Instance:
         return self.spec.password
 
     @property
+    def outbound_username(self) -> str:
+        """The user Asterisk presents on its outbound WebSocket."""
+        return self.spec.outbound_username
+
+    @property
+    def outbound_password(self) -> str:
+        """The password Asterisk presents on its outbound WebSocket."""
+        return self.spec.outbound_password
+
+    @property
     def entity_id(self) -> str:
         return self.spec.entity_id
 
@@ -129,8 +139,17 @@ def make_spec(
     sip_port: int | None = None,
     entity_id: str | None = None,
     default_app: str = "test",
+    outbound_url: str = "",
+    outbound_apps: Sequence[str] = (),
 ) -> InstanceSpec:
-    """Build an `InstanceSpec`, choosing free ports and a stable entity ID from the name."""
+    """Build an `InstanceSpec`, choosing free ports and a stable entity ID from the name.
+
+    With `outbound_url` the instance also dials that URL with an outbound persistent ARI
+    WebSocket serving `outbound_apps` (docs/transports.md); the password it presents is
+    derived from the name like the ARI user's.
+    """
+    if outbound_url and not outbound_apps:
+        raise SandboxError("an outbound WebSocket needs at least one application")
     if not _NAME.match(name):
         raise SandboxError(f"instance name {name!r} must match {_NAME.pattern}")
     digest = hashlib.sha256(name.encode()).digest()
@@ -146,6 +165,9 @@ def make_spec(
         entity_id=entity_id,
         password="sandbox-" + digest[7:15].hex(),
         default_app=default_app,
+        outbound_url=outbound_url,
+        outbound_apps=",".join(outbound_apps),
+        outbound_password="outbound-" + digest[15:23].hex() if outbound_url else "",
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InstanceSpec", "render_configs"]
+__all__ = ["OUTBOUND_CLIENT_ID", "InstanceSpec", "render_configs", "render_outbound"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,17 @@ class InstanceSpec:
     password: str = "ari-sandbox-secret"
     #: Application that `exten => stasis` enters (the Go vectors' test bed uses `test`).
     default_app: str = "test"
+    #: Where Asterisk dials its outbound ARI WebSocket (`ws://host:port/path`); empty: none,
+    #: and `ari.conf` and `websocket_client.conf` stay as for inbound clients.
+    outbound_url: str = ""
+    #: Applications the outbound connection serves, comma-separated (no inbound client may
+    #: register them while it is configured).
+    outbound_apps: str = ""
+    #: The credentials Asterisk presents to the outbound server (HTTP Basic).
+    outbound_username: str = "asterisk"
+    outbound_password: str = ""
+    #: Milliseconds between Asterisk's attempts to (re)connect.
+    outbound_reconnect_ms: int = 200
 
     @property
     def etc_dir(self) -> str:
@@ -139,8 +150,55 @@ _NOLOAD = (
 )
 
 
+OUTBOUND_CLIENT_ID = "ari-proxy"
+"""The `websocket_client.conf` connection (and `ari.conf` outbound entry) the sandbox writes."""
+
+
+def render_outbound(spec: InstanceSpec) -> dict[str, str]:
+    """The outbound persistent WebSocket: Asterisk dials `spec.outbound_url` (Asterisk 22.5+).
+
+    The `ari.conf` section is appended to the inbound one (the ARI user stays, for HTTP and
+    as the connection's `local_ari_user`); `websocket_client.conf` holds the connection.
+    """
+    s = spec
+    scheme = s.outbound_url.partition(":")[0]
+    return {
+        "ari.conf": f"""
+[{OUTBOUND_CLIENT_ID}]
+type = outbound_websocket
+websocket_client_id = {OUTBOUND_CLIENT_ID}
+apps = {s.outbound_apps}
+local_ari_user = {s.username}
+subscribe_all = no
+""",
+        "websocket_client.conf": f"""\
+[{OUTBOUND_CLIENT_ID}]
+type = websocket_client
+connection_type = persistent
+uri = {s.outbound_url}
+protocols = ari
+username = {s.outbound_username}
+password = {s.outbound_password}
+connection_timeout = 500
+reconnect_interval = {s.outbound_reconnect_ms}
+reconnect_attempts = 4
+tls_enabled = {"yes" if scheme == "wss" else "no"}
+{"verify_server_cert = no" + chr(10) + "verify_server_hostname = no" if scheme == "wss" else ""}
+""",
+    }
+
+
 def render_configs(spec: InstanceSpec, moddir: str) -> dict[str, str]:
     """Return file name → content for the files that differ from Debian's defaults."""
+    files = _render_inbound(spec, moddir)
+    if spec.outbound_url:
+        outbound = render_outbound(spec)
+        files["ari.conf"] += outbound["ari.conf"]
+        files["websocket_client.conf"] = outbound["websocket_client.conf"]
+    return files
+
+
+def _render_inbound(spec: InstanceSpec, moddir: str) -> dict[str, str]:
     s = spec
     noload = "\n".join(f"noload => {m}" for m in _NOLOAD)
     return {

@@ -13,9 +13,16 @@ from dataclasses import replace
 from typing import Any
 
 from ..server import Server, ServerConfig
-from ._asterisk import Instance
+from ._asterisk import Instance, InstanceSpec, free_port, make_spec, start, stop
 
-__all__ = ["proxy_config", "running_proxy", "wait_until"]
+__all__ = [
+    "outbound_config",
+    "outbound_spec",
+    "proxy_config",
+    "running_outbound",
+    "running_proxy",
+    "wait_until",
+]
 
 
 def proxy_config(inst: Instance, bus_url: str, *apps: str, **overrides: Any) -> ServerConfig:
@@ -47,6 +54,63 @@ async def running_proxy(
         yield server
     finally:
         await server.stop()
+
+
+def outbound_spec(
+    name: str, *apps: str, port: int | None = None, tls: bool = False
+) -> InstanceSpec:
+    """A sandbox instance that dials `ws://127.0.0.1:<port>/ari` (a free port when None; with
+    `tls`, `wss://`, not verifying the certificate) with an outbound persistent WebSocket
+    serving `apps`."""
+    port = port or free_port()
+    scheme = "wss" if tls else "ws"
+    return make_spec(name, outbound_url=f"{scheme}://127.0.0.1:{port}/ari", outbound_apps=apps)
+
+
+def outbound_config(spec: InstanceSpec, bus_url: str, **overrides: Any) -> ServerConfig:
+    """A server configuration in outbound mode for the instance `spec` describes: listening
+    where it dials, checking what it presents, REST over that socket (`ari.transport`
+    websocket), HTTP for recordings."""
+    host_port = spec.outbound_url.partition("://")[2].partition("/")[0]
+    config = ServerConfig(
+        applications=tuple(spec.outbound_apps.split(",")),
+        ari_username=spec.username,
+        ari_password=spec.password,
+        ari_http_url=f"http://127.0.0.1:{spec.http_port}/ari",
+        ari_transport="websocket",
+        ari_listen=host_port,
+        ari_listen_username=spec.outbound_username,
+        ari_listen_password=spec.outbound_password,
+        bus_urls=(bus_url,),
+        shutdown_grace=3.0,
+    )
+    return replace(config, **overrides) if overrides else config
+
+
+@contextlib.asynccontextmanager
+async def running_outbound(
+    name: str, bus_url: str, *apps: str, **overrides: Any
+) -> AsyncIterator[tuple[Instance, Server]]:
+    """A sandbox Asterisk in outbound persistent mode for `apps`, and a started server it
+    dialled; both stopped at the end. With `ari_listen_tls_cert_file` among the overrides,
+    Asterisk dials `wss://`."""
+    spec = outbound_spec(name, *apps, tls=bool(overrides.get("ari_listen_tls_cert_file")))
+    server = Server(outbound_config(spec, bus_url, **overrides))
+    starting = asyncio.ensure_future(server.start(ari_timeout=60))
+    try:
+        inst = await asyncio.to_thread(start, spec)
+        try:
+            await starting
+            yield inst, server
+        finally:
+            # Asterisk first: it would dial again while the server stops listening.
+            await asyncio.to_thread(stop, inst.name)
+            await server.stop()
+    finally:
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await server.stop()
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -44,6 +44,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._upstream_open = asyncio.Event()
+        self._upstream_open.set()
 
     @property
     def connections(self) -> int:
@@ -81,6 +83,15 @@ class TcpProxy:
         self._links.clear()
         if server is not None:
             await server.wait_closed()
+
+    def hold(self) -> None:
+        """Stop forwarding what clients send (it waits in the proxy): a link that went silent
+        one way, so a request is sent and never answered."""
+        self._upstream_open.clear()
+
+    def release(self) -> None:
+        """Forward what clients send again, what was held first."""
+        self._upstream_open.set()
 
     async def restore(self) -> None:
         """Accept connections again, on the same port."""
@@ -126,7 +137,9 @@ class TcpProxy:
             self._links.discard(link)
             link = (writer, up_writer)
             self._links.add(link)
-            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+            await asyncio.gather(
+                _pump(reader, up_writer, self._upstream_open), _pump(up_reader, writer)
+            )
         except asyncio.CancelledError:
             # Only close() cancels these tasks. Ending normally matters: asyncio's stream
             # server calls task.exception() on its handler tasks, which raises for a
@@ -141,10 +154,15 @@ class TcpProxy:
                 self._tasks.discard(task)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy bytes from `reader` to `writer` until either side ends; then end the other."""
+async def _pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None = None
+) -> None:
+    """Copy bytes from `reader` to `writer` until either side ends; then end the other.
+    While `gate` is clear, what is read waits."""
     try:
         while data := await reader.read(_CHUNK):
+            if gate is not None:
+                await gate.wait()
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):

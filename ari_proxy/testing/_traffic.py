@@ -14,18 +14,19 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .._exceptions import AriProxyError, NotFoundError
 from ..api import Call, Calls, Client
 from ..ari import AriClient
 from ..ari import connect as ari_connect
+from ..client import connect as proxy_connect
 from ..events import ConnectionGap, event_type
 from ..spec.models import Message
 from ._asterisk import Instance
 
-__all__ = ["CallSource", "Ledger", "Taker"]
+__all__ = ["CallSource", "Ledger", "Taker", "takers"]
 
 logger = logging.getLogger(__name__)
 
@@ -234,3 +235,22 @@ class Taker:
         self.release()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=20)
+
+
+@contextlib.asynccontextmanager
+async def takers(
+    bus_url: str | list[str], application: str, ledger: Ledger, count: int = 3, **options: object
+) -> AsyncIterator[list[Taker]]:
+    """`count` instances in `listen()` on `application`, each on its own proxy connection
+    (2 s timeout, 1 retry); `options` go to each `Taker`."""
+    async with contextlib.AsyncExitStack() as stack:
+        group = []
+        for i in range(count):
+            client = await stack.enter_async_context(
+                proxy_connect(application, bus_url, timeout=2.0, retries=1)
+            )
+            taker = Taker(f"instance-{i}", client, ledger, **options)  # type: ignore[arg-type]
+            await taker.start()
+            stack.push_async_callback(taker.stop)
+            group.append(taker)
+        yield group

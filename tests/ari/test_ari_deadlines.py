@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from ari_proxy.ari._http import _Deadlines
+from ari_proxy.ari._http import Deadlines
 
 
 async def test_a_late_request_times_out_and_the_task_goes_on() -> None:
-    deadlines = _Deadlines(resolution=0.01)
+    deadlines = Deadlines(resolution=0.01)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         with deadlines.within(0.05):
@@ -24,7 +24,7 @@ async def test_a_late_request_times_out_and_the_task_goes_on() -> None:
 
 
 async def test_a_quick_request_is_untouched() -> None:
-    deadlines = _Deadlines(resolution=0.01)
+    deadlines = Deadlines(resolution=0.01)
     with deadlines.within(1.0):
         await asyncio.sleep(0.01)  # a request well within its deadline
     assert not deadlines._due
@@ -32,7 +32,7 @@ async def test_a_quick_request_is_untouched() -> None:
 
 
 async def test_an_outside_cancel_stays_a_cancel() -> None:
-    deadlines = _Deadlines(resolution=0.01)
+    deadlines = Deadlines(resolution=0.01)
 
     inside = asyncio.Event()
 
@@ -50,7 +50,7 @@ async def test_an_outside_cancel_stays_a_cancel() -> None:
 
 
 async def test_many_requests_share_one_sweeper() -> None:
-    deadlines = _Deadlines(resolution=0.01)
+    deadlines = Deadlines(resolution=0.01)
 
     async def request(seconds: float) -> str:
         try:

@@ -10,11 +10,9 @@ request runs after its caller gave up; and dialog bindings drain to zero.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import ari_proxy
@@ -26,9 +24,9 @@ from ari_proxy.testing import (
     Instance,
     Ledger,
     NatsCluster,
-    Taker,
     TcpProxy,
     running_proxy,
+    takers,
     wait_until,
 )
 
@@ -37,24 +35,6 @@ RATE = 3.0
 OUTAGE = 3.0
 """Seconds the bus is down."""
 ARI_PROXY = str(Path(sys.executable).parent / "ari-proxy")
-
-
-@contextlib.asynccontextmanager
-async def takers(
-    bus_url: str, app: str, ledger: Ledger, count: int = 3, **options: object
-) -> AsyncIterator[list[Taker]]:
-    """`count` instances in `listen()`, each on its own connection."""
-    async with contextlib.AsyncExitStack() as stack:
-        group = []
-        for i in range(count):
-            client = await stack.enter_async_context(
-                proxy_connect(app, bus_url, timeout=2.0, retries=1)
-            )
-            taker = Taker(f"instance-{i}", client, ledger, **options)  # type: ignore[arg-type]
-            await taker.start()
-            stack.push_async_callback(taker.stop)
-            group.append(taker)
-        yield group
 
 
 async def all_settled(source: CallSource, ledger: Ledger, timeout: float = 40.0) -> None:
