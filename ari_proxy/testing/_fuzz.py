@@ -221,8 +221,8 @@ class BusFuzzer:
         }
         if rng.random() < 0.2:
             key["dialog"] = self._string()
-        if rng.random() < 0.1:
-            del key[rng.choice(list(key))]
+        if rng.random() < 0.1:  # a member missing (never the ID: a create without one gets
+            del key[rng.choice([k for k in key if k != "id"])]  # a name of the server's)
         return key
 
     def _value(self, tp: Any, depth: int) -> Any:
