@@ -1,6 +1,8 @@
-"""Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
+"""Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures,
+and a fake ARI (`FakeAri`) for what a real Asterisk cannot do (docs/cookbook/testing.md)."""
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
+from ._fake_ari import FakeAri, FakeRequest
 from ._goref import GOREF_ENV, GoClientError, GoReference, GoServer
 from ._proxy import proxy_config, running_proxy, wait_until
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, root_is_valid
@@ -23,6 +25,8 @@ __all__ = [
     "NATS_URL",
     "RABBITMQ_URL",
     "CallSource",
+    "FakeAri",
+    "FakeRequest",
     "GoClientError",
     "GoReference",
     "GoServer",
