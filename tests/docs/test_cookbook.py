@@ -37,6 +37,15 @@ async def stack(asterisk: Instance, nats_url: str, *apps: str) -> AsyncIterator[
         yield client
 
 
+async def answered(client: ari_proxy.Client, extension: str) -> ari_proxy.ChannelHandle:
+    """A Local call into the application, returned once it is in it (answered, in Stasis)."""
+    staged = await client.channels.stage_originate(f"Local/{extension}@default")
+    async with staged.subscribe("StasisStart") as entered:
+        channel = await staged.execute()
+        await entered.next(timeout=20)
+    return channel
+
+
 def test_every_recipe_is_listed_and_has_code() -> None:
     pages = sorted(p.name for p in (DOCS / "cookbook").glob("*.md") if p.name != "index.md")
     index = (DOCS / "cookbook/index.md").read_text()
@@ -134,7 +143,7 @@ async def test_recording_downloads_over_the_bus(
 ) -> None:
     recording = recipe("recording.md", tmp_path)
     async with stack(asterisk, nats_url, app_name) as client:
-        caller = await client.channels.originate("Local/playback@default")  # says hello-world
+        caller = await answered(client, "playback")  # says hello-world
         stored = await recording.record(caller, 2)
         path = await recording.download(stored, tmp_path)
         await caller.hangup()
@@ -150,17 +159,20 @@ async def test_transfer_moves_the_call_with_its_arguments(
     transfer = recipe("transfer.md", tmp_path)
     sales = f"{app_name}-sales"
     async with (
-        running_proxy(asterisk, nats_url, app_name, sales, isolate_applications=False),
+        running_proxy(asterisk, nats_url, app_name, isolate_applications=False),
+        running_proxy(asterisk, nats_url, sales),
         ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as client,
         ari_proxy.connect(nats_url, application=sales, timeout=5.0) as sales_client,
         client.listen() as calls,
         sales_client.listen() as sales_calls,
     ):
-        caller = await client.channels.originate("Local/wait@default")
+        caller = await answered(client, "wait")
         call = await calls.next(timeout=20)
         async with call:
             await transfer.reception(call, sales)
-        assert await transfer.department(sales_calls) == ["from-reception", app_name]
+        async with asyncio.timeout(10):
+            origin = await transfer.department(sales_calls)
+        assert origin == ["from-reception", app_name]
         await caller.hangup()
 
 
@@ -169,7 +181,7 @@ async def test_snoop_records_the_call_and_whispers(
 ) -> None:
     snoop = recipe("snoop.md", tmp_path)
     async with stack(asterisk, nats_url, app_name) as client:
-        caller = await client.channels.originate("Local/playback@default")
+        caller = await answered(client, "playback")
         stored = await snoop.listen_in(caller, 2)
         audio = await stored.read()
         assert audio[:4] == b"RIFF" and len(audio) > RIFF_HEADER + 8000
@@ -203,7 +215,7 @@ async def test_external_media_streams_the_call_as_rtp(
     try:
         port = transport.get_extra_info("sockname")[1]
         async with stack(asterisk, nats_url, app_name) as client:
-            caller = await client.channels.originate("Local/playback@default")
+            caller = await answered(client, "playback")
             bridge = await speech.stream_to(client, caller, f"127.0.0.1:{port}")
             await asyncio.wait_for(sink.enough.wait(), 20)
             await caller.hangup()
