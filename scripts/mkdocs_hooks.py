@@ -3,8 +3,9 @@
 The Markdown in docs/ is read on GitHub as well as on the site, so it links to the repository's
 own files (`../schemas/request.schema.json`, `../examples/bridge.py`, `deploy/`). MkDocs knows
 only the files under docs/, and would warn about those links (fatal under `--strict`). This hook
-points each such link at the file in the repository (`repo_url`) when the file or folder
-exists, and leaves the link alone otherwise, so that a link to nothing still fails the build.
+points each such link at the file in the repository (`extra.repository` in mkdocs.yml) when the
+file or folder exists, and leaves the link alone otherwise, so that a link to nothing still
+fails the build.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _BRANCH = "main"
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     docs_dir = Path(config["docs_dir"]).resolve()
     repo_root = docs_dir.parent
-    repo_url = str(config["repo_url"]).rstrip("/")
+    repo_url = str(config["extra"]["repository"]).rstrip("/")
     page_dir = posixpath.dirname(page.file.src_uri)
 
     def repoint(match: re.Match[str]) -> str:
