@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import Build
+from docsite import Build
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Build
+from docsite import ROOT, Build
 
 pytestmark = pytest.mark.integration
 
