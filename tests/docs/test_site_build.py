@@ -23,6 +23,16 @@ def test_scripts_docs_builds_without_warnings(built_site: Build) -> None:
         assert (built_site.site / "reference" / module / "index.html").is_file(), module
 
 
+def test_links_to_repository_files_point_at_the_repository(built_site: Build) -> None:
+    """docs/schemas.md links ../schemas/*.json, outside docs/: on the site, the repository's."""
+    page = (built_site.site / "schemas/index.html").read_text()
+    assert (
+        'href="https://github.com/ari-proxy/ari-proxy/blob/main/schemas/request.schema.json"'
+        in page
+    )
+    assert (ROOT / "schemas/request.schema.json").is_file()
+
+
 def test_the_reference_shows_what_calls_raise(built_site: Build) -> None:
     page = (built_site.site / "reference/ari_proxy/index.html").read_text()
     # Client.request's docstring: "Raises: ClientClosedError: the client was closed."
