@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -160,3 +163,54 @@ async def test_two_instances_on_two_nodes_handle_every_call_once(
         outcomes = first | second
         assert {c: outcomes.get(c) for c in callers} == dict.fromkeys(callers, "no choice (no key)")
         print(f"instance 1 took {len(first)} calls, instance 2 took {len(second)}")
+
+
+async def test_the_shell_steps_run_a_proxy_and_place_a_call(
+    ivr: ModuleType, asterisk: Instance, nats_url: str, app_name: str
+) -> None:
+    """Steps 2 and 8 as the page types them: the `ari-proxy` command with the page's
+    environment (this sandbox's port and password), then `ari-proxy call` into the IVR."""
+    bin_dir = Path(sys.executable).parent
+    env = {
+        "PATH": os.environ["PATH"],
+        "ARI_APPLICATION": app_name,
+        "ARI_USERNAME": asterisk.username,
+        "ARI_PASSWORD": asterisk.password,
+        "ARI_HTTP_URL": asterisk.http_url,
+        "MESSAGEBUS_URL": nats_url,
+    }
+    server = await asyncio.create_subprocess_exec(
+        bin_dir / "ari-proxy",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with instance(ivr, nats_url, app_name) as (client, handled):
+            joined = asyncio.Event()
+            client.on_node_change(lambda change, node: joined.set())  # type: ignore[attr-defined]
+            if not client.nodes():  # type: ignore[attr-defined]
+                await asyncio.wait_for(joined.wait(), 30)  # the proxy announced itself
+            call = await asyncio.create_subprocess_exec(
+                bin_dir / "ari-proxy",
+                "call",
+                "Local/wait@default",
+                "--app",
+                app_name,
+                "--timeout",
+                "30",
+                "--json",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(call.communicate(), 60)
+            assert call.returncode == 0, err.decode()
+            events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+            assert events[-1]["type"] == "ChannelDestroyed"
+            channel = events[-1]["channel"]["id"]
+            await handled.wait_for(channel)
+            assert handled[channel] == "no choice (no key)"
+    finally:
+        server.terminate()
+        assert await asyncio.wait_for(server.wait(), 30) == 0
