@@ -1,7 +1,7 @@
 """The built site in a real browser: Debian's headless Chromium, driven over the DevTools
 protocol (a WebSocket, with aiohttp), opens pages served over HTTP. Each page renders (title,
 main content), search finds "originate", and no page logs a console error. Screenshots of the
-home page and of an API page go to $ARI_PROXY_DOCS_SHOTS when it is set."""
+home page, of an API page and of the search results go to $ARI_PROXY_DOCS_SHOTS when set."""
 
 from __future__ import annotations
 
@@ -219,4 +219,6 @@ async def test_pages_render_search_works_and_nothing_logs_an_error(built_site: B
             })"""
         )
         assert hits and any("originate" in hit.lower() for hit in hits), hits
+        if shots:
+            await tab.screenshot(Path(shots) / "docs-search-originate.png")
         assert tab.errors == []
