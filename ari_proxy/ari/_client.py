@@ -279,7 +279,8 @@ def connect(
 
     Args:
         url: ARI base URL (default `$ARI_HTTP_URL`, else `http://localhost:8088/ari`).
-        username, password: ARI credentials (default `$ARI_USERNAME`, `$ARI_PASSWORD`).
+        username: ARI user (default `$ARI_USERNAME`).
+        password: ARI password (default `$ARI_PASSWORD`).
         applications: one or more applications, as a list or comma-separated (default
             `$ARI_APPLICATION`). The first is the client's `application`.
         ws_url: events WebSocket URL (default: derived from `url`).

@@ -188,7 +188,8 @@ class HttpTransport:
 
     Args:
         base_url: ARI base, e.g. `http://127.0.0.1:8088/ari` (no trailing slash needed).
-        username, password: ARI credentials; sent as HTTP Basic auth, never logged.
+        username: ARI user; sent as HTTP Basic auth.
+        password: ARI password; sent as HTTP Basic auth, never logged.
         pool_size: most connections open at once. Asterisk's `http.conf` `sessionlimit`
             defaults to 100 and resets connections above it; keep this well below.
         timeout: seconds a request may take before `RequestTimeout`.

@@ -1,6 +1,8 @@
-"""Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures."""
+"""Test kit: real Asterisk 22 sandbox instances, bus services, sipp calls and pytest fixtures,
+and a fake ARI (`FakeAri`) for what a real Asterisk cannot do (docs/cookbook/testing.md)."""
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
+from ._fake_ari import FakeAri, FakeRequest
 from ._fuzz import (
     BusFuzzer,
     FuzzMessage,
@@ -41,6 +43,8 @@ __all__ = [
     "BusFuzzer",
     "CallSource",
     "Certificates",
+    "FakeAri",
+    "FakeRequest",
     "FuzzMessage",
     "FuzzReport",
     "GoClientError",

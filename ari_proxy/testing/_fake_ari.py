@@ -88,7 +88,8 @@ class FakeAri:
 
     Args:
         entity_id: what `/asterisk/info` and `/asterisk/ping` report as the entity ID.
-        username, password: the only credentials accepted (HTTP Basic, as Asterisk).
+        username: the only user accepted (HTTP Basic, as Asterisk).
+        password: the only password accepted.
 
     Attributes:
         mailboxes: name -> (old messages, new messages); tests may read and fill it.
