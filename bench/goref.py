@@ -147,6 +147,17 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
 
+def _cells(figures: Figures, go: Figures) -> list[str]:
+    """p50, p99, req/s, and the p50 and req/s ratios to Go's."""
+    return [
+        f"{figures['p50']:,.0f}",
+        f"{figures['p99']:,.0f}",
+        f"{figures['rps']:,.0f}",
+        _ratio(figures["p50"], go["p50"]),
+        _ratio(figures["rps"], go["rps"]),
+    ]
+
+
 def report(bus: str, cells: Cells) -> str:
     """Two tables for one bus: each server under each generator, and the two full stacks."""
     rows = []
@@ -154,18 +165,7 @@ def report(bus: str, cells: Cells) -> str:
         go = {w: cells.median(generator, "Go", op, w) for w in ("p50", "p99", "rps")}
         ours = {w: cells.median(generator, "ours", op, w) for w in ("p50", "p99", "rps")}
         for name, figures in (("Go", go), ("ours", ours)):
-            rows.append(
-                [
-                    generator,
-                    op,
-                    name,
-                    f"{figures['p50']:,.0f}",
-                    f"{figures['p99']:,.0f}",
-                    f"{figures['rps']:,.0f}",
-                    _ratio(figures["p50"], go["p50"]),
-                    _ratio(figures["rps"], go["rps"]),
-                ]
-            )
+            rows.append([generator, op, name, *_cells(figures, go)])
     servers = table(
         f"Server only, {bus}: the same generator against each server",
         rows,
@@ -185,14 +185,7 @@ def report(bus: str, cells: Cells) -> str:
     stacks = table(
         f"Full stack, {bus}: Go client + Go server against our client + our server (Info)",
         [
-            [
-                name,
-                f"{f['p50']:,.0f}",
-                f"{f['p99']:,.0f}",
-                f"{f['rps']:,.0f}",
-                _ratio(f["p50"], go_stack["p50"]),
-                _ratio(f["rps"], go_stack["rps"]),
-            ]
+            [name, *_cells(f, go_stack)]
             for name, f in (("Go + Go", go_stack), ("ours + ours", our_stack))
         ],
         [
