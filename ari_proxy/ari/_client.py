@@ -362,12 +362,15 @@ def serve_outbound(
 
     Args:
         applications: the applications the connection serves (as in `ari.conf` `apps`).
-        port, host: where to listen (`host=None`: every interface).
-        username, password: what Asterisk presents (`websocket_client.conf`); checked in
-            constant time, anything else refused with 401.
-        url, ari_username, ari_password: ARI over HTTP (default `$ARI_HTTP_URL`,
-            `$ARI_USERNAME`, `$ARI_PASSWORD`), for recordings' files and for requests when
-            `transport="http"`; not used otherwise.
+        port: the port to listen on.
+        host: where to listen (None: every interface).
+        username: the user Asterisk presents (`websocket_client.conf`); checked in constant
+            time, anything else refused with 401.
+        password: the password Asterisk presents.
+        url: ARI over HTTP (default `$ARI_HTTP_URL`), for recordings' files and for requests
+            when `transport="http"`; not used otherwise.
+        ari_username: the ARI user for `url` (default `$ARI_USERNAME`).
+        ari_password: the ARI password for `url` (default `$ARI_PASSWORD`).
         transport: `"websocket"` or `"auto"` (requests on the socket Asterisk dialled) or
             `"http"`.
         ssl_context: serve `wss://` (Asterisk: `tls_enabled = yes`).

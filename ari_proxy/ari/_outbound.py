@@ -39,11 +39,15 @@ class OutboundEventStream(EventSocket):
     """Listens for Asterisk's outbound persistent ARI WebSocket.
 
     Args:
-        host, port: where to listen (`None` host: every interface; port 0: a free one, then
-            in `port`).
-        username, password: what Asterisk presents (`websocket_client.conf`); anything else
-            is refused with 401 before the upgrade.
-        on_frame, on_connected, rest, heartbeat: as for `EventStream`.
+        host: where to listen (`None`: every interface).
+        port: the port to listen on (0: a free one, then in `port`).
+        username: the user Asterisk presents (`websocket_client.conf`); anything else is
+            refused with 401 before the upgrade.
+        password: the password Asterisk presents.
+        on_frame: as for `EventStream`.
+        on_connected: as for `EventStream`.
+        rest: as for `EventStream`.
+        heartbeat: as for `EventStream`.
         ssl_context: serve `wss://` with this context.
     """
 
