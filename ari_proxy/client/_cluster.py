@@ -4,7 +4,8 @@ The client pings at start and periodically; every proxy answers with an announce
 not heard from for `max_age` seconds is forgotten (Go keeps counting it for 5 minutes, so its
 gathers wait the whole window), and one of ours that says it is leaving is forgotten at once.
 Gathers use the map to stop as soon as every live proxy answered. An announcement with a new
-epoch for a known proxy means its process was replaced: `restarted`.
+epoch for a known proxy means its process was replaced: `restarted`; so does the return, with
+another epoch, of one that left or was forgotten (a proxy stopped cleanly and started again).
 
 Announcements are not authenticated (only the bus's permissions can keep others from
 publishing them: docs/security.md), so the map assumes some are forged:
@@ -191,6 +192,10 @@ class Cluster:
         """Proxies that joined beyond `max_new` (not waited for at first)."""
         self._warned: dict[str, tuple[float, int]] = {}
         self._joins = 0
+        self._departed: OrderedDict[tuple[str, str], str] = OrderedDict()
+        """(node, application) -> the epoch of a proxy forgotten (it left, went silent or was
+        dropped), so that its return with another epoch reads as a restart: a proxy stopped
+        cleanly and started again is still a process replaced."""
 
     # --- notifications -----------------------------------------------------------------------
 
@@ -279,6 +284,7 @@ class Cluster:
             app = self._apps[application] = _App(application)
         self._joins += 1
         member = _Member(node, application, now, features, epoch, joined=self._joins, since=now)
+        previous = self._departed.pop((node, application), "")
         app.by_seen[node] = member
         app.by_join[node] = None
         app.features.update(features)
@@ -302,6 +308,9 @@ class Cluster:
             )
         logger.debug("proxy joined: node %s application %s", node, application)
         self._notify("joined", member)
+        if previous and epoch and epoch != previous:
+            logger.debug("proxy restarted: node %s application %s", node, application)
+            self._notify("restarted", member)
 
     def _make_room(self, app: _App) -> None:
         """Drop one member of full `app` (its silent ones are gone already): the longest one
@@ -338,6 +347,11 @@ class Cluster:
         self._notify("left", member)
 
     def _remove(self, app: _App, member: _Member) -> None:
+        if member.epoch:
+            self._departed[(member.node, app.name)] = member.epoch
+            self._departed.move_to_end((member.node, app.name))
+            if len(self._departed) > self.max_nodes + self.max_other_nodes:
+                self._departed.popitem(last=False)
         del app.by_seen[member.node]
         del app.by_join[member.node]
         app.excluded.pop(member.node, None)

@@ -15,6 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 import ari_proxy
 from ari_proxy import Call
 from ari_proxy.client import ProxyClient
@@ -121,9 +123,12 @@ async def _proxy_process(asterisk: Instance, bus_url: str, app: str) -> asyncio.
     )
 
 
-async def test_a_killed_proxy_loses_no_call_in_silence(
-    asterisk: Instance, nats_url: str, app_name: str
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_a_restarted_proxy_loses_no_call_in_silence(
+    asterisk: Instance, nats_url: str, app_name: str, stop: signal.Signals
 ) -> None:
+    """Killed, or stopped cleanly (it says it leaves): either way its calls keep their
+    instance, which hears of the gap and binds them again on the new process."""
     ledger = Ledger()
     calls = 6
     proxy = await _proxy_process(asterisk, nats_url, app_name)
@@ -137,7 +142,7 @@ async def test_a_killed_proxy_loses_no_call_in_silence(
                 await wait_until(lambda: len(ledger.taken) == calls, timeout=20)
                 epoch = client._backend.cluster._epochs  # type: ignore[attr-defined]
                 before = dict(epoch)
-                proxy.send_signal(signal.SIGKILL)
+                proxy.send_signal(stop)
                 await proxy.wait()
                 proxy = await _proxy_process(asterisk, nats_url, app_name)
                 # Every live call hears that events may have been lost ...

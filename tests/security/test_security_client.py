@@ -613,3 +613,33 @@ async def test_listen_follows_a_flood_of_node_changes_with_one_task_at_a_time() 
             assert group.subscriptions == 2  # Go servers among them: their events taken too
     finally:
         await client.close()
+
+
+def test_a_proxy_that_left_and_came_back_with_another_epoch_restarted() -> None:
+    # A proxy stopped cleanly says it leaves; started again it is a new process all the same,
+    # and the dialogs that followed its node must hear of it (docs/delivery.md).
+    c, clock, changes = cluster()
+    c.seen("n1", "app", (), "e1")
+    c.leave("n1", "app", "e1")
+    c.seen("n1", "app", (), "e2")
+    assert changes == [("joined", "n1"), ("left", "n1"), ("joined", "n1"), ("restarted", "n1")]
+    # Silent past max_age, then back with another epoch: also a restart.
+    changes.clear()
+    clock.now += c.max_age + 1
+    c.prune()
+    c.seen("n1", "app", (), "e3")
+    assert changes == [("left", "n1"), ("joined", "n1"), ("restarted", "n1")]
+    # Back with the same epoch (a long silence of a process that kept running): no restart.
+    changes.clear()
+    clock.now += c.max_age + 1
+    c.prune()
+    c.seen("n1", "app", (), "e3")
+    assert changes == [("left", "n1"), ("joined", "n1")]
+
+
+def test_departed_epochs_are_capped() -> None:
+    c, _, _ = cluster(max_nodes=10, max_other_nodes=10, max_new=1_000_000)
+    for i in range(1000):
+        c.seen(f"n{i}", "app", (), "e")
+        c.leave(f"n{i}", "app", "e")
+    assert len(c._departed) == 20
