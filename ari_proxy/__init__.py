@@ -30,10 +30,12 @@ from ._exceptions import (
     UnknownKindError,
     UnprocessableEntityError,
 )
+from ._serve import serve
 from ._version import __version__
 from .api import (
     BridgeHandle,
     Call,
+    CallHandover,
     Calls,
     ChannelHandle,
     Client,
@@ -60,6 +62,7 @@ __all__ = [
     "BadRequestError",
     "BridgeHandle",
     "Call",
+    "CallHandover",
     "Calls",
     "ChannelHandle",
     "Client",
@@ -97,4 +100,5 @@ __all__ = [
     "connect",
     "event_type",
     "raw_event",
+    "serve",
 ]

@@ -72,6 +72,14 @@ class Backend(Protocol):
         channel to the key's dialog: False when another instance has it, or it is gone."""
         ...
 
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Keep `state` beside the call on `key` for whoever owns it next (docs/handover.md)."""
+        ...
+
+    async def drain(self) -> set[str]:
+        """Take no more calls and hand those this instance owns over; return their dialogs."""
+        ...
+
     async def close(self) -> None:
         """Release the connection."""
         ...

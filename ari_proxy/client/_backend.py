@@ -495,6 +495,7 @@ class ProxyBackend:
             return
         self._retained.pop(dialog, None)
         self._memory.forget(dialog)
+        self._listening.forget(dialog)
         if sub is None or self._closed:
             return
         # One reaper task handles every pending unsubscribe, however many are released at once.
@@ -519,6 +520,11 @@ class ProxyBackend:
         """Event subjects currently subscribed on the bus."""
         return len(self._retained) + self._listening.subscriptions
 
+    @property
+    def instance(self) -> str:
+        """This connection's instance ID in `listen()`."""
+        return self._listening.instance
+
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
         """The calls offered to this instance by the application's listen group (see
         `ListenGroup`): each is this instance's only once `take` says so."""
@@ -527,6 +533,14 @@ class ProxyBackend:
     async def take(self, key: Key) -> bool:
         """Take the offered call on `key` (channel, node, and the dialog to bind it to)."""
         return await self._listening.take(key)
+
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Keep `state` beside the call on `key` for its next owner (see `ListenGroup`)."""
+        await self._listening.save_state(key, state)
+
+    async def drain(self) -> set[str]:
+        """Take no more calls; hand the calls this instance owns over (see `ListenGroup`)."""
+        return await self._listening.drain()
 
     # --- servers that come and go ------------------------------------------------------------
 

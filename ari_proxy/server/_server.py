@@ -56,6 +56,7 @@ from ._announcer import Announcer
 from ._config import ServerConfig
 from ._counters import Counters
 from ._dispatch import Dispatcher
+from ._handover import Snapshots
 from ._http import Monitor
 from ._logging import RateLimiter
 from ._metrics import ServerMetrics
@@ -141,6 +142,10 @@ class Server:
             deadline=config.listen_deadline,
             fallback=Fallback.parse(config.listen_fallback),
             resume_grace=config.listen_resume_grace,
+            snapshot=Snapshots(self.executors),
+            move=self.router.move,
+            liveness_timeout=config.listen_liveness_timeout,
+            max_state=config.max_call_state,
         )
         self.dispatcher = Dispatcher(
             self.executors,

