@@ -76,8 +76,13 @@ class Backend(Protocol):
         """Keep `state` beside the call on `key` for whoever owns it next (docs/handover.md)."""
         ...
 
-    async def drain(self) -> set[str]:
-        """Take no more calls and hand those this instance owns over; return their dialogs."""
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls (the listen subscriptions end); return the keys of the calls
+        this instance owns."""
+        ...
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the other instances; return those that will be."""
         ...
 
     async def close(self) -> None:

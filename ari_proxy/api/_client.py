@@ -440,16 +440,20 @@ class Client:
 
     async def drain(self) -> int:
         """Take no more calls and hand every call this instance owns over to the other
-        instances in `listen()` (docs/handover.md); the `listen()` iteration ends, and so do
-        the events of the calls handed over (their `Call` objects are closed). Return how many
-        calls were handed over. Call it before stopping an instance; `ari_proxy.serve` does on
-        SIGTERM."""
-        released = await self._backend.drain()
+        instances in `listen()` (docs/handover.md): the `listen()` iteration ends, the calls'
+        `Call` objects are closed (their events end, their requests raise
+        `ClientClosedError`), then each is released to its server, which offers it to the
+        group as a `CallHandover`. Return how many calls were handed over. Call it before
+        stopping an instance; `ari_proxy.serve` does on SIGTERM."""
+        keys = await self._backend.stop_taking()
         for sub in list(self._listening):
             sub.close()
-        for child in [c for c in self._children if c.dialog in released]:
+        # The application stops acting on the calls before they are released: from then on
+        # their requests raise ClientClosedError, so the next owner is the only one.
+        dialogs = {key.dialog for key in keys}
+        for child in [c for c in self._children if c.dialog in dialogs]:
             await child.close()
-        return len(released)
+        return len(await self._backend.release_calls(keys))
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -157,9 +157,13 @@ class NativeBackend:
             "no server to keep it"
         )
 
-    async def drain(self) -> set[str]:
+    async def stop_taking(self) -> list[Key]:
         """Nothing to hand over: a native client is its calls' only instance."""
-        return set()
+        return []
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Nothing to hand over (see `stop_taking`)."""
+        return []
 
     async def start(self, timeout: float) -> None:
         """Check the credentials with one REST call, then open the event stream."""

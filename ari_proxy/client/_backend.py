@@ -538,9 +538,13 @@ class ProxyBackend:
         """Keep `state` beside the call on `key` for its next owner (see `ListenGroup`)."""
         await self._listening.save_state(key, state)
 
-    async def drain(self) -> set[str]:
-        """Take no more calls; hand the calls this instance owns over (see `ListenGroup`)."""
-        return await self._listening.drain()
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls; the keys of the calls this instance owns (see `ListenGroup`)."""
+        return await self._listening.stop_taking()
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the listen group (see `ListenGroup`)."""
+        return await self._listening.release(keys)
 
     # --- servers that come and go ------------------------------------------------------------
 

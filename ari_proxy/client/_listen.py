@@ -244,29 +244,32 @@ class ListenGroup:
         payload = ListenState(instance=self.instance, state=bytes(state))
         await self._execute("ListenSaveState", key, payload, retries=1)
 
-    async def drain(self) -> set[str]:
-        """Take no more calls and hand each call this instance owns over to the group; return
-        the dialogs of the calls the servers accepted to hand over."""
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls (draining); return the keys of the calls this instance owns."""
         self.draining = True
         if self._sub is not None:
             sub, self._sub = self._sub, None
             with contextlib.suppress(AriProxyError):
                 await sub.unsubscribe()
         await self._takes_done.wait()
-        released: set[str] = set()
-        for dialog, key in list(self._owned.items()):
+        self.hub.close()
+        return list(self._owned.values())
+
+    async def release(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the group now; return those their servers accepted."""
+        released = []
+        for key in keys:
             try:
                 await self._execute(
                     "ListenRelease", key, ListenTake(instance=self.instance), retries=1
                 )
-                released.add(dialog)
+                released.append(key)
             except (ConflictError, NotFoundError, NoProxyError) as exc:
                 logger.debug("call %s not released: %s", key.id, exc)  # ended, or not ours
             except AriProxyError as exc:
                 # Its server hands it over anyway when this instance's presence ends.
                 logger.warning("could not release call %s: %s", key.id, exc)
-            self._owned.pop(dialog, None)
-        self.hub.close()
+            self._owned.pop(key.dialog, None)
         return released
 
     def _hands_over(self, node: str) -> bool:

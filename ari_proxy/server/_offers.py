@@ -256,6 +256,10 @@ class CallOffers:
         move: moves the bindings of a handed-over call's old dialog to its new owner's.
         liveness_timeout: seconds of silence after which an owner is gone (at least twice the
             interval its presence messages announce).
+        bus_up: whether this server's own bus link is up: while it is not, silence proves
+            nothing, and owners get `recovery_grace` more seconds once it is back.
+        recovery_grace: seconds beyond the liveness timeout an owner has to be heard again
+            after this server's bus link returns (the instances reconnect too).
         max_state: most bytes of state saved beside one call.
         max_state_total: most bytes of state saved beside all calls.
     """
@@ -275,6 +279,8 @@ class CallOffers:
         snapshot: SnapshotFn | None = None,
         move: Move | None = None,
         liveness_timeout: float = 2.0,
+        bus_up: Callable[[], bool] = lambda: True,
+        recovery_grace: float = 5.0,
         max_state: int = MAX_CALL_STATE,
         max_state_total: int = MAX_STATE_TOTAL,
     ) -> None:
@@ -297,6 +303,8 @@ class CallOffers:
         self._snapshot = snapshot
         self._move = move
         self.liveness_timeout = liveness_timeout
+        self._bus_up = bus_up
+        self.recovery_grace = recovery_grace
         self.max_state = max_state
         self.max_state_total = max_state_total
         self._state_bytes = 0
@@ -570,6 +578,12 @@ class CallOffers:
         while True:
             await asyncio.sleep(every)  # a periodic check: silence has no event
             now = time.monotonic()
+            if not self._bus_up():
+                # Cut off ourselves: nobody is heard, and that says nothing about them.
+                later = now + self.recovery_grace
+                for instance, (_, interval) in self._heard.items():
+                    self._heard[instance] = (later, interval)
+                continue
             gone = [
                 instance
                 for instance, (heard, interval) in self._heard.items()

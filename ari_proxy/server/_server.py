@@ -31,7 +31,7 @@ from .._exceptions import AriProxyError
 from .._redact import redact_url
 from .._version import __version__
 from ..ari import ConnectionState, EventStream, Executor, HttpTransport
-from ..bus import BusMessage, BusSubscription, Transport, connect
+from ..bus import BusMessage, BusState, BusSubscription, Transport, connect
 from ..events import gap_since
 from ..protocol import (
     ARI_DOWN_TEXT,
@@ -145,6 +145,7 @@ class Server:
             snapshot=Snapshots(self.executors),
             move=self.router.move,
             liveness_timeout=config.listen_liveness_timeout,
+            bus_up=lambda: self.bus.state is BusState.CONNECTED,
             max_state=config.max_call_state,
         )
         self.dispatcher = Dispatcher(

@@ -91,3 +91,79 @@ async def test_a_killed_instance_hands_every_call_over(
             results = await callers.sip_results()
             assert sum(r.successful for r in results) == callers.sip_count, results
             assert sum(r.failed for r in results) == 0, results
+
+
+def _one_owner_at_a_time(fleet: Fleet, channel: str) -> list[str]:
+    """The instances that raised the call's ticks, in Asterisk's order, each once: fails if
+    one instance's ticks interleave with another's (two owners at once), or a tick reached two
+    instances."""
+    ticks = fleet.said("tick", channel=channel)
+    values = [t["value"] for t in ticks]
+    assert len(values) == len(set(values)), f"{channel}: a tick reached two instances"
+    setters: list[str] = []
+    for tick in sorted(ticks, key=lambda t: t["ts"]):
+        setter = tick["value"].split(":")[0]
+        if not setters or setters[-1] != setter:
+            assert setter not in setters, f"{channel}: owners interleave: {[*setters, setter]}"
+            setters.append(setter)
+    return setters
+
+
+@pytest.mark.timeout(300)
+async def test_a_rolling_restart_drains_every_instance_and_drops_no_call(
+    asterisk: Instance, asterisk2: Instance, bus_url: str, app_name: str, tmp_path: Path
+) -> None:
+    nodes = [asterisk, asterisk2]
+    tick = ("--tick", "0.5")
+    async with (
+        running_proxy(asterisk, bus_url, app_name) as one,
+        running_proxy(asterisk2, bus_url, app_name) as two,
+        Fleet(bus_url, app_name, tmp_path) as fleet,
+    ):
+        names = ["i0", "i1", "i2"]
+        for name in names:
+            await fleet.start(name, *tick)
+        await wait_until(lambda: all(s.offers.listeners.live(app_name) == 3 for s in (one, two)))
+        async with Callers(app_name, nodes) as callers:
+            await callers.place(local=LOCAL_PER_NODE, sip=SIP_PER_NODE)
+            channels = await _all_taken(fleet, ":1")
+            for generation, name in enumerate(names):
+                held = {c for c, owner in fleet.owners().items() if owner == name}
+                assert await fleet.stop(name) == 0  # SIGTERM: drained, then exited
+                (drained,) = fleet.said("drained", name=name)
+                assert drained["handed"] == len(held)
+                handed = await fleet.wait_for(
+                    lambda name=name, held=held: (
+                        {c: o for c, o in fleet.owners().items() if c in held and o != name}
+                        if all(fleet.owners()[c] != name for c in held)
+                        else None
+                    ),
+                    30,
+                )
+                for channel in held:
+                    handover = fleet.said(
+                        "handover", channel=channel, previous=fleet.instance_ids[name]
+                    )
+                    assert len(handover) == 1, handover
+                    assert handover[0]["reason"] == "drain"
+                    saved = [s["state"] for s in fleet.said("saved", channel=channel, name=name)]
+                    saving = [s["state"] for s in fleet.said("saving", channel=channel, name=name)]
+                    assert handover[0]["state"] in (saved[-1], saving[-1])
+                assert set(handed) == held
+                await fleet.start(f"{name}-{generation + 1}", *tick)
+            # Every call is still up, and its last owner controls it: a beep, then hang up.
+            assert channels <= await callers.existing()
+            for name in fleet.processes:
+                if fleet.processes[name].returncode is None:
+                    await fleet.tell(name, "finish")
+            await fleet.wait_for(lambda: len(fleet.said("finished")) == CALLS, 60)
+            finished = fleet.said("finished")
+            assert sorted(f["channel"] for f in finished) == sorted(channels)
+            owners = fleet.owners()
+            assert all(owners[f["channel"]] == f["name"] for f in finished)
+            for channel in channels:
+                setters = _one_owner_at_a_time(fleet, channel)
+                assert setters[-1] == owners[channel], setters
+            results = await callers.sip_results()
+            assert sum(r.successful for r in results) == callers.sip_count, results
+            assert sum(r.failed for r in results) == 0, results
