@@ -15,12 +15,16 @@ processes of their own (`instance.py`), on NATS and on RabbitMQ:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 from handover_kit import Callers, Fleet, summary
 
+import ari_proxy
+from ari_proxy import NoProxyError, TooLargeError
+from ari_proxy.client import connect as proxy_connect
 from ari_proxy.testing import Instance, running_proxy, wait_until
 
 LOCAL_PER_NODE = 8
@@ -167,3 +171,77 @@ async def test_a_rolling_restart_drains_every_instance_and_drops_no_call(
             results = await callers.sip_results()
             assert sum(r.successful for r in results) == callers.sip_count, results
             assert sum(r.failed for r in results) == 0, results
+
+
+@pytest.mark.timeout(120)
+async def test_with_nobody_left_the_fallback_runs_within_the_configured_time(
+    asterisk: Instance, bus_url: str, app_name: str, tmp_path: Path
+) -> None:
+    liveness, deadline = 2.0, 3.0
+    options = {"listen_liveness_timeout": liveness, "listen_deadline": deadline}
+    async with (
+        running_proxy(asterisk, bus_url, app_name, **options) as server,
+        Fleet(bus_url, app_name, tmp_path) as fleet,
+    ):
+        await fleet.start("only")
+        await wait_until(lambda: server.offers.listeners.live(app_name) == 1)
+        async with Callers(app_name, [asterisk]) as callers:
+            await callers.place(local=3, sip=0)
+            taken = await fleet.wait_for(
+                lambda: len(fleet.said("saved", name="only")) == 6 and fleet.said("taken"), 30
+            )
+            killed_at = time.monotonic()
+            fleet.kill("only")
+            await wait_until(lambda: server.offers.counters["fallbacks"] == 3, 30)
+            elapsed = time.monotonic() - killed_at
+            assert server.offers.counters["handovers"] == 3  # offered, and nobody took them
+            # Silence for the liveness timeout (checked 4 times per timeout), then the deadline.
+            assert elapsed <= liveness * 1.25 + deadline + 1.0, elapsed
+            print(f"\nfallback after SIGKILL with nobody left: {elapsed * 1000:.0f} ms")
+            called = {line["channel"] for line in taken}
+            async with asyncio.timeout(10):
+                while called & await callers.existing():  # hung up: no event says so here
+                    await asyncio.sleep(0.1)
+
+
+async def test_a_state_over_the_cap_is_refused_and_states_end_with_their_call(
+    asterisk: Instance, bus_url: str, app_name: str
+) -> None:
+    async with (
+        running_proxy(asterisk, bus_url, app_name, max_call_state=64) as server,
+        proxy_connect(app_name, bus_url, timeout=5.0) as client,
+        Callers(app_name, [asterisk]) as callers,
+        client.listen() as calls,
+    ):
+        await callers.place(local=1, sip=0)
+        call = await calls.next(timeout=15)
+        assert not call.handed_over and call.state == b""
+        await call.save_state(b"x" * 64)
+        with pytest.raises(TooLargeError, match="exceeds the 64 bytes"):
+            await call.save_state(b"y" * 65)
+        assert server.offers.state_bytes == 64  # the previous state is kept
+        async with call.client.subscribe("StasisEnd") as ended:
+            await call.channel.hangup()
+            await ended.next(timeout=10)
+        await wait_until(lambda: server.offers.state_bytes == 0)
+
+
+async def test_a_native_client_says_it_keeps_no_call_state(
+    asterisk: Instance, app_name: str
+) -> None:
+    async with (
+        ari_proxy.connect(
+            asterisk.http_url,
+            application=app_name,
+            username=asterisk.username,
+            password=asterisk.password,
+        ) as client,
+        Callers(app_name, [asterisk]) as callers,
+        client.listen() as calls,
+    ):
+        await callers.place(local=1, sip=0)
+        call = await calls.next(timeout=15)
+        with pytest.raises(NoProxyError, match="kept by ari-proxy servers"):
+            await call.save_state(b"step-1")
+        assert await client.drain() == 0
+        await call.channel.hangup()

@@ -1,0 +1,222 @@
+"""The handover logic alone (docs/handover.md): owners watched through their presence, calls
+offered again as `CallHandover` with the state saved beside them, one owner at a time, the
+fallback when nobody takes them; and the dialog bindings that move to the new owner.
+
+A recording `publish`, `settle` and `snapshot` stand in for the bus and Asterisk; times are
+short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import pytest_asyncio
+
+from ari_proxy import CallHandover, TooLargeError
+from ari_proxy.events import decode_event
+from ari_proxy.protocol import DialogRouter, Presence, PresenceRole, Subjects
+from ari_proxy.server._handover import Snapshot
+from ari_proxy.server._offers import CallOffers, Fallback, TakeVerdict
+from ari_proxy.testing import wait_until
+
+APP = "app"
+NODE = "02:aa"
+LISTEN = f"ari.listen.{APP}.{NODE}"
+
+
+class Stack:
+    """Records what the offers publish and settle; answers snapshots; a bus switch."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+        self.settled: list[str] = []
+        self.moved: list[tuple[str, str]] = []
+        self.bus = True
+        self.gone: set[str] = set()
+
+    async def publish(self, subject: str, data: bytes) -> bool:
+        self.published.append((subject, data))
+        return True
+
+    async def settle(self, app: str, channel: str, fallback: Fallback) -> None:
+        self.settled.append(channel)
+
+    async def snapshot(self, app: str, channels: Sequence[str]) -> dict[str, Snapshot]:
+        bridge = json.dumps({"id": "br-1", "channels": list(channels)}).encode()
+        return {
+            c: Snapshot(json.dumps({"id": c, "state": "Up"}).encode(), (bridge,))
+            for c in channels
+            if c not in self.gone
+        }
+
+    def handovers(self) -> list[CallHandover]:
+        found = []
+        for subject, data in self.published:
+            if subject != LISTEN:
+                continue
+            event = decode_event(data)
+            if isinstance(event, CallHandover):
+                found.append(event)
+        return found
+
+
+@pytest_asyncio.fixture
+async def offers() -> AsyncIterator[tuple[CallOffers, Stack]]:
+    stack = Stack()
+    calls = CallOffers(
+        stack.publish,
+        stack.settle,
+        Subjects(),
+        node=lambda: NODE,
+        deadline=0.6,
+        retry=(0.05, 0.1),
+        snapshot=stack.snapshot,
+        move=lambda old, new: stack.moved.append((old, new)),
+        liveness_timeout=0.2,
+        bus_up=lambda: stack.bus,
+        recovery_grace=0.3,
+        max_state=16,
+        max_state_total=40,
+    )
+    calls.start()
+    yield calls, stack
+    await calls.stop()
+
+
+def here(calls: CallOffers, instance: str, *, leaving: bool = False) -> None:
+    calls.on_presence(
+        Presence(
+            role=PresenceRole.LISTENER,
+            application=APP,
+            instance=instance,
+            interval=0.05,
+            leaving=leaving,
+        )
+    )
+
+
+async def keep_alive(calls: CallOffers, instance: str) -> None:
+    while True:
+        here(calls, instance)
+        await asyncio.sleep(0.05)  # a heartbeat: the instance's own pace
+
+
+async def test_a_silent_owner_s_calls_are_handed_over_with_their_state(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    alive = asyncio.create_task(keep_alive(calls, "in-b"))
+    try:
+        here(calls, "in-a")
+        await calls.offer(APP, "c1", b'{"type":"StasisStart"}')
+        assert calls.take(APP, "c1", "in-a", "dl-a") is TakeVerdict.OFFERED
+        assert calls.save_state("c1", "in-a", b"step-1")
+        assert calls.save_state("c1", "in-a", b"step-2")  # replaces the first
+        assert not calls.save_state("c1", "in-b", b"not-the-owner")
+        await wait_until(lambda: len(stack.handovers()) == 1, timeout=3)
+        (handover,) = stack.handovers()
+        assert (handover.channel.id, handover.previous_owner) == ("c1", "in-a")
+        assert (handover.reason, handover.state) == ("lost", b"step-2")
+        assert [b.id for b in handover.bridges] == ["br-1"]
+        assert calls.owner("c1") is None  # nobody owns it while it is offered
+        # The old owner hears that the call is no longer its own, on the call's dialog.
+        assert any(s == "ari.dialogevent.dl-a" for s, _ in stack.published)
+
+        assert calls.take(APP, "c1", "in-a", "dl-a") is TakeVerdict.TAKEN  # never back
+        assert calls.take(APP, "c1", "in-b", "dl-b") is TakeVerdict.OFFERED
+        assert calls.take(APP, "c1", "in-c", "dl-c") is TakeVerdict.TAKEN  # one owner
+        assert calls.owner("c1") == ("in-b", "dl-b")
+        assert stack.moved == [("dl-a", "dl-b")]
+        assert calls.counters["handovers"] == 1
+        assert stack.settled == []
+    finally:
+        alive.cancel()
+
+
+async def test_the_state_travels_on_through_a_second_handover(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    here(calls, "in-a")
+    await calls.offer(APP, "c1", b'{"type":"StasisStart"}')
+    calls.take(APP, "c1", "in-a", "dl-a")
+    calls.save_state("c1", "in-a", b"kept")
+    here(calls, "in-a", leaving=True)  # at once, with no wait for silence
+    await wait_until(lambda: len(stack.handovers()) == 1, timeout=1)
+    assert stack.handovers()[0].reason == "left"
+    assert calls.take(APP, "c1", "in-b", "dl-b") is TakeVerdict.OFFERED
+    assert calls.hand_over("c1", "in-b")  # draining
+    assert not calls.hand_over("c1", "in-b")  # no longer its own
+    await wait_until(lambda: len(stack.handovers()) == 2, timeout=1)
+    second = stack.handovers()[1]
+    assert (second.reason, second.state, second.previous_owner) == ("drain", b"kept", "in-b")
+    assert second.handover_id != stack.handovers()[0].handover_id
+
+
+async def test_state_is_bounded_per_call_and_in_all(offers: tuple[CallOffers, Stack]) -> None:
+    calls, _ = offers
+    for i in range(3):
+        here(calls, "in-a")
+        calls.take(APP, f"c{i}", "in-a", f"dl-{i}")
+    with pytest.raises(TooLargeError, match="exceeds the 16 bytes"):
+        calls.save_state("c0", "in-a", b"x" * 17)
+    assert calls.save_state("c0", "in-a", b"x" * 16)
+    assert calls.save_state("c1", "in-a", b"x" * 16)
+    with pytest.raises(TooLargeError, match="its bound"):
+        calls.save_state("c2", "in-a", b"x" * 16)  # 48 > 40 in all
+    assert calls.save_state("c1", "in-a", b"y" * 8)  # a smaller state replaces a larger one
+    assert calls.state_bytes == 24
+    calls.ended("c0")  # the call left Stasis: its state goes with it
+    assert calls.state_bytes == 8
+    assert calls.counters["states_refused"] == 2
+
+
+async def test_nobody_takes_a_handover_then_the_fallback_runs(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    here(calls, "in-a")
+    calls.take(APP, "c1", "in-a", "dl-a")
+    here(calls, "in-a", leaving=True)
+    await wait_until(lambda: stack.settled == ["c1"], timeout=3)
+    assert calls.pending == 0 and calls.owned == 0
+
+
+async def test_a_call_gone_before_its_handover_is_not_offered(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    here(calls, "in-a")
+    calls.take(APP, "c1", "in-a", "dl-a")
+    stack.gone.add("c1")
+    here(calls, "in-a", leaving=True)
+    await wait_until(lambda: calls.handing_over == 0, timeout=1)
+    assert stack.handovers() == [] and calls.pending == 0
+
+
+async def test_no_owner_is_judged_while_the_server_is_cut_off(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    here(calls, "in-a")
+    calls.take(APP, "c1", "in-a", "dl-a")
+    stack.bus = False
+    await asyncio.sleep(0.5)  # negative check: over twice the liveness timeout, blind
+    assert stack.handovers() == []
+    stack.bus = True
+    here(calls, "in-a")  # heard again within the recovery grace
+    await asyncio.sleep(0.2)  # negative check: still within the grace
+    assert stack.handovers() == [] and calls.owner("c1") == ("in-a", "dl-a")
+
+
+def test_a_dialog_s_bindings_move_to_the_new_owner_with_its_pin() -> None:
+    router = DialogRouter(100)
+    router.bind("dl-a", "channel", "c1", pin=True)
+    router.bind("dl-a", "bridge", "br-1")
+    router.move("dl-a", "dl-b")
+    assert router.dialog_ids() == {"dl-b"}
+    assert router.is_pinned("channel", "c1") and not router.is_pinned("bridge", "br-1")
+    assert router.dialogs([("channel", "c1"), ("bridge", "br-1")]) == ["dl-b"]
