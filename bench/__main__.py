@@ -1,5 +1,5 @@
-"""`python -m bench [native] [proxy] [chaos [scenario ...]]`: start what is needed, measure side by
-side, print tables."""
+"""`python -m bench [native] [proxy] [setup] [liveness] [chaos [scenario ...]]`: start what is
+needed, measure side by side, print tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import os
 import platform
 
-from ari_proxy.testing import ensure_nats, make_spec, start, stop
+from ari_proxy.testing import ensure_nats, ensure_rabbitmq, make_spec, start, stop
 
 
 async def main(which: list[str], n: int) -> None:
@@ -29,6 +29,14 @@ async def main(which: list[str], n: int) -> None:
 
             print(await setup.run(inst, ensure_nats(), n=min(n, 300)))
             print()
+        if "liveness" in which:
+            from . import liveness
+
+            print(await liveness.server_cost())
+            print()
+            for url in (ensure_nats(), ensure_rabbitmq()):
+                print(await liveness.run(inst, url, n=min(n, 1000)))
+                print()
         if "chaos" in which:
             from . import chaos
 

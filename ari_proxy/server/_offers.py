@@ -577,21 +577,26 @@ class CallOffers:
         every = max(0.05, self.liveness_timeout / 4)
         while True:
             await asyncio.sleep(every)  # a periodic check: silence has no event
-            now = time.monotonic()
-            if not self._bus_up():
-                # Cut off ourselves: nobody is heard, and that says nothing about them.
-                later = now + self.recovery_grace
-                for instance, (_, interval) in self._heard.items():
-                    self._heard[instance] = (later, interval)
-                continue
-            gone = [
-                instance
-                for instance, (heard, interval) in self._heard.items()
-                if now - heard > max(self.liveness_timeout, 2 * interval)
-            ]
-            for instance in gone:
-                self._heard.pop(instance, None)
-                self._hand_over_instance(instance, HandoverReason.LOST)
+            self.judge_owners()
+
+    def judge_owners(self) -> None:
+        """One check: the calls of owners silent past the liveness timeout are handed over
+        (none while this server's own bus link is down)."""
+        now = time.monotonic()
+        if not self._bus_up():
+            # Cut off ourselves: nobody is heard, and that says nothing about them.
+            later = now + self.recovery_grace
+            for instance, (_, interval) in self._heard.items():
+                self._heard[instance] = (later, interval)
+            return
+        gone = [
+            instance
+            for instance, (heard, interval) in self._heard.items()
+            if now - heard > max(self.liveness_timeout, 2 * interval)
+        ]
+        for instance in gone:
+            self._heard.pop(instance, None)
+            self._hand_over_instance(instance, HandoverReason.LOST)
 
     def _make_room(self) -> None:
         """Forget the oldest owner, else the oldest offer, for a new call; WARNING (at most one

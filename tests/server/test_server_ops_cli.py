@@ -246,7 +246,7 @@ async def test_ping_and_nodes(target: Target) -> None:
     assert entry["node"] == target.node and entry["applications"] == [target.app]
     assert entry["server"] == target.kind
     assert entry["version"] == (__version__ if target.kind == "python" else None)
-    assert entry["features"] == (["listen"] if target.kind == "python" else [])
+    assert entry["features"] == (["listen", "handover"] if target.kind == "python" else [])
     assert entry["last_seen"].endswith("Z")
 
 
