@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 import pytest_asyncio
 
-from ari_proxy import CallHandover, TooLargeError
+from ari_proxy import CallHandover, NoProxyError, TooLargeError
+from ari_proxy.bus import MemoryBroker
+from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.events import decode_event
-from ari_proxy.protocol import DialogRouter, Presence, PresenceRole, Subjects
+from ari_proxy.protocol import DialogRouter, Key, Presence, PresenceRole, Subjects
 from ari_proxy.server._handover import Snapshot
 from ari_proxy.server._offers import CallOffers, Fallback, TakeVerdict
 from ari_proxy.testing import wait_until
@@ -220,3 +222,61 @@ def test_a_dialog_s_bindings_move_to_the_new_owner_with_its_pin() -> None:
     assert router.dialog_ids() == {"dl-b"}
     assert router.is_pinned("channel", "c1") and not router.is_pinned("bridge", "br-1")
     assert router.dialogs([("channel", "c1"), ("bridge", "br-1")]) == ["dl-b"]
+
+
+# --- the client's side, on the in-memory bus -------------------------------------------------
+
+
+def _handover(node: str, channel: str, handover_id: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "CallHandover",
+            "application": APP,
+            "asterisk_id": node,
+            "channel": {"id": channel, "state": "Up"},
+            "previous_owner": "in-gone",
+            "reason": "lost",
+            "state": "c3RlcC0y",  # step-2
+            "handover_id": handover_id,
+        }
+    ).encode()
+
+
+async def test_a_client_takes_handovers_only_from_servers_that_announce_them() -> None:
+    broker = MemoryBroker()
+    transport = broker.transport()
+    await transport.connect()
+    backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
+    await backend.start()
+    client = ProxyClient(backend, timeout=0.5)
+    taken: list[Key] = []
+
+    async def take(key: Key) -> bool:
+        taken.append(key)
+        return True
+
+    backend.take = take  # type: ignore[method-assign]
+    cluster = backend.cluster
+    cluster.seen("old", APP, ["listen"])
+    cluster.seen("new", APP, ["listen", "handover"])
+    spy = broker.transport()
+    await spy.connect()
+    try:
+        async with client.listen() as calls:
+            await spy.publish(f"ari.listen.{APP}.old", _handover("old", "c1", "ho-1"))
+            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))
+            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))  # again
+            call = await calls.next(timeout=2)
+            assert call.handed_over and call.state == b"step-2"
+            assert call.handover is not None and call.handover.previous_owner == "in-gone"
+            assert (call.event.channel.id, call.channel.key.node) == ("c1", "new")
+            # The same channel handed over once more (a second loss) is a new offer.
+            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-3"))
+            again = await calls.next(timeout=2)
+            assert again.handover is not None and again.handover.handover_id == "ho-3"
+        assert [k.node for k in taken] == ["new", "new"]
+        assert backend._listening.ignored >= 2  # the old server's, and the repeat
+        with pytest.raises(NoProxyError, match="does not keep call state"):
+            await backend.save_state(Key("channel", "c9", "old", "dl", APP), b"x")
+    finally:
+        await client.close()
