@@ -36,7 +36,14 @@ from .._exceptions import (
     UnknownKindError,
 )
 from ..bus import BusMessage, BusState, BusSubscription, Transport
-from ..events import ConnectionGap, EventHub, Subscription, decode_event, gap_since
+from ..events import (
+    CallHandover,
+    ConnectionGap,
+    EventHub,
+    Subscription,
+    decode_event,
+    gap_since,
+)
 from ..protocol import (
     KINDS,
     PAYLOAD_TYPES,
@@ -258,8 +265,18 @@ class ProxyBackend:
         timeout: float | None = None,
         retries: int | None = None,
     ) -> Result:
-        """`_execute`, counted in `metrics` by kind and outcome."""
+        """`_execute`, counted in `metrics` by kind and outcome.
+
+        Raises:
+            ConflictError: the key's dialog is a call that was handed over to another instance
+                (docs/handover.md): nothing is sent.
+        """
         try:
+            if key is not None and key.dialog and self._listening.handed_away(key.dialog):
+                raise ConflictError(
+                    f"{kind}: call {key.id} was handed over to another instance; this instance "
+                    "no longer controls it"
+                )
             result = await self._execute(kind, key, payload, timeout=timeout, retries=retries)
         except BaseException as exc:
             self.metrics.failed(kind, exc)
@@ -466,6 +483,8 @@ class ProxyBackend:
                 return
             if type(event) is ConnectionGap:
                 self.metrics.gaps += 1
+            elif isinstance(event, CallHandover) and dialog:
+                self._listening.lost(dialog, event)  # our call went to another instance
             hub.publish(event, dialog)
 
         return deliver

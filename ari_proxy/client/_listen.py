@@ -123,6 +123,8 @@ class ListenGroup:
         self._closed = False
         # The calls this instance took, by the dialog they were bound to.
         self._owned: collections.OrderedDict[str, Key] = collections.OrderedDict()
+        # Dialogs of calls handed over to another instance while this one still held them.
+        self._lost: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._taking = 0
         self._takes_done = asyncio.Event()
         self._takes_done.set()
@@ -224,9 +226,29 @@ class ListenGroup:
                 self._owned.popitem(last=False)
         return True
 
+    def lost(self, dialog: str, handover: CallHandover) -> None:
+        """A `CallHandover` arrived on `dialog`: when it names this instance, the call is
+        another instance's now, and requests in its dialog are refused from here on."""
+        if handover.previous_owner != self.instance:
+            return
+        self._owned.pop(dialog, None)
+        self._lost[dialog] = None
+        while len(self._lost) > MAX_OWNED:
+            self._lost.popitem(last=False)
+        logger.warning(
+            "call %s was handed over to another instance (%s): no longer controlled here",
+            handover.channel.id,
+            handover.reason,
+        )
+
+    def handed_away(self, dialog: str) -> bool:
+        """Whether the call of `dialog` was handed over to another instance (O(1))."""
+        return dialog in self._lost
+
     def forget(self, dialog: str) -> None:
         """The call of `dialog` was closed by the application: not released when draining."""
         self._owned.pop(dialog, None)
+        self._lost.pop(dialog, None)
 
     async def save_state(self, key: Key, state: bytes) -> None:
         """Keep `state` beside the call on its server, for its next owner.

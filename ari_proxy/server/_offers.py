@@ -527,7 +527,7 @@ class CallOffers:
             try:
                 snapshots = await self._snapshot(app, channels)
                 break
-            except AriProxyError as exc:
+            except Exception as exc:  # Asterisk did not answer, or answered nonsense
                 if time.monotonic() - started + wait >= self.deadline:
                     logger.warning("handover: could not read the calls: %s", exc)
                     for channel in channels:

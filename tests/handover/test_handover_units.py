@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 import pytest_asyncio
 
-from ari_proxy import CallHandover, NoProxyError, TooLargeError
-from ari_proxy.bus import MemoryBroker
+from ari_proxy import CallHandover, ConflictError, NoProxyError, RequestTimeout, TooLargeError
+from ari_proxy.bus import BusMessage, MemoryBroker
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.events import decode_event
 from ari_proxy.protocol import DialogRouter, Key, Presence, PresenceRole, Subjects
@@ -38,6 +38,7 @@ class Stack:
         self.moved: list[tuple[str, str]] = []
         self.bus = True
         self.gone: set[str] = set()
+        self.asterisk_down = False
 
     async def publish(self, subject: str, data: bytes) -> bool:
         self.published.append((subject, data))
@@ -47,6 +48,8 @@ class Stack:
         self.settled.append(channel)
 
     async def snapshot(self, app: str, channels: Sequence[str]) -> dict[str, Snapshot]:
+        if self.asterisk_down:
+            raise RequestTimeout("Asterisk did not answer")
         bridge = json.dumps({"id": "br-1", "channels": list(channels)}).encode()
         return {
             c: Snapshot(json.dumps({"id": c, "state": "Up"}).encode(), (bridge,))
@@ -187,6 +190,18 @@ async def test_nobody_takes_a_handover_then_the_fallback_runs(
     assert calls.pending == 0 and calls.owned == 0
 
 
+async def test_a_call_whose_snapshot_cannot_be_read_falls_back_at_the_deadline(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    calls, stack = offers
+    here(calls, "in-a")
+    calls.take(APP, "c1", "in-a", "dl-a")
+    stack.asterisk_down = True
+    here(calls, "in-a", leaving=True)
+    await wait_until(lambda: stack.settled == ["c1"], timeout=3)
+    assert calls.handing_over == 0 and stack.handovers() == []
+
+
 async def test_a_call_gone_before_its_handover_is_not_offered(
     offers: tuple[CallOffers, Stack],
 ) -> None:
@@ -278,5 +293,43 @@ async def test_a_client_takes_handovers_only_from_servers_that_announce_them() -
         assert backend._listening.ignored >= 2  # the old server's, and the repeat
         with pytest.raises(NoProxyError, match="does not keep call state"):
             await backend.save_state(Key("channel", "c9", "old", "dl", APP), b"x")
+    finally:
+        await client.close()
+
+
+async def test_an_owner_that_hears_its_call_was_handed_over_stops_controlling_it() -> None:
+    broker = MemoryBroker()
+    transport = broker.transport()
+    await transport.connect()
+    backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
+    await backend.start()
+    client = ProxyClient(backend, timeout=0.5)
+
+    async def take(key: Key) -> bool:
+        return True
+
+    backend.take = take  # type: ignore[method-assign]
+    backend.cluster.seen("new", APP, ["listen", "handover"])
+    spy = broker.transport()
+    await spy.connect()
+    try:
+        async with client.listen() as calls:
+            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-1"))
+            call = await calls.next(timeout=2)
+            # A later loss (this instance was cut off): the server says so on the call's dialog.
+            notice = json.loads(_handover("new", "c1", "ho-2"))
+            notice["previous_owner"] = client.instance
+            await spy.publish(f"ari.dialogevent.{call.dialog}", json.dumps(notice).encode())
+            event = await call.events.next(timeout=2)
+            assert isinstance(event, CallHandover) and event.handover_id == "ho-2"
+            requests: list[bytes] = []
+
+            async def record(message: BusMessage) -> None:
+                requests.append(message.data)
+
+            await spy.serve(Subjects().request("command", APP, "new"), record)
+            with pytest.raises(ConflictError, match="handed over to another instance"):
+                await call.channel.answer()
+            assert requests == []  # refused before anything was sent
     finally:
         await client.close()
