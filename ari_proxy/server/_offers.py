@@ -24,10 +24,10 @@ presence messages say it is alive. When an owner falls silent for `liveness_time
 calls are offered again as `CallHandover` events: the channel and its bridges as Asterisk has
 them now, the previous owner, the reason, and the last state the owner saved beside the call
 (`ListenSaveState`, at most `max_state` bytes). The first instance to take one becomes its
-owner. The
-previous owner cannot take it back. The take moves the old dialog's bindings to the new
-owner's dialog, so the call's events (and those of what the old owner bound beside it) follow.
-Nobody within `deadline` seconds: the fallback runs.
+owner; the previous owner cannot take it back. The take moves the old dialog's bindings to the
+new owner's dialog, so the call's events (and those of what the old owner bound beside it)
+follow. Nobody within `deadline` seconds: the fallback runs. While this server's own bus link
+is down, nobody is judged.
 """
 
 from __future__ import annotations
