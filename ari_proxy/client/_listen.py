@@ -281,6 +281,8 @@ class ListenGroup:
         """Hand these calls over to the group now; return those their servers accepted."""
         released = []
         for key in keys:
+            if not self._hands_over(key.node):
+                continue  # an older server of ours: it cannot hand calls over
             try:
                 await self._execute(
                     "ListenRelease", key, ListenTake(instance=self.instance), retries=1
