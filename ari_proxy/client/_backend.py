@@ -179,6 +179,7 @@ class ProxyBackend:
             self._hub.publish(gap, dialog)
         if not self._closed:
             self._spawn_ping()
+            self._spawn(self._listening.confirm())  # were our calls handed over meanwhile?
 
     def _spawn_ping(self) -> None:
         async def ping() -> None:

@@ -229,17 +229,35 @@ class ListenGroup:
     def lost(self, dialog: str, handover: CallHandover) -> None:
         """A `CallHandover` arrived on `dialog`: when it names this instance, the call is
         another instance's now, and requests in its dialog are refused from here on."""
-        if handover.previous_owner != self.instance:
-            return
+        if handover.previous_owner == self.instance:
+            self._lose(dialog, handover.channel.id, handover.reason)
+
+    def _lose(self, dialog: str, channel: str, reason: str) -> None:
         self._owned.pop(dialog, None)
         self._lost[dialog] = None
         while len(self._lost) > MAX_OWNED:
             self._lost.popitem(last=False)
         logger.warning(
             "call %s was handed over to another instance (%s): no longer controlled here",
-            handover.channel.id,
-            handover.reason,
+            channel,
+            reason,
         )
+
+    async def confirm(self) -> None:
+        """After a bus gap: take each owned call again. One refused as `taken` was handed over
+        while this instance was away (its `CallHandover` on the dialog was lost with the link),
+        and is no longer controlled here."""
+        for dialog, key in list(self._owned.items()):
+            if not self._hands_over(key.node):
+                continue
+            try:
+                await self._execute("ListenTake", key, ListenTake(instance=self.instance))
+            except ConflictError:
+                self._lose(dialog, key.id, "taken by another instance during a bus gap")
+            except NotFoundError:
+                self._owned.pop(dialog, None)  # the call ended meanwhile
+            except AriProxyError as exc:
+                logger.debug("could not confirm call %s: %s", key.id, exc)
 
     def handed_away(self, dialog: str) -> bool:
         """Whether the call of `dialog` was handed over to another instance (O(1))."""

@@ -19,7 +19,18 @@ from ari_proxy import CallHandover, ConflictError, NoProxyError, RequestTimeout,
 from ari_proxy.bus import BusMessage, MemoryBroker
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.events import decode_event
-from ari_proxy.protocol import DialogRouter, Key, Presence, PresenceRole, Subjects
+from ari_proxy.protocol import (
+    DialogRouter,
+    ErrorCode,
+    Key,
+    Presence,
+    PresenceRole,
+    Response,
+    Subjects,
+    decode_request,
+    encode_response,
+    error_response,
+)
 from ari_proxy.server._handover import Snapshot
 from ari_proxy.server._offers import CallOffers, Fallback, TakeVerdict
 from ari_proxy.testing import wait_until
@@ -331,5 +342,46 @@ async def test_an_owner_that_hears_its_call_was_handed_over_stops_controlling_it
             with pytest.raises(ConflictError, match="handed over to another instance"):
                 await call.channel.answer()
             assert requests == []  # refused before anything was sent
+    finally:
+        await client.close()
+
+
+async def test_after_a_bus_gap_an_owner_learns_which_calls_went_to_another_instance() -> None:
+    broker = MemoryBroker()
+    transport = broker.transport()
+    await transport.connect()
+    backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
+    await backend.start()
+    client = ProxyClient(backend, timeout=0.5)
+    backend.cluster.seen("new", APP, ["listen", "handover"])
+    server = broker.transport()
+    await server.connect()
+    taken_elsewhere: set[str] = set()
+    takes: list[str] = []
+
+    async def answer(message: BusMessage) -> None:
+        request = decode_request(message.data)
+        channel = request.key.id if request.key else ""
+        takes.append(channel)
+        if channel in taken_elsewhere:
+            reply = error_response("call is another instance's", ErrorCode.TAKEN, status=409)
+        else:
+            reply = Response()
+        await server.reply(message, encode_response(reply))
+
+    await server.serve(Subjects().request("command", APP, "new"), answer)
+    try:
+        async with client.listen() as calls:
+            for channel in ("c1", "c2"):
+                await server.publish(f"ari.listen.{APP}.new", _handover("new", channel, channel))
+            one, two = await calls.next(timeout=2), await calls.next(timeout=2)
+            taken_elsewhere.add("c1")  # handed over while this instance was cut off
+            broker.cut(transport)
+            broker.restore(transport)
+            await wait_until(lambda: takes.count("c1") == 2 and takes.count("c2") == 2)
+            await wait_until(lambda: backend._listening.handed_away(one.dialog))
+            with pytest.raises(ConflictError, match="handed over to another instance"):
+                await one.channel.answer()
+            assert not backend._listening.handed_away(two.dialog)  # still this instance's
     finally:
         await client.close()
