@@ -27,9 +27,10 @@ Line = dict[str, Any]
 class Fleet:
     """Application instances (`instance.py`), each an OS process, and every line they said."""
 
-    def __init__(self, bus_url: str, app: str, logs: Path) -> None:
+    def __init__(self, bus_url: str, app: str, logs: Path, prefix: str = "ari.") -> None:
         self.bus_url = bus_url
         self.app = app
+        self.prefix = prefix
         self.logs = logs
         self.lines: list[Line] = []
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -63,6 +64,8 @@ class Fleet:
             self.app,
             "--name",
             name,
+            "--prefix",
+            self.prefix,
             *options,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

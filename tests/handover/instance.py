@@ -140,11 +140,14 @@ async def main() -> None:
     parser.add_argument("--bus", required=True)
     parser.add_argument("--app", required=True)
     parser.add_argument("--name", required=True)
+    parser.add_argument("--prefix", default="ari.")
     parser.add_argument("--tick", type=float, default=0.0)
     parser.add_argument("--finish-handovers", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    async with proxy_connect(args.app, args.bus, timeout=5.0, retries=1) as client:
+    async with proxy_connect(
+        args.app, args.bus, timeout=5.0, retries=1, prefix=args.prefix
+    ) as client:
         instance = Instance(args.name, client, args.tick, args.finish_handovers)
         commands = asyncio.create_task(instance.commands())
         say(event="started", name=args.name, instance=client.instance)

@@ -16,6 +16,7 @@ processes of their own (`instance.py`), on NATS and on RabbitMQ:
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from pathlib import Path
 
@@ -37,6 +38,13 @@ def bus_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 
+@pytest.fixture
+def prefix() -> str:
+    """A subject prefix of this test's own: requests other tests broadcast on the shared bus
+    (Go clients reach every application's servers) never reach its servers."""
+    return f"ho{secrets.token_hex(4)}."
+
+
 async def _all_taken(fleet: Fleet, saved: str) -> set[str]:
     """Until every call was taken and its state saved (the `saved` suffix); return them."""
 
@@ -50,13 +58,18 @@ async def _all_taken(fleet: Fleet, saved: str) -> set[str]:
 
 @pytest.mark.timeout(300)
 async def test_a_killed_instance_hands_every_call_over(
-    asterisk: Instance, asterisk2: Instance, bus_url: str, app_name: str, tmp_path: Path
+    asterisk: Instance,
+    asterisk2: Instance,
+    bus_url: str,
+    app_name: str,
+    tmp_path: Path,
+    prefix: str,
 ) -> None:
     nodes = [asterisk, asterisk2]
     async with (
-        running_proxy(asterisk, bus_url, app_name) as one,
-        running_proxy(asterisk2, bus_url, app_name) as two,
-        Fleet(bus_url, app_name, tmp_path) as fleet,
+        running_proxy(asterisk, bus_url, app_name, prefix=prefix) as one,
+        running_proxy(asterisk2, bus_url, app_name, prefix=prefix) as two,
+        Fleet(bus_url, app_name, tmp_path, prefix) as fleet,
     ):
         for i in range(3):
             await fleet.start(f"i{i}", "--finish-handovers")
@@ -115,14 +128,19 @@ def _one_owner_at_a_time(fleet: Fleet, channel: str) -> list[str]:
 
 @pytest.mark.timeout(300)
 async def test_a_rolling_restart_drains_every_instance_and_drops_no_call(
-    asterisk: Instance, asterisk2: Instance, bus_url: str, app_name: str, tmp_path: Path
+    asterisk: Instance,
+    asterisk2: Instance,
+    bus_url: str,
+    app_name: str,
+    tmp_path: Path,
+    prefix: str,
 ) -> None:
     nodes = [asterisk, asterisk2]
     tick = ("--tick", "0.5")
     async with (
-        running_proxy(asterisk, bus_url, app_name) as one,
-        running_proxy(asterisk2, bus_url, app_name) as two,
-        Fleet(bus_url, app_name, tmp_path) as fleet,
+        running_proxy(asterisk, bus_url, app_name, prefix=prefix) as one,
+        running_proxy(asterisk2, bus_url, app_name, prefix=prefix) as two,
+        Fleet(bus_url, app_name, tmp_path, prefix) as fleet,
     ):
         names = ["i0", "i1", "i2"]
         for name in names:
@@ -175,13 +193,13 @@ async def test_a_rolling_restart_drains_every_instance_and_drops_no_call(
 
 @pytest.mark.timeout(120)
 async def test_with_nobody_left_the_fallback_runs_within_the_configured_time(
-    asterisk: Instance, bus_url: str, app_name: str, tmp_path: Path
+    asterisk: Instance, bus_url: str, app_name: str, tmp_path: Path, prefix: str
 ) -> None:
     liveness, deadline = 2.0, 3.0
     options = {"listen_liveness_timeout": liveness, "listen_deadline": deadline}
     async with (
-        running_proxy(asterisk, bus_url, app_name, **options) as server,
-        Fleet(bus_url, app_name, tmp_path) as fleet,
+        running_proxy(asterisk, bus_url, app_name, prefix=prefix, **options) as server,
+        Fleet(bus_url, app_name, tmp_path, prefix) as fleet,
     ):
         await fleet.start("only")
         await wait_until(lambda: server.offers.listeners.live(app_name) == 1)
@@ -195,8 +213,9 @@ async def test_with_nobody_left_the_fallback_runs_within_the_configured_time(
             await wait_until(lambda: server.offers.counters["fallbacks"] == 3, 30)
             elapsed = time.monotonic() - killed_at
             assert server.offers.counters["handovers"] == 3  # offered, and nobody took them
-            # Silence for the liveness timeout (checked 4 times per timeout), then the deadline.
-            assert elapsed <= liveness * 1.25 + deadline + 1.0, elapsed
+            # Silence for the liveness timeout (checked 4 times per timeout), then the deadline;
+            # the slack is for a loaded machine, not part of the promise.
+            assert elapsed <= liveness * 1.25 + deadline + 2.0, elapsed
             print(f"\nfallback after SIGKILL with nobody left: {elapsed * 1000:.0f} ms")
             called = {line["channel"] for line in taken}
             async with asyncio.timeout(10):
@@ -205,11 +224,11 @@ async def test_with_nobody_left_the_fallback_runs_within_the_configured_time(
 
 
 async def test_a_state_over_the_cap_is_refused_and_states_end_with_their_call(
-    asterisk: Instance, bus_url: str, app_name: str
+    asterisk: Instance, bus_url: str, app_name: str, prefix: str
 ) -> None:
     async with (
-        running_proxy(asterisk, bus_url, app_name, max_call_state=64) as server,
-        proxy_connect(app_name, bus_url, timeout=5.0) as client,
+        running_proxy(asterisk, bus_url, app_name, prefix=prefix, max_call_state=64) as server,
+        proxy_connect(app_name, bus_url, timeout=5.0, prefix=prefix) as client,
         Callers(app_name, [asterisk]) as callers,
         client.listen() as calls,
     ):
