@@ -31,10 +31,12 @@ from ._exceptions import (
     UnknownKindError,
     UnprocessableEntityError,
 )
+from ._serve import serve
 from ._version import __version__
 from .api import (
     BridgeHandle,
     Call,
+    CallHandover,
     Calls,
     ChannelHandle,
     Client,
@@ -63,6 +65,7 @@ __all__ = [
     "BadRequestError",
     "BridgeHandle",
     "Call",
+    "CallHandover",
     "Calls",
     "CertificateError",
     "ChannelHandle",
@@ -103,5 +106,6 @@ __all__ = [
     "connect",
     "event_type",
     "raw_event",
+    "serve",
     "serve_outbound",
 ]

@@ -1,7 +1,7 @@
-"""`python -m bench [native] [proxy] [transports] [go] [recovery [fault ...]] [fuzz] [soak]
-[setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed, measure
-side by side, print tables. `-n` is each part's count of requests (or of messages, for `fuzz`);
-without it each part takes its own default."""
+"""`python -m bench [native] [proxy] [transports] [liveness] [go] [recovery [fault ...]] [fuzz]
+[soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed,
+measure side by side, print tables. `-n` is each part's count of requests (or of messages, for
+`fuzz`); without it each part takes its own default."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import platform
 from pathlib import Path
 
-from ari_proxy.testing import ensure_nats, make_spec, start, stop
+from ari_proxy.testing import ensure_nats, ensure_rabbitmq, make_spec, start, stop
 
 
 async def main(
@@ -34,6 +34,14 @@ async def main(
 
             print(await setup.run(inst, ensure_nats(), n=n or 300))
             print()
+        if "liveness" in which:
+            from . import liveness
+
+            print(await liveness.server_cost())
+            print()
+            for url in (ensure_nats(), ensure_rabbitmq()):
+                print(await liveness.run(inst, url, n=n or 1000))
+                print()
         if "chaos" in which:
             from . import chaos
 

@@ -252,12 +252,12 @@ sent; clients should re-read what matters. Go clients drop the unknown type.
 
 ## Announcements
 
-`{"node":"<entity id>","application":"<app>","features":["listen"],"epoch":"<id>"}` on
+`{"node":"<entity id>","application":"<app>","features":["listen","handover"],"epoch":"<id>"}` on
 `ari.announce`, one per application: when the server is ready, after each ARI reconnect, on
 every ping and every `proxy.announce_interval` (60 s), but only while ARI is connected (Go
 announces on a timer even while ARI is down, and not at startup: Go defect 15). `features` and
 `epoch` are ours (Go peers ignore them): `listen` says the server offers calls on
-`ari.listen.<app>.<node>`; `epoch` is random per server process, so a client sees that a server
+`ari.listen.<app>.<node>`; `handover` that it hands calls over (see Handover); `epoch` is random per server process, so a client sees that a server
 was replaced (its dialog bindings gone, its events in between lost): the client then delivers a
 `ConnectionGap` with `"source":"proxy"` to every dialog with an entity on that node and binds
 them again. `held-events` (a server in outbound mode, docs/transports.md) says that Asterisk
@@ -291,6 +291,23 @@ applications with listeners (see Presence), so an application that never uses `l
 no fallback. A restarted server offers the calls already in Stasis that no instance took again
 within `proxy.listen_resume_grace` (3 s) of its start; such an offer is a StasisStart with
 `"resumed":true`. Clients accept offers only from servers that announced `listen`.
+
+### Handover
+
+Servers that announce `handover` watch the owner of each call they granted through its presence
+messages ([handover.md](handover.md)). An owner silent for `proxy.listen_liveness_timeout`
+(2 s, at least twice its `interval`), one that says it is leaving, or one that releases a call
+with `ListenRelease` (`{"listen_take":{"instance":"<id>"}}`, the call's key; draining) loses the
+call: the server offers it again on `ari.listen.<app>.<node>` as an event of ours,
+`{"type":"CallHandover","application","asterisk_id","timestamp","channel":{..},"bridges":[{..}],
+"previous_owner":"<id>","reason":"lost|left|drain","state":"<base64>","handover_id":"<id>"}`,
+taken with `ListenTake` like any offer (never by the previous owner: `taken`); the take moves
+the old dialog's bindings to the new one. The same event goes to the old dialog, so an owner
+that was cut off learns the call is no longer its own. The owner saves the `state` with
+`ListenSaveState` (`{"listen_state":{"instance":"<id>","state":"<base64>"}}`, at most
+`proxy.max_call_state` bytes, 4 KiB: beyond, `too_large`; from another instance, `taken`); it
+ends with the call. Clients accept `CallHandover` only from servers that announced `handover`.
+Go peers never see any of it.
 
 While a Go server (no `listen` feature) is in the cluster, the client also takes
 `ari.event.<app>.>` in a queue group and keeps only the StasisStart events of Go servers' nodes,

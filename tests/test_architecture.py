@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"events", "bus"},
     {"api"},
     {"ari", "client"},
-    {"server", "_connect"},
+    {"server", "_connect", "_serve"},
     {"__init__"},
     {"testing"},
 ]

@@ -1,6 +1,7 @@
 """The interface both clients implement: namespaces, handles, staged operations and events."""
 
 from ..events import (
+    CallHandover,
     ConnectionGap,
     EventHub,
     Overflow,
@@ -51,6 +52,7 @@ __all__ = [
     "BridgeHandle",
     "Bridges",
     "Call",
+    "CallHandover",
     "Calls",
     "ChannelHandle",
     "Channels",

@@ -91,6 +91,19 @@ class Backend(Protocol):
         channel to the key's dialog: False when another instance has it, or it is gone."""
         ...
 
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Keep `state` beside the call on `key` for whoever owns it next (docs/handover.md)."""
+        ...
+
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls (the listen subscriptions end); return the keys of the calls
+        this instance owns."""
+        ...
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the other instances; return those that will be."""
+        ...
+
     async def close(self) -> None:
         """Release the connection."""
         ...

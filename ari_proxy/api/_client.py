@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._exceptions import ClientClosedError
-from ..events import EventHub, Overflow, Subscription
+from ..events import CallHandover, EventHub, Overflow, Subscription
 from ..protocol import Key, KindName, check_request, new_id, scoped_dialog
 from ..spec import HttpMethod
 from ..spec.models import Message, StasisStart
@@ -85,24 +85,58 @@ class Call:
     """A call that `listen()` gave to this instance.
 
     Attributes:
-        event: the StasisStart that brought the call.
+        event: the StasisStart that brought the call (for a handed-over call, one made from
+            the channel as it was at the handover).
         channel: the channel's handle, in the call's dialog.
         client: a child client scoped to the call's dialog: entities it creates join the
             dialog, and its subscriptions see the dialog's events. Closing it ends the call's
             subscriptions (not the call).
         events: every event of the call's dialog, opened before the channel was bound to it,
-            so nothing after the StasisStart is missed.
+            so nothing after the StasisStart is missed. A `CallHandover` among them naming
+            this instance's call means it is no longer this instance's (docs/handover.md).
+        handover: the `CallHandover` that brought the call, when its previous owner was gone
+            or draining (None for a new call): the bridges it is in, the previous owner, the
+            reason.
     """
 
-    __slots__ = ("channel", "client", "event", "events")
+    __slots__ = ("channel", "client", "event", "events", "handover")
 
     def __init__(
-        self, event: StasisStart, channel: ChannelHandle, client: Client, events: Subscription
+        self,
+        event: StasisStart,
+        channel: ChannelHandle,
+        client: Client,
+        events: Subscription,
+        handover: CallHandover | None = None,
     ) -> None:
         self.event = event
         self.channel = channel
         self.client = client
         self.events = events
+        self.handover = handover
+
+    @property
+    def handed_over(self) -> bool:
+        """Whether the call came from another instance (`handover` says why)."""
+        return self.handover is not None
+
+    @property
+    def state(self) -> bytes:
+        """The last state saved beside the call (`save_state`) before it was handed over
+        (`b""` for a new call)."""
+        return self.handover.state if self.handover is not None else b""
+
+    async def save_state(self, state: bytes) -> None:
+        """Keep `state` beside the call on its server: whoever owns the call next (after a
+        crash or a drain of this instance) receives it. Each save replaces the last.
+
+        Raises:
+            TooLargeError: over the server's `proxy.max_call_state` (4 KiB by default); the
+                previous state is kept.
+            ConflictError: the call is no longer this instance's.
+            NoProxyError: no server keeps it (a native client, a Go server).
+        """
+        await self.client._backend.save_state(self.channel.key, state)
 
     @property
     def dialog(self) -> str:
@@ -222,6 +256,7 @@ class Client(ModelHandles):
         self.dialog = dialog
         self._closed = False
         self._subscriptions: set[Subscription] = set()
+        self._listening: set[Subscription] = set()  # of listen(), ended by drain()
         self._children: set[Client] = set()
         self._handlers: set[EventHandler] = set()
         self.channels: Channels = Channels(self)
@@ -507,14 +542,18 @@ class Client(ModelHandles):
             raise ClientClosedError("client is closed")
         sub = await self._backend.listen(maxsize=maxsize)
         self._subscriptions.add(sub)
+        self._listening.add(sub)
         sub._on_close.append(self._subscriptions.discard)
+        sub._on_close.append(self._listening.discard)
         return Calls(self, sub)
 
-    async def _take_call(self, event: StasisStart) -> Call | None:
+    async def _take_call(self, offer: StasisStart | CallHandover) -> Call | None:
         """The offered call as this instance's `Call`, or None when it is not this instance's
         (the dialog's subscription opens first, so nothing after the take is missed)."""
         from ._channels import ChannelHandle
 
+        handover = offer if isinstance(offer, CallHandover) else None
+        event = offer if isinstance(offer, StasisStart) else _as_stasis_start(offer)
         scoped = self.scoped()
         try:
             events = await scoped.subscribe()
@@ -532,7 +571,24 @@ class Client(ModelHandles):
         if not taken:
             await scoped.close()
             return None
-        return Call(event, ChannelHandle(scoped, key), scoped, events)
+        return Call(event, ChannelHandle(scoped, key), scoped, events, handover)
+
+    async def drain(self) -> int:
+        """Take no more calls and hand every call this instance owns over to the other
+        instances in `listen()` (docs/handover.md): the `listen()` iteration ends, the calls'
+        `Call` objects are closed (their events end, their requests raise
+        `ClientClosedError`), then each is released to its server, which offers it to the
+        group as a `CallHandover`. Return how many calls were handed over. Call it before
+        stopping an instance; `ari_proxy.serve` does on SIGTERM."""
+        keys = await self._backend.stop_taking()
+        for sub in list(self._listening):
+            sub.close()
+        # The application stops acting on the calls before they are released: from then on
+        # their requests raise ClientClosedError, so the next owner is the only one.
+        dialogs = {key.dialog for key in keys}
+        for child in [c for c in self._children if c.dialog in dialogs]:
+            await child.close()
+        return len(await self._backend.release_calls(keys))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -600,6 +656,17 @@ class Client(ModelHandles):
     def __repr__(self) -> str:
         scope = f" dialog={self.dialog}" if self.dialog else ""
         return f"<{type(self).__name__} app={self.application} node={self.node or '*'}{scope}>"
+
+
+def _as_stasis_start(handover: CallHandover) -> StasisStart:
+    """The StasisStart a handed-over call's `Call.event` holds: its channel as it was at the
+    handover."""
+    return StasisStart(
+        application=handover.application,
+        timestamp=handover.timestamp,
+        asterisk_id=handover.asterisk_id,
+        channel=handover.channel,
+    )
 
 
 C = TypeVar("C", bound=Client, covariant=True)

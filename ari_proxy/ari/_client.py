@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .._exceptions import ConnectError, NotFoundError, ProtocolError
+from .._exceptions import ConnectError, NoProxyError, NotFoundError, ProtocolError
 from .._redact import redact_url
 from ..api import Client, Connecting, JsonValue
 from ..events import EventHub, Subscription, decode_event, gap_since, route_event
@@ -205,6 +205,22 @@ class NativeBackend:
         except NotFoundError:
             return False
         return True
+
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Refused: a native client is its calls' only instance, with no server to keep state
+        beside them."""
+        raise NoProxyError(
+            "call state is kept by ari-proxy servers (docs/handover.md); a native client has "
+            "no server to keep it"
+        )
+
+    async def stop_taking(self) -> list[Key]:
+        """Nothing to hand over: a native client is its calls' only instance."""
+        return []
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Nothing to hand over (see `stop_taking`)."""
+        return []
 
     async def start(self, timeout: float) -> None:
         """Check the credentials with one REST call (when we dial Asterisk), then open the

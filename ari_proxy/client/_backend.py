@@ -37,7 +37,14 @@ from .._exceptions import (
 )
 from ..api import JsonValue
 from ..bus import BusMessage, BusState, BusSubscription, Transport
-from ..events import ConnectionGap, EventHub, Subscription, decode_event, gap_since
+from ..events import (
+    CallHandover,
+    ConnectionGap,
+    EventHub,
+    Subscription,
+    decode_event,
+    gap_since,
+)
 from ..protocol import (
     KINDS,
     PAYLOAD_TYPES,
@@ -174,6 +181,7 @@ class ProxyBackend:
             self._hub.publish(gap, dialog)
         if not self._closed:
             self._spawn_ping()
+            self._spawn(self._listening.confirm())  # were our calls handed over meanwhile?
 
     def _spawn_ping(self) -> None:
         async def ping() -> None:
@@ -260,8 +268,18 @@ class ProxyBackend:
         timeout: float | None = None,
         retries: int | None = None,
     ) -> Result:
-        """`_execute`, counted in `metrics` by kind and outcome."""
+        """`_execute`, counted in `metrics` by kind and outcome.
+
+        Raises:
+            ConflictError: the key's dialog is a call that was handed over to another instance
+                (docs/handover.md): nothing is sent.
+        """
         try:
+            if key is not None and key.dialog and self._listening.handed_away(key.dialog):
+                raise ConflictError(
+                    f"{kind}: call {key.id} was handed over to another instance; this instance "
+                    "no longer controls it"
+                )
             result = await self._execute(kind, key, payload, timeout=timeout, retries=retries)
         except BaseException as exc:
             self.metrics.failed(kind, exc)
@@ -492,6 +510,8 @@ class ProxyBackend:
                 return
             if type(event) is ConnectionGap:
                 self.metrics.gaps += 1
+            elif isinstance(event, CallHandover) and dialog:
+                self._listening.lost(dialog, event)  # our call went to another instance
             hub.publish(event, dialog)
 
         return deliver
@@ -521,6 +541,7 @@ class ProxyBackend:
             return
         self._retained.pop(dialog, None)
         self._memory.forget(dialog)
+        self._listening.forget(dialog)
         if sub is None or self._closed:
             return
         # One reaper task handles every pending unsubscribe, however many are released at once.
@@ -545,6 +566,11 @@ class ProxyBackend:
         """Event subjects currently subscribed on the bus."""
         return len(self._retained) + self._listening.subscriptions
 
+    @property
+    def instance(self) -> str:
+        """This connection's instance ID in `listen()`."""
+        return self._listening.instance
+
     async def listen(self, *, maxsize: int = 1000) -> Subscription:
         """The calls offered to this instance by the application's listen group (see
         `ListenGroup`): each is this instance's only once `take` says so."""
@@ -553,6 +579,18 @@ class ProxyBackend:
     async def take(self, key: Key) -> bool:
         """Take the offered call on `key` (channel, node, and the dialog to bind it to)."""
         return await self._listening.take(key)
+
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Keep `state` beside the call on `key` for its next owner (see `ListenGroup`)."""
+        await self._listening.save_state(key, state)
+
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls; the keys of the calls this instance owns (see `ListenGroup`)."""
+        return await self._listening.stop_taking()
+
+    async def release_calls(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the listen group (see `ListenGroup`)."""
+        return await self._listening.release(keys)
 
     # --- servers that come and go ------------------------------------------------------------
 

@@ -49,6 +49,11 @@ class ProxyClient(Client):
         """Ping now: every proxy re-announces itself."""
         await self._backend.ping()
 
+    @property
+    def instance(self) -> str:
+        """This connection's instance ID in `listen()`: the owner named in `CallHandover`."""
+        return self._backend.instance
+
     def metrics(self) -> ClientStats:
         """This connection's counters now: requests by kind and outcome, timeouts, events
         received and dropped, gaps, bus reconnects (`ari_proxy.client.ClientStats`)."""

@@ -15,7 +15,13 @@ with `ChannelSubscribe`, as Go's own clients do.
 
 While listening, the instance says so every `heartbeat` seconds on
 `<prefix>presence.listener.<app>` (and that it is leaving when it stops): servers repeat offers
-only for applications that have listeners.
+only for applications that have listeners, and know its calls' owner is alive.
+
+Handover (docs/handover.md): servers with the `handover` feature offer the calls of a gone
+owner again as `CallHandover` events on the same subject, taken like any other offer; each is
+told apart by its `handover_id`, so an instance that saw the call's first offer takes it too.
+The owner keeps a small state beside each call (`save_state`), and `drain` hands every call it
+owns over before the instance stops.
 """
 
 from __future__ import annotations
@@ -29,16 +35,18 @@ from typing import Any
 
 from .._exceptions import (
     AriProxyError,
+    ClosedError,
     ConflictError,
     NoProxyError,
     NotFoundError,
     ProtocolError,
 )
 from ..bus import BusMessage, BusSubscription, Transport
-from ..events import EventHub, Subscription, decode_event
+from ..events import CallHandover, EventHub, Subscription, decode_event
 from ..protocol import (
     Key,
     KindName,
+    ListenState,
     ListenTake,
     Presence,
     PresenceRole,
@@ -60,6 +68,12 @@ Execute = Callable[..., Awaitable[Result]]
 _REMEMBERED_OFFERS = 4096
 """Channels offered to this instance that it remembers, so a repeated offer is not handed on
 twice."""
+
+MAX_OWNED = 100_000
+"""Calls this instance remembers owning (to release them when draining); beyond, the oldest is
+forgotten (its server still hands it over when the instance leaves)."""
+
+_OFFER_TYPES = ("StasisStart", "CallHandover")
 
 
 class ListenGroup:
@@ -107,6 +121,15 @@ class ListenGroup:
         self._beat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        # The calls this instance took, by the dialog they were bound to.
+        self._owned: collections.OrderedDict[str, Key] = collections.OrderedDict()
+        # Dialogs of calls handed over to another instance while this one still held them.
+        self._lost: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._taking = 0
+        self._takes_done = asyncio.Event()
+        self._takes_done.set()
+        self.draining = False
+        """Set by `drain`: no call is taken any more."""
 
     @property
     def subscriptions(self) -> int:
@@ -114,7 +137,13 @@ class ListenGroup:
         return sum(s is not None for s in (self._sub, self._legacy_sub))
 
     async def open(self, maxsize: int) -> Subscription:
-        """Start taking offers (once per connection) and return a subscription of them."""
+        """Start taking offers (once per connection) and return a subscription of them.
+
+        Raises:
+            ClosedError: the instance drained.
+        """
+        if self.draining:
+            raise ClosedError("this connection drained: it takes no more calls")
         if self._sub is None:
             group = f"ari-proxy-listen-{self.application}"
             self._sub = await self.transport.subscribe(
@@ -123,7 +152,7 @@ class ListenGroup:
             self.cluster.on_change(self._on_node_change)
             await self._update_legacy()
             self._beat = asyncio.get_running_loop().create_task(self._say_here(), name="listen")
-        return self.hub.subscribe(["StasisStart"], maxsize=maxsize)
+        return self.hub.subscribe(list(_OFFER_TYPES), maxsize=maxsize)
 
     # --- offers ------------------------------------------------------------------------------
 
@@ -133,15 +162,21 @@ class ListenGroup:
         except ProtocolError:
             self.ignored += 1
             return
-        if not isinstance(event, StasisStart):
+        handover = isinstance(event, CallHandover) and not legacy
+        if not isinstance(event, StasisStart) and not handover:
             if not legacy:
-                self.ignored += 1  # the listen subject carries StasisStart events only
+                self.ignored += 1  # the listen subject carries offers only
             return  # the legacy subject carries every event of the application
+        assert isinstance(event, StasisStart | CallHandover)
         channel = event.channel.id
         node = event.asterisk_id or ""
-        if not channel:
+        if not channel or (handover and not self._hands_over(node)):
             self.ignored += 1
             return
+        # Nodes started in the same second name their channels alike: an offer is its node's.
+        offer = f"{node}/{channel}"
+        if isinstance(event, CallHandover):
+            offer = f"{offer}/{event.handover_id}"  # each handover is a new offer
         if legacy:
             if self._offers_from(node):
                 return  # that node's server offers it on the listen subject
@@ -150,10 +185,10 @@ class ListenGroup:
             logger.debug("ignoring an offer from unannounced node %r", node)
             return
         self.offers += 1
-        if channel in self._seen:
+        if offer in self._seen:
             self.ignored += 1  # a repeated offer of a call already handed on
             return
-        self._seen[channel] = None
+        self._seen[offer] = None
         while len(self._seen) > _REMEMBERED_OFFERS:
             self._seen.popitem(last=False)
         self.hub.publish(event)
@@ -165,6 +200,10 @@ class ListenGroup:
         legacy = not self._offers_from(key.node)
         kind: KindName = "ChannelSubscribe" if legacy else "ListenTake"
         payload = None if legacy else ListenTake(instance=self.instance)
+        if self.draining:
+            return False  # not ours: the offer is repeated to the others
+        self._taking += 1
+        self._takes_done.clear()
         try:
             await self._execute(kind, key, payload, retries=2)
         except (ConflictError, NotFoundError, NoProxyError) as exc:
@@ -177,7 +216,108 @@ class ListenGroup:
             self.not_taken += 1
             logger.warning("could not take call %s: %s", key.id, exc)
             return False
+        finally:
+            self._taking -= 1
+            if not self._taking:
+                self._takes_done.set()
+        if not legacy:
+            self._owned[key.dialog] = key
+            while len(self._owned) > MAX_OWNED:
+                self._owned.popitem(last=False)
         return True
+
+    def lost(self, dialog: str, handover: CallHandover) -> None:
+        """A `CallHandover` arrived on `dialog`: when it names this instance, the call is
+        another instance's now, and requests in its dialog are refused from here on."""
+        if handover.previous_owner == self.instance:
+            self._lose(dialog, handover.channel.id, handover.reason)
+
+    def _lose(self, dialog: str, channel: str, reason: str) -> None:
+        self._owned.pop(dialog, None)
+        self._lost[dialog] = None
+        while len(self._lost) > MAX_OWNED:
+            self._lost.popitem(last=False)
+        logger.warning(
+            "call %s was handed over to another instance (%s): no longer controlled here",
+            channel,
+            reason,
+        )
+
+    async def confirm(self) -> None:
+        """After a bus gap: take each owned call again. One refused as `taken` was handed over
+        while this instance was away (its `CallHandover` on the dialog was lost with the link),
+        and is no longer controlled here."""
+        for dialog, key in list(self._owned.items()):
+            if not self._hands_over(key.node):
+                continue
+            try:
+                await self._execute("ListenTake", key, ListenTake(instance=self.instance))
+            except ConflictError:
+                self._lose(dialog, key.id, "taken by another instance during a bus gap")
+            except NotFoundError:
+                self._owned.pop(dialog, None)  # the call ended meanwhile
+            except AriProxyError as exc:
+                logger.debug("could not confirm call %s: %s", key.id, exc)
+
+    def handed_away(self, dialog: str) -> bool:
+        """Whether the call of `dialog` was handed over to another instance (O(1))."""
+        return dialog in self._lost
+
+    def forget(self, dialog: str) -> None:
+        """The call of `dialog` was closed by the application: not released when draining."""
+        self._owned.pop(dialog, None)
+        self._lost.pop(dialog, None)
+
+    async def save_state(self, key: Key, state: bytes) -> None:
+        """Keep `state` beside the call on its server, for its next owner.
+
+        Raises:
+            TooLargeError: over the server's `proxy.max_call_state` (4 KiB by default).
+            ConflictError: the call is not this instance's (any more).
+            NoProxyError: its server does not keep call state (a Go server, or an older one).
+        """
+        if not self._hands_over(key.node):
+            raise NoProxyError(
+                f"the server of node {key.node!r} does not keep call state (no handover "
+                "feature: a Go server, or an older ari-proxy); see docs/handover.md"
+            )
+        payload = ListenState(instance=self.instance, state=bytes(state))
+        await self._execute("ListenSaveState", key, payload, retries=1)
+
+    async def stop_taking(self) -> list[Key]:
+        """Take no more calls (draining); return the keys of the calls this instance owns."""
+        self.draining = True
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(AriProxyError):
+                await sub.unsubscribe()
+        await self._takes_done.wait()
+        self.hub.close()
+        return list(self._owned.values())
+
+    async def release(self, keys: list[Key]) -> list[Key]:
+        """Hand these calls over to the group now; return those their servers accepted."""
+        released = []
+        for key in keys:
+            if not self._hands_over(key.node):
+                continue  # an older server of ours: it cannot hand calls over
+            try:
+                await self._execute(
+                    "ListenRelease", key, ListenTake(instance=self.instance), retries=1
+                )
+                released.append(key)
+            except (ConflictError, NotFoundError, NoProxyError) as exc:
+                logger.debug("call %s not released: %s", key.id, exc)  # ended, or not ours
+            except AriProxyError as exc:
+                # Its server hands it over anyway when this instance's presence ends.
+                logger.warning("could not release call %s: %s", key.id, exc)
+            self._owned.pop(key.dialog, None)
+        return released
+
+    def _hands_over(self, node: str) -> bool:
+        """Whether `node`'s server announced that it hands calls over (O(1))."""
+        known = self.cluster.get(node, self.application) if node else None
+        return known is not None and "handover" in known.features
 
     def _offers_from(self, node: str) -> bool:
         """Whether `node` announced that it offers calls of the application (O(1))."""
@@ -250,7 +390,7 @@ class ListenGroup:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._sub is not None:
+        if self._beat is not None:
             await self._presence(leaving=True)
         for sub in (self._sub, self._legacy_sub):
             if sub is not None:

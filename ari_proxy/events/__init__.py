@@ -4,6 +4,7 @@ Used by everything that reads events: the native client, the proxy client and th
 """
 
 from ._decode import (
+    CallHandover,
     ConnectionGap,
     UnknownEvent,
     decode_event,
@@ -16,6 +17,7 @@ from ._hub import EventHub, Overflow, Subscription
 from ._routing import route_event
 
 __all__ = [
+    "CallHandover",
     "ConnectionGap",
     "EventHub",
     "Overflow",

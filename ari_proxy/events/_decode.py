@@ -29,8 +29,10 @@ from ..spec import (
     clear_zero_models,
     convert_lenient,
 )
+from ..spec.models import Bridge, Channel
 
 __all__ = [
+    "CallHandover",
     "ConnectionGap",
     "UnknownEvent",
     "decode_event",
@@ -77,6 +79,27 @@ class ConnectionGap(Event, tag="ConnectionGap"):
         return self.ended - self.started
 
 
+class CallHandover(Event, tag="CallHandover"):
+    """Ours: a live call whose owner is gone (or draining), offered to the application's
+    listen group again (docs/handover.md). The instance that takes it becomes the call's
+    owner; Go peers never see it (it travels on our listen subjects only).
+    """
+
+    channel: Channel = msgspec.field(default_factory=lambda: Channel())
+    """The channel as Asterisk reported it when the handover began."""
+    bridges: list[Bridge] = msgspec.field(default_factory=list)
+    """The bridges the channel is in."""
+    previous_owner: str = ""
+    """The instance that owned the call."""
+    reason: str = ""
+    """`lost` (its presence fell silent), `left` (it stopped listening) or `drain` (it
+    released the call)."""
+    state: bytes = b""
+    """The last state the owners saved (`Call.save_state`), base64 on the wire."""
+    handover_id: str = ""
+    """This handover's ID: an instance that saw the call's first offer still takes this one."""
+
+
 def gap_since(lost_at: float, *, application: str, node: str, source: str) -> ConnectionGap:
     """A `ConnectionGap` from `lost_at` (the running loop's clock) until now, in Unix time."""
     now = time.time()
@@ -91,8 +114,14 @@ def gap_since(lost_at: float, *, application: str, node: str, source: str) -> Co
 
 
 # Asterisk's messages, and the gap notices our servers publish.
-_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(AnyMessage | ConnectionGap)
-_MESSAGE_TYPES: dict[str, type[Message]] = {**EVENT_TYPES, "ConnectionGap": ConnectionGap}
+_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(
+    AnyMessage | ConnectionGap | CallHandover
+)
+_MESSAGE_TYPES: dict[str, type[Message]] = {
+    **EVENT_TYPES,
+    "ConnectionGap": ConnectionGap,
+    "CallHandover": CallHandover,
+}
 
 
 def event_type(event: Message) -> str:

@@ -69,6 +69,7 @@ from ._messages import (
     with_dialog,
 )
 from ._payloads import (
+    MAX_CALL_STATE,
     ApplicationEventFilter,
     ApplicationSubscribe,
     AsteriskConfig,
@@ -109,6 +110,7 @@ from ._payloads import (
     EndpointRefer,
     EndpointSendMessage,
     ExternalMediaOptions,
+    ListenState,
     ListenTake,
     MailboxUpdate,
     OriginateRequest,
@@ -152,6 +154,7 @@ __all__ = [
     "GO_ZERO_DATETIME",
     "KINDS",
     "LEAVING_EVENTS",
+    "MAX_CALL_STATE",
     "PAYLOAD_TYPES",
     "Announcement",
     "ApplicationEventFilter",
@@ -205,6 +208,7 @@ __all__ = [
     "Key",
     "KindName",
     "KindSpec",
+    "ListenState",
     "ListenTake",
     "MailboxUpdate",
     "OriginateRequest",

@@ -251,6 +251,16 @@ class DialogRouter:
         """Remove every binding of an entity that no longer exists."""
         self._drop((kind, ident))
 
+    def move(self, old: str, new: str) -> None:
+        """Move every binding of dialog `old` to dialog `new`, pins included (a call handed
+        over to a new owner: docs/handover.md)."""
+        if not new or old == new:
+            return
+        for entity in list(self._dialogs.get(old, ())):
+            pinned = self._pinned.get(entity) == old
+            self.unbind(old, *entity)
+            self.bind(new, *entity, pin=pinned)
+
     def unbind_dialog(self, dialog: str) -> None:
         """Remove `dialog` from every entity (the dialog's owner went away)."""
         for entity in list(self._dialogs.get(dialog, ())):

@@ -115,6 +115,8 @@ KindName = Literal[
     "EndpointReferToEndpoint",
     "EndpointSendMessage",
     "EndpointSendMessageToEndpoint",
+    "ListenRelease",
+    "ListenSaveState",
     "ListenTake",
     "MailboxData",
     "MailboxDelete",

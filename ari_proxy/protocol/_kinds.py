@@ -230,7 +230,7 @@ _ENTITIES: Final[tuple[tuple[str, str], ...]] = (
     ("Channel", EntityKind.CHANNEL),
     ("DeviceState", EntityKind.DEVICE_STATE),
     ("Endpoint", EntityKind.ENDPOINT),
-    ("ListenTake", EntityKind.CHANNEL),  # the offered call's channel
+    ("Listen", EntityKind.CHANNEL),  # the offered call's channel (take, state, release)
     ("Mailbox", EntityKind.MAILBOX),
     ("Playback", EntityKind.PLAYBACK),
     ("RecordingLive", EntityKind.LIVE_RECORDING),
@@ -985,6 +985,14 @@ _ROWS: list[KindSpec | _Stage] = [
           "Take a call offered to the application's listen group: bind its channel to the "
           "key's dialog and become its one owner (`taken` if another instance is).",
           payload="listen_take", binds=_SELF, check="channels.get", go=False),
+    _kind("ListenSaveState", None,
+          "Save the state the call's next owner receives if it is handed over (owner only; "
+          "`taken` from any other instance, `too_large` beyond the server's cap).",
+          payload="listen_state", go=False),
+    _kind("ListenRelease", None,
+          "Hand a call this instance owns over to the listen group now (draining): the "
+          "server offers it as `CallHandover` (`taken` from an instance that is not its owner).",
+          payload="listen_take", go=False),
     _kind("ChannelUnmute", "channels.unmute", "Unmute a channel.",
           payload="channel_mute", payload_required=False, query=_direction),
     _kind("ChannelVariableGet", "channels.getChannelVar", "Read a channel variable.",

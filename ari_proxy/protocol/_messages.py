@@ -55,6 +55,7 @@ from ._payloads import (
     EndpointListByTech,
     EndpointRefer,
     EndpointSendMessage,
+    ListenState,
     ListenTake,
     MailboxUpdate,
     PlaybackControl,
@@ -148,6 +149,7 @@ class Request(msgspec.Struct, frozen=True, omit_defaults=True):
     user_event: UserEvent | None = None
     channel_claim: ChannelClaim | None = None
     listen_take: ListenTake | None = None
+    listen_state: ListenState | None = None
     # Extension: when the caller gives up (Unix time, seconds; 0 for never). A server does not
     # start a request whose deadline has passed (docs/protocol.md, "Envelopes").
     deadline: float = 0.0
@@ -240,7 +242,8 @@ class ErrorCode(enum.StrEnum):
     TOO_LARGE = "too_large"
     """The request or the reply exceeds the size the bus carries."""
     TAKEN = "taken"
-    """The offered call is already another instance's (`ListenTake`)."""
+    """The offered call is already another instance's (`ListenTake`), or the instance saving
+    a call's state or releasing it is not its owner (`ListenSaveState`, `ListenRelease`)."""
     EXPIRED = "expired"
     """The request's deadline passed before the server could start it; nothing was done."""
 

@@ -18,6 +18,7 @@ from ._datetime import GO_ZERO_DATETIME
 from ._json import EMPTY_RAW, kept
 
 __all__ = [
+    "MAX_CALL_STATE",
     "ApplicationEventFilter",
     "ApplicationSubscribe",
     "AsteriskConfig",
@@ -58,6 +59,7 @@ __all__ = [
     "EndpointRefer",
     "EndpointSendMessage",
     "ExternalMediaOptions",
+    "ListenState",
     "ListenTake",
     "MailboxUpdate",
     "OriginateRequest",
@@ -538,3 +540,16 @@ class ListenTake(_Payload, frozen=True):
     """
 
     instance: str = kept("")
+
+
+MAX_CALL_STATE = 4096
+"""Bytes of state an application may save beside one call (`ListenSaveState`), by default."""
+
+
+class ListenState(_Payload, frozen=True):
+    """`listen_state`: the owner of a call saving the state a new owner receives on handover
+    (base64 on the wire; at most the server's `proxy.max_call_state` bytes, 4 KiB by default).
+    """
+
+    instance: str = kept("")
+    state: bytes = b""

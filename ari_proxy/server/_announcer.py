@@ -36,9 +36,11 @@ __all__ = ["FEATURES", "HELD_EVENTS", "MIN_GAP", "Announcer"]
 
 logger = logging.getLogger(__name__)
 
-FEATURES = ("listen",)
+FEATURES = ("listen", "handover")
 """What our servers offer beyond Go's protocol, announced: `listen`, calls offered to listen
-groups on `<prefix>listen.<app>.<node>` and taken with `ListenTake`."""
+groups on `<prefix>listen.<app>.<node>` and taken with `ListenTake`; `handover`, calls of a
+gone or draining owner offered again as `CallHandover`, with the state saved beside them
+(`ListenSaveState`, `ListenRelease`; docs/handover.md)."""
 
 HELD_EVENTS = "held-events"
 """Announced in outbound mode: Asterisk holds the events while no process listens, so a

@@ -422,6 +422,19 @@ SETTINGS: tuple[Setting, ...] = (
         "still in Stasis are offered anew",
     ),
     Setting(
+        "proxy.listen_liveness_timeout",
+        "listen_liveness_timeout",
+        _duration,
+        "silence after which an instance that owns calls is gone and its calls are handed "
+        "over (at least twice the instance's heartbeat)",
+    ),
+    Setting(
+        "proxy.max_call_state",
+        "max_call_state",
+        _size,
+        "largest state an application may save beside one call (Call.save_state)",
+    ),
+    Setting(
         "proxy.metrics_address",
         "metrics_address",
         _address,
@@ -492,6 +505,8 @@ class ServerConfig:
     listen_deadline: float = 10.0
     listen_fallback: str = "hangup"
     listen_resume_grace: float = 3.0
+    listen_liveness_timeout: float = 2.0
+    max_call_state: int = 4096
     metrics_address: str = ""
     stats_interval: float = 0.0
     verbose: bool = False

@@ -33,6 +33,7 @@ from ..protocol import (
     ErrorCode,
     Key,
     KindSpec,
+    ListenTake,
     Request,
     RequestClass,
     Response,
@@ -216,6 +217,8 @@ class Dispatcher:
                 return error_response(text, ErrorCode.EXPIRED)
         if kind == "ListenTake" and self.offers is not None:
             return await self._take(executor, request, limit)
+        if kind in ("ListenSaveState", "ListenRelease") and self.offers is not None:
+            return self._owned_call(kind, request)
         try:
             async with asyncio.timeout(limit):
                 if kind in _BINARY_KINDS:
@@ -280,6 +283,27 @@ class Dispatcher:
             raise
         # The channel exists: pin its binding now (made again if it was evicted meanwhile).
         self.router.bind(key.dialog, "channel", key.id, pin=True)
+        return Response()
+
+    def _owned_call(self, kind: str, request: Request) -> Response:
+        """`ListenSaveState` and `ListenRelease`: only the call's owner may (docs/handover.md)."""
+        assert self.offers is not None
+        key = request.key
+        instance = (request.listen_state or request.listen_take or ListenTake()).instance
+        if key is None or not key.id or not instance:
+            raise InvalidRequestError(f"{kind} needs a channel key and an instance")
+        if kind == "ListenRelease":
+            done = self.offers.hand_over(key.id, instance)
+        else:
+            state = request.listen_state.state if request.listen_state else b""
+            try:
+                done = self.offers.save_state(key.id, instance, state)
+            except TooLargeError as exc:
+                return error_reply(exc)
+        if not done:
+            return error_response(
+                f"call {key.id} is not this instance's", ErrorCode.TAKEN, status=409
+            )
         return Response()
 
     async def _download(self, executor: Executor, spec: KindSpec, key: Key | None) -> Result:

@@ -400,6 +400,12 @@ class ServerMetrics:
         calls_evicted.add_metric(["owner"], offers.counters["owners_evicted"])
         calls_evicted.add_metric(["offer"], offers.counters["offers_evicted"])
         yield calls_evicted
+        yield counter(
+            "calls_handed_over",
+            "Calls offered again because their owner was gone, leaving or draining.",
+            offers.counters["handovers"],
+        )
+        yield gauge("call_state_bytes", "Bytes of state saved beside calls.", offers.state_bytes)
         yield gauge(
             "listeners",
             "Instances in listen() remembered, all applications.",

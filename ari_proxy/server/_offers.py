@@ -18,6 +18,17 @@ After a restart the server knows no owners: it waits `resume_grace` seconds for 
 live calls to take them again (clients do when they see the server's new epoch), then offers
 the channels still in Stasis that nobody took. After its ARI WebSocket comes back it does the
 same: Asterisk threw away the StasisStart of every call that arrived in the gap.
+
+Handover (docs/handover.md): the owner of each call is known by its instance ID, and its
+presence messages say it is alive. When an owner falls silent for `liveness_timeout` seconds
+(or twice its own interval, if longer), says it is leaving, or releases a call (draining), its
+calls are offered again as `CallHandover` events: the channel and its bridges as Asterisk has
+them now, the previous owner, the reason, and the last state the owner saved beside the call
+(`ListenSaveState`, at most `max_state` bytes). The first instance to take one becomes its
+owner; the previous owner cannot take it back. The take moves the old dialog's bindings to the
+new owner's dialog, so the call's events (and those of what the old owner bound beside it)
+follow. Nobody within `deadline` seconds: the fallback runs. While this server's own bus link
+is down, nobody is judged.
 """
 
 from __future__ import annotations
@@ -32,11 +43,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .._exceptions import AriProxyError
-from ..protocol import Presence, PresenceRole, Subjects, format_go_datetime
+from .._exceptions import AriProxyError, TooLargeError
+from ..protocol import (
+    MAX_CALL_STATE,
+    Presence,
+    PresenceRole,
+    Subjects,
+    format_go_datetime,
+    new_id,
+    with_dialog,
+)
+from ._handover import Snapshot, handover_event
 from ._logging import RateLimiter
 
-__all__ = ["CallOffers", "Fallback", "Listeners", "TakeVerdict", "stasis_start"]
+__all__ = [
+    "CallOffers",
+    "Fallback",
+    "HandoverReason",
+    "Listeners",
+    "TakeVerdict",
+    "stasis_start",
+]
 
 _RECENTLY_ENDED = 10_000
 """Calls remembered as ended, so that a listing older than their end cannot offer them."""
@@ -45,6 +72,17 @@ logger = logging.getLogger(__name__)
 
 MAX_LISTENERS_PER_APP = 1024
 """Listener instances remembered per application; beyond, the stalest is forgotten."""
+
+
+class HandoverReason(enum.StrEnum):
+    """Why a call is offered again (`CallHandover.reason`)."""
+
+    LOST = "lost"
+    """Its owner's presence fell silent past the liveness timeout."""
+    LEFT = "left"
+    """Its owner said it stopped listening."""
+    DRAIN = "drain"
+    """Its owner released it (`client.drain()`)."""
 
 
 class TakeVerdict(enum.Enum):
@@ -171,6 +209,12 @@ class _Offer:
     created: float
     attempts: int = 1
     due: float = 0.0
+    previous_owner: str = ""
+    """For a handover: the instance it was taken from (which cannot take it back)."""
+    previous_dialog: str = ""
+    """For a handover: the old owner's dialog, whose bindings move to the new owner's."""
+    state: bytes = b""
+    """For a handover: the state saved beside the call, kept for its next owner."""
 
 
 @dataclass(slots=True)
@@ -179,12 +223,20 @@ class _Owner:
     instance: str
     dialog: str
     since: float = field(default_factory=time.monotonic)
+    state: bytes = b""
 
 
 Publish = Callable[[str, bytes], Awaitable[bool]]
 """Publish on a subject; False when it failed (counted by the caller)."""
 Settle = Callable[[str, str, Fallback], Awaitable[None]]
 """Run the fallback on (app, channel)."""
+SnapshotFn = Callable[[str, Sequence[str]], Awaitable[dict[str, Snapshot]]]
+"""Read (app, channels) from Asterisk: those that still exist, with their bridges."""
+Move = Callable[[str, str], None]
+"""Move every binding of dialog `old` to dialog `new` (the call's new owner)."""
+
+MAX_STATE_TOTAL = 64 * 1024 * 1024
+"""Bytes of saved call state a server holds in all, by default."""
 
 
 class CallOffers:
@@ -203,6 +255,17 @@ class CallOffers:
         max_calls: most calls tracked (offered plus owned); beyond, the oldest owner is
             forgotten (its call then looks unowned to a later take), or, with no owner left,
             the oldest offer (published, no longer repeated). Either is logged at WARNING.
+        snapshot: reads the channels (and their bridges) of a handover; without it, calls are
+            never handed over.
+        move: moves the bindings of a handed-over call's old dialog to its new owner's.
+        liveness_timeout: seconds of silence after which an owner is gone (at least twice the
+            interval its presence messages announce).
+        bus_up: whether this server's own bus link is up: while it is not, silence proves
+            nothing, and owners get `recovery_grace` more seconds once it is back.
+        recovery_grace: seconds beyond the liveness timeout an owner has to be heard again
+            after this server's bus link returns (the instances reconnect too).
+        max_state: most bytes of state saved beside one call.
+        max_state_total: most bytes of state saved beside all calls.
     """
 
     def __init__(
@@ -217,6 +280,13 @@ class CallOffers:
         fallback: Fallback | None = None,
         resume_grace: float = 3.0,
         max_calls: int = 100_000,
+        snapshot: SnapshotFn | None = None,
+        move: Move | None = None,
+        liveness_timeout: float = 2.0,
+        bus_up: Callable[[], bool] = lambda: True,
+        recovery_grace: float = 5.0,
+        max_state: int = MAX_CALL_STATE,
+        max_state_total: int = MAX_STATE_TOTAL,
     ) -> None:
         self._publish = publish
         self._settle = settle
@@ -224,7 +294,8 @@ class CallOffers:
         self._node = node
         self.counters: collections.Counter[str] = collections.Counter()
         """`offers`, `offers_repeated`, `takes`, `takes_refused`, `fallbacks`,
-        `owners_evicted`, `offers_evicted`."""
+        `owners_evicted`, `offers_evicted`, `handovers` (calls offered again), `owners_lost`
+        (instances found gone), `states_saved`, `states_refused`."""
         self.deadline = deadline
         self.retry = retry
         self.fallback = fallback or Fallback()
@@ -236,9 +307,25 @@ class CallOffers:
         # Calls that ended lately: a listing of the calls in Stasis taken before the grace of
         # `resume` may name them, and they must not be offered again.
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._snapshot = snapshot
+        self._move = move
+        self.liveness_timeout = liveness_timeout
+        self._bus_up = bus_up
+        self.recovery_grace = recovery_grace
+        self.max_state = max_state
+        self.max_state_total = max_state_total
+        self._state_bytes = 0
+        # Owners by instance, and when each instance owning calls was last heard (and the
+        # interval it announced): only instances that own calls are watched.
+        self._by_instance: dict[str, set[str]] = {}
+        self._heard: dict[str, tuple[float, float]] = {}
+        # Calls taken from a gone owner, while their snapshot is read: channel -> old owner.
+        self._preparing: dict[str, _Owner] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._settling: set[asyncio.Task[None]] = set()
+        self._handing: set[asyncio.Task[None]] = set()
         self._limiter = RateLimiter(10.0)
 
     # --- state ---------------------------------------------------------------------------------
@@ -258,10 +345,29 @@ class CallOffers:
         owner = self._owners.get(channel)
         return (owner.instance, owner.dialog) if owner is not None else None
 
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of state saved beside the calls."""
+        return self._state_bytes
+
+    @property
+    def handing_over(self) -> int:
+        """Calls taken from a gone owner whose snapshot is being read."""
+        return len(self._preparing)
+
     def on_presence(self, presence: Presence) -> None:
-        """A listener's presence message."""
-        if presence.role == PresenceRole.LISTENER:
-            self.listeners.seen(presence)
+        """A listener's presence message: it is alive, or it is leaving (its calls are handed
+        over at once)."""
+        if presence.role != PresenceRole.LISTENER:
+            return
+        self.listeners.seen(presence)
+        instance = presence.instance
+        if instance not in self._by_instance:
+            return
+        if presence.leaving:
+            self._hand_over_instance(instance, HandoverReason.LEFT)
+        else:
+            self._heard[instance] = (time.monotonic(), max(presence.interval, 0.0))
 
     # --- offers --------------------------------------------------------------------------------
 
@@ -284,12 +390,33 @@ class CallOffers:
         self._wakeup.set()
 
     def ended(self, channel: str) -> None:
-        """The channel left Stasis or was destroyed: no offer, no owner any more."""
+        """The channel left Stasis or was destroyed: no offer, no owner, no state any more."""
         self._pending.pop(channel, None)
-        self._owners.pop(channel, None)
+        self._preparing.pop(channel, None)
+        self._disown(channel)
         self._ended[channel] = None
         if len(self._ended) > _RECENTLY_ENDED:
             self._ended.popitem(last=False)
+
+    def _own(self, channel: str, owner: _Owner) -> None:
+        self._owners[channel] = owner
+        self._state_bytes += len(owner.state)
+        self._by_instance.setdefault(owner.instance, set()).add(channel)
+        if owner.instance not in self._heard:
+            self._heard[owner.instance] = (time.monotonic(), 0.0)  # a take is a sign of life
+
+    def _disown(self, channel: str) -> _Owner | None:
+        owner = self._owners.pop(channel, None)
+        if owner is None:
+            return None
+        self._state_bytes -= len(owner.state)
+        channels = self._by_instance.get(owner.instance)
+        if channels is not None:
+            channels.discard(channel)
+            if not channels:
+                del self._by_instance[owner.instance]
+                self._heard.pop(owner.instance, None)
+        return owner
 
     def take(self, app: str, channel: str, instance: str, dialog: str) -> TakeVerdict:
         """Decide a take: the first instance wins; its repeats are granted again.
@@ -305,24 +432,187 @@ class CallOffers:
                 return TakeVerdict.OFFERED
             self.counters["takes_refused"] += 1
             return TakeVerdict.TAKEN
-        offered = self._pending.pop(channel, None) is not None
+        offer = self._pending.get(channel)
+        if channel in self._preparing or (offer is not None and offer.previous_owner == instance):
+            # Being handed over: not before its offer is out, and never back to the owner it
+            # was taken from (a partitioned instance that came back, or one draining).
+            self.counters["takes_refused"] += 1
+            return TakeVerdict.TAKEN
+        self._pending.pop(channel, None)
         if len(self._pending) + len(self._owners) >= self.max_calls:
             self._make_room()
-        self._owners[channel] = _Owner(app, instance, dialog)
+        self._own(channel, _Owner(app, instance, dialog, state=offer.state if offer else b""))
+        if offer is not None and offer.previous_dialog and self._move is not None:
+            self._move(offer.previous_dialog, dialog)  # the call's events follow its new owner
         self.counters["takes"] += 1
-        return TakeVerdict.OFFERED if offered else TakeVerdict.GRANTED
+        return TakeVerdict.OFFERED if offer is not None else TakeVerdict.GRANTED
 
     def release(self, channel: str, instance: str) -> None:
         """Undo a granted take whose channel turned out gone."""
         owner = self._owners.get(channel)
         if owner is not None and owner.instance == instance:
-            del self._owners[channel]
+            self._disown(channel)
+
+    # --- state saved beside a call, and handovers ----------------------------------------------
+
+    def save_state(self, channel: str, instance: str, state: bytes) -> bool:
+        """Keep `state` beside the call for its next owner: False when `instance` does not own
+        it.
+
+        Raises:
+            TooLargeError: `state` is over `max_state` bytes, or the server holds
+                `max_state_total` bytes of state already (the previous state is kept).
+        """
+        owner = self._owners.get(channel)
+        if owner is None or owner.instance != instance:
+            self.counters["states_refused"] += 1
+            return False
+        if len(state) > self.max_state:
+            self.counters["states_refused"] += 1
+            raise TooLargeError(
+                f"call state of {len(state)} bytes exceeds the {self.max_state} bytes this "
+                "server keeps beside a call (proxy.max_call_state)"
+            )
+        if self._state_bytes - len(owner.state) + len(state) > self.max_state_total:
+            self.counters["states_refused"] += 1
+            raise TooLargeError(
+                f"this server already keeps {self._state_bytes} bytes of call state, its "
+                "bound: the state was not saved"
+            )
+        self._state_bytes += len(state) - len(owner.state)
+        owner.state = state
+        self.counters["states_saved"] += 1
+        return True
+
+    def hand_over(self, channel: str, instance: str) -> bool:
+        """The owner releases its call (draining): offer it to the group now. False when
+        `instance` does not own it."""
+        owner = self._owners.get(channel)
+        if owner is None or owner.instance != instance:
+            return False
+        self._start_handover(owner.app, instance, [channel], HandoverReason.DRAIN)
+        return True
+
+    def _hand_over_instance(self, instance: str, reason: HandoverReason) -> None:
+        """Every call of a gone instance, offered again."""
+        if self._snapshot is None:
+            return  # no handover configured: the calls stay owned, as before
+        channels = self._by_instance.get(instance, set())
+        by_app: dict[str, list[str]] = {}
+        for channel in channels:
+            by_app.setdefault(self._owners[channel].app, []).append(channel)
+        self.counters["owners_lost"] += 1
+        logger.warning(
+            "an instance that owns calls is gone: handing its calls over",
+            extra={"instance": instance, "reason": str(reason), "calls": len(channels)},
+        )
+        for app, calls in by_app.items():
+            self._start_handover(app, instance, calls, reason)
+
+    def _start_handover(
+        self, app: str, instance: str, channels: list[str], reason: HandoverReason
+    ) -> None:
+        if self._snapshot is None:
+            return  # no handover configured: the calls stay owned, as before
+        for channel in channels:
+            owner = self._disown(channel)
+            if owner is None:
+                continue
+            self._preparing[channel] = owner
+        task = asyncio.get_running_loop().create_task(
+            self._prepare(app, instance, channels, reason), name="handover"
+        )
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
+
+    async def _prepare(
+        self, app: str, instance: str, channels: list[str], reason: HandoverReason
+    ) -> None:
+        """Read the calls' snapshots (again until `deadline` while Asterisk does not answer),
+        then offer each as a `CallHandover`."""
+        assert self._snapshot is not None
+        started = time.monotonic()
+        wait = self.retry[0]
+        while True:
+            try:
+                snapshots = await self._snapshot(app, channels)
+                break
+            except Exception as exc:  # Asterisk did not answer, or answered nonsense
+                if time.monotonic() - started + wait >= self.deadline:
+                    logger.warning("handover: could not read the calls: %s", exc)
+                    for channel in channels:
+                        if self._preparing.pop(channel, None) is not None:
+                            self._fall_back(_Offer(app, channel, b"", started))
+                    return
+                await asyncio.sleep(wait)  # backoff: Asterisk did not answer
+                wait = min(self.retry[1], wait * 2)
+        node = self._node()
+        subject = self.subjects.listen(app, node)
+        for channel in channels:
+            owner = self._preparing.pop(channel, None)
+            snapshot = snapshots.get(channel)
+            if owner is None or snapshot is None:
+                continue  # ended meanwhile
+            data = handover_event(
+                app,
+                node,
+                snapshot,
+                previous_owner=instance,
+                reason=str(reason),
+                state=owner.state,
+                handover_id=new_id("ho"),
+            )
+            now = time.monotonic()
+            self._pending[channel] = _Offer(
+                app,
+                channel,
+                data,
+                started,
+                previous_owner=instance,
+                previous_dialog=owner.dialog,
+                state=owner.state,
+            )
+            self.counters["handovers"] += 1
+            sent = await self._publish(subject, data)
+            if channel in self._pending:
+                self._pending[channel].due = now + (self.retry[0] if sent else 0.1)
+            # The old owner, if it still hears (it was cut off, or is draining), learns that
+            # the call is no longer its own on the call's events.
+            dialog = self.subjects.dialog_event(owner.dialog)
+            await self._publish(dialog, with_dialog(data, owner.dialog))
+        self._wakeup.set()
+
+    async def _watch_owners(self) -> None:
+        """Hand over the calls of owners silent past the liveness timeout."""
+        every = max(0.05, self.liveness_timeout / 4)
+        while True:
+            await asyncio.sleep(every)  # a periodic check: silence has no event
+            self.judge_owners()
+
+    def judge_owners(self) -> None:
+        """One check: the calls of owners silent past the liveness timeout are handed over
+        (none while this server's own bus link is down)."""
+        now = time.monotonic()
+        if not self._bus_up():
+            # Cut off ourselves: nobody is heard, and that says nothing about them.
+            later = now + self.recovery_grace
+            for instance, (_, interval) in self._heard.items():
+                self._heard[instance] = (later, interval)
+            return
+        gone = [
+            instance
+            for instance, (heard, interval) in self._heard.items()
+            if now - heard > max(self.liveness_timeout, 2 * interval)
+        ]
+        for instance in gone:
+            self._heard.pop(instance, None)
+            self._hand_over_instance(instance, HandoverReason.LOST)
 
     def _make_room(self) -> None:
         """Forget the oldest owner, else the oldest offer, for a new call; WARNING (at most one
         per 10 s)."""
         if self._owners:
-            self._owners.popitem(last=False)
+            self._disown(next(iter(self._owners)))
             self.counters["owners_evicted"] += 1
             what = "forgot the oldest owner"
         elif self._pending:
@@ -366,14 +656,18 @@ class CallOffers:
     def start(self) -> None:
         """Start repeating offers."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="call offers")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name="call offers")
+            if self._snapshot is not None:
+                self._watch = loop.create_task(self._watch_owners(), name="call owners")
 
     async def stop(self) -> None:
-        """Stop repeating offers (and let fallbacks in progress end)."""
-        task, self._task = self._task, None
-        if task is not None:
+        """Stop repeating offers and watching owners (and let fallbacks in progress end)."""
+        tasks = [t for t in (self._task, self._watch, *self._handing) if t is not None]
+        self._task = self._watch = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._settling:
             await asyncio.wait(self._settling, timeout=2.0)
 

@@ -42,7 +42,7 @@ from ..ari import (
     WebSocketRest,
     rest_over_websocket,
 )
-from ..bus import BusMessage, BusSubscription, Transport, connect
+from ..bus import BusMessage, BusState, BusSubscription, Transport, connect
 from ..events import gap_since
 from ..protocol import (
     ARI_DOWN_TEXT,
@@ -67,6 +67,7 @@ from ._announcer import FEATURES, HELD_EVENTS, Announcer
 from ._config import ServerConfig, split_address
 from ._counters import Counters
 from ._dispatch import Dispatcher
+from ._handover import Snapshots
 from ._http import Monitor
 from ._logging import RateLimiter
 from ._metrics import ServerMetrics
@@ -161,6 +162,11 @@ class Server:
             deadline=config.listen_deadline,
             fallback=Fallback.parse(config.listen_fallback),
             resume_grace=config.listen_resume_grace,
+            snapshot=Snapshots(self.executors),
+            move=self.router.move,
+            liveness_timeout=config.listen_liveness_timeout,
+            bus_up=lambda: self.bus.state is BusState.CONNECTED,
+            max_state=config.max_call_state,
         )
         self.dispatcher = Dispatcher(
             self.executors,

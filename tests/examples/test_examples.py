@@ -17,7 +17,7 @@ import pytest_asyncio
 
 import ari_proxy
 from ari_proxy.server import Server, ServerConfig
-from ari_proxy.testing import Instance
+from ari_proxy.testing import Instance, running_proxy, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 T = TypeVar("T")
@@ -230,3 +230,36 @@ def test_the_demo_says_how_to_stop_what_keep_leaves() -> None:
         for line in lines
     )
     assert demo.left_running([]) == ["nothing left running"]
+
+
+async def test_the_ivr_resumes_at_the_step_it_reached_after_a_drain(
+    asterisk: Instance, app_name: str, nats_url: str
+) -> None:
+    """Two instances of the IVR; the first is drained after the call's first step: the second
+    is handed the call and plays the remaining steps, none twice that was saved."""
+    ivr_resume = load("ivr_resume")
+    first, second = ivr_resume.Ivr(), ivr_resume.Ivr()
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    async with (
+        running_proxy(asterisk, nats_url, app_name) as server,
+        ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as one,
+        ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as two,
+        asyncio.timeout(60),
+    ):
+        running = asyncio.create_task(ivr_resume.run(one, ivr=first, stop=stop_first, signals=()))
+        await wait_until(lambda: server.offers.listeners.live(app_name) == 1)
+        await call_in(one)
+        await wait_until(lambda: len(first.done) == 1, timeout=20)  # step 0 played and saved
+        resuming = asyncio.create_task(
+            ivr_resume.run(two, ivr=second, stop=stop_second, signals=())
+        )
+        await wait_until(lambda: server.offers.listeners.live(app_name) == 2)
+        stop_first.set()
+        await running  # drained: the call was handed over
+        steps = len(ivr_resume.STEPS)
+        await wait_until(lambda: [s for _, s in second.done][-1:] == [steps - 1], timeout=30)
+        stop_second.set()
+        await resuming
+    (channel,) = {c for c, _ in first.done}
+    assert second.resumed == {channel: len(first.done)}  # at the step the first one reached
+    assert [s for _, s in first.done + second.done] == list(range(steps))

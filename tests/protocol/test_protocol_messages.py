@@ -81,7 +81,7 @@ def test_request_payload_fields_are_in_go_order() -> None:
         "application_event_filter", "asterisk_info", "bridge_variable", "variables",
         "channel_move", "channel_redirect", "channel_transfer_progress",
         "endpoint_send_message", "endpoint_refer", "user_event", "channel_claim",
-        "listen_take", "deadline",
+        "listen_take", "listen_state", "deadline",
     )  # fmt: skip
 
 

@@ -77,7 +77,7 @@ async def test_ari_down_then_back(
             assert ours()[-1] == {
                 "node": node,
                 "application": app_name,
-                "features": ["listen"],
+                "features": ["listen", "handover"],
                 "epoch": server.epoch,
                 "version": __version__,  # the same process: the same epoch
             }
@@ -104,7 +104,7 @@ async def test_new_entity_id_moves_the_subscriptions(
                     {
                         "node": new,
                         "application": app_name,
-                        "features": ["listen"],
+                        "features": ["listen", "handover"],
                         "epoch": server.epoch,
                         "version": __version__,
                     }

@@ -240,13 +240,13 @@ async def test_ping_and_nodes(target: Target) -> None:
     # Ours announce their version; Go's do not.
     expected_version = __version__ if target.kind == "python" else "-"
     assert (node, server, version) == (target.node, target.kind, expected_version)
-    assert features == ("listen" if target.kind == "python" else "-")
+    assert features == ("listen,handover" if target.kind == "python" else "-")
     assert seen[-1] == "ago"
     (entry,) = json.loads(nodes_json.out)
     assert entry["node"] == target.node and entry["applications"] == [target.app]
     assert entry["server"] == target.kind
     assert entry["version"] == (__version__ if target.kind == "python" else None)
-    assert entry["features"] == (["listen"] if target.kind == "python" else [])
+    assert entry["features"] == (["listen", "handover"] if target.kind == "python" else [])
     assert entry["last_seen"].endswith("Z")
 
 

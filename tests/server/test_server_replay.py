@@ -312,7 +312,7 @@ async def test_replay_of_the_go_vectors(
                     assert announced()[-1] == {
                         "node": node,
                         "application": app_name,
-                        "features": ["listen"],
+                        "features": ["listen", "handover"],
                         "epoch": server.epoch,
                         "version": __version__,
                     }
