@@ -1,9 +1,11 @@
 """The native ARI client: all of ARI in Asterisk 22, typed, talking to one Asterisk directly.
 
-`connect()` gives an `AriClient`, which implements the same interface as the proxy client. The
-parts below it are public for the server and for tests: `HttpTransport` (REST), `EventStream`
-(the events WebSocket) and `Executor` (the request kinds run against Asterisk). The generated
-models are in `ari_proxy.ari.models`.
+`connect()` gives an `AriClient`, which implements the same interface as the proxy client;
+`serve_outbound()` gives one that Asterisk dials (its outbound WebSocket). The parts below them
+are public for the server and for tests: `HttpTransport` and `WebSocketRest` (REST over HTTP, or
+over the events WebSocket), `EventStream` and `OutboundEventStream` (the events WebSocket, dialled
+or accepted) and `Executor` (the request kinds run against Asterisk). The generated models are in
+`ari_proxy.ari.models`.
 """
 
 from ..api import Connecting

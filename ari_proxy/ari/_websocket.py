@@ -46,7 +46,8 @@ class ConnectionState(enum.Enum):
     CONNECTED = "connected"
     """Events are flowing."""
     RECONNECTING = "reconnecting"
-    """The connection was lost; retrying with backoff. Events in the gap are lost."""
+    """The connection was lost; retrying with backoff (or waiting for Asterisk to dial again).
+    Events in the gap are lost, unless Asterisk holds them (the outbound persistent socket)."""
     CLOSED = "closed"
     """Closed by its owner."""
 
