@@ -25,7 +25,9 @@ def connect(
     `username` and `password`); `nats://`, `tls://`, `amqp://` and `amqps://` connect to the
     proxies on a message bus (`ari_proxy.client.connect`). The client behaves the same either
     way, so switching is a change of URL. Without `url`, `$ARI_URL` is used, then
-    `$MESSAGEBUS_URL`, then `nats://127.0.0.1:4222`.
+    `$MESSAGEBUS_URL`, then `nats://127.0.0.1:4222`. TLS files go by the same names either
+    way (`tls_ca_file`, `tls_cert_file`, `tls_key_file`): for `https://` they verify Asterisk,
+    for `tls://` and `amqps://` the broker.
 
     ```python
     async with ari_proxy.connect("nats://127.0.0.1:4222", application="demo") as client: ...

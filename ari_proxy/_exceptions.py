@@ -236,7 +236,9 @@ def certificate_refusal(exc: BaseException | None) -> str:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, ssl.SSLCertVerificationError):
+        # aiohttp's ClientConnectorCertificateError is one too, without `verify_message`
+        # (its text, below, has it).
+        if isinstance(exc, ssl.SSLCertVerificationError) and hasattr(exc, "verify_message"):
             return exc.verify_message or str(exc)
         text = str(exc)
         if "CERTIFICATE_VERIFY_FAILED" in text:

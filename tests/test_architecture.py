@@ -19,7 +19,7 @@ PACKAGE = Path(ari_proxy.__file__).parent
 
 # Bottom to top. A name is a sub-package or a top-level module of ari_proxy.
 LAYERS: list[set[str]] = [
-    {"_exceptions", "_backoff", "_redact", "_version"},
+    {"_exceptions", "_backoff", "_redact", "_tls", "_version"},
     {"spec"},
     {"protocol"},
     {"events", "bus"},

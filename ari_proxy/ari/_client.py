@@ -20,6 +20,7 @@ from typing import Any
 
 from .._exceptions import ConnectError, NoProxyError, NotFoundError, ProtocolError
 from .._redact import redact_url
+from .._tls import client_context
 from ..api import Client, Connecting, JsonValue
 from ..events import EventHub, Subscription, decode_event, gap_since, route_event
 from ..protocol import DialogRouter, Key, KindName, Result
@@ -277,6 +278,26 @@ def _base_url(url: str) -> str:
     return url
 
 
+def _tls_context(
+    base: str, events: str, ca_file: str, cert_file: str, key_file: str
+) -> ssl.SSLContext | None:
+    """The context of the `tls_*` files (None without any: aiohttp verifies with the system's
+    CAs), refused when no URL uses TLS: the files would be silently ignored."""
+    if not (ca_file or cert_file or key_file):
+        return None
+    if not (base.startswith("https://") or events.startswith("wss://")):
+        raise ValueError(
+            f"tls_ca_file, tls_cert_file and tls_key_file need an https:// or wss:// URL, "
+            f"not {redact_url(base)!r}"
+        )
+    if key_file and not cert_file:
+        raise ValueError("tls_key_file needs tls_cert_file")
+    try:
+        return client_context(ca_file, cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the TLS files ({exc})") from None
+
+
 def connect(
     url: str | None = None,
     username: str | None = None,
@@ -290,6 +311,9 @@ def connect(
     pool_size: int = 32,
     heartbeat: float = 10.0,
     transport: str = "auto",
+    tls_ca_file: str = "",
+    tls_cert_file: str = "",
+    tls_key_file: str = "",
 ) -> Connecting[AriClient]:
     """Connect to one Asterisk's ARI.
 
@@ -309,11 +333,20 @@ def connect(
             the events WebSocket, Asterisk 22.4, 21.9, 20.14 and later; recordings' files
             still over HTTP), or `"auto"`: the WebSocket when Asterisk's version has it, else
             HTTP. See docs/transports.md.
+        tls_ca_file: the CA bundle (PEM) that `https://` and `wss://` verify Asterisk's
+            certificate with; default: the system's CAs. Verification is never turned off.
+        tls_cert_file, tls_key_file: a client certificate to present (the key may be in
+            the certificate's file).
 
     Returns:
         A `Connecting`: `await` it for an `AriClient`, or `async with connect(...) as client`.
 
+    Raises:
+        ValueError: no application, an unknown transport, TLS files with no `https://` or
+            `wss://` URL, or TLS files that cannot be read.
+
     Raises (when awaited):
+        CertificateError: Asterisk's TLS certificate was not trusted (at once, not retried).
         ConnectError: Asterisk is unreachable or refused the credentials.
     """
     base = _base_url(url or os.environ.get("ARI_HTTP_URL") or "http://localhost:8088/ari")
@@ -327,9 +360,12 @@ def connect(
     events = ws_url or (
         base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events"
     )
+    context = _tls_context(base, events, tls_ca_file, tls_cert_file, tls_key_file)
 
     async def start() -> AriClient:
-        http = HttpTransport(base, user, secret, pool_size=pool_size, timeout=timeout)
+        http = HttpTransport(
+            base, user, secret, pool_size=pool_size, timeout=timeout, ssl_context=context
+        )
         backend = NativeBackend(
             http,
             events,

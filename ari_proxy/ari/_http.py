@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +20,14 @@ import aiohttp
 import msgspec
 import yarl
 
-from .._exceptions import ConnectError, RequestTimeout, TransportError, error_for_status
+from .._exceptions import (
+    CertificateError,
+    ConnectError,
+    RequestTimeout,
+    TransportError,
+    certificate_refusal,
+    error_for_status,
+)
 from .._redact import redact_url
 from ..spec import OPERATIONS, Operation, build_path, build_query
 
@@ -30,6 +38,7 @@ __all__ = [
     "ari_error",
     "credentials_rejected",
     "request_target",
+    "untrusted_certificate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,6 +167,18 @@ def credentials_rejected(username: str) -> str:
     return f"ARI rejected the credentials (401): check the ARI user ({username!r}) and password"
 
 
+def untrusted_certificate(shown_url: str, exc: BaseException) -> CertificateError | None:
+    """The `CertificateError` for a failure that says Asterisk's TLS certificate was not
+    trusted, or None for any other failure. `shown_url` is already redacted."""
+    why = certificate_refusal(exc)
+    if not why:
+        return None
+    return CertificateError(
+        f"Asterisk's TLS certificate was not trusted (ARI at {shown_url}): {why}; give the CA "
+        "that signed it (tls_ca_file; the server's ari.tls_ca_file)"
+    )
+
+
 def ari_error(status: int, reason: str, body: bytes, *, username: str | None = None) -> Exception:
     """Translate a non-2xx ARI answer into an `AriError` subclass carrying Asterisk's message.
 
@@ -193,6 +214,8 @@ class HttpTransport:
         pool_size: most connections open at once. Asterisk's `http.conf` `sessionlimit`
             defaults to 100 and resets connections above it; keep this well below.
         timeout: seconds a request may take before `RequestTimeout`.
+        ssl_context: how `https://` (and the events socket's `wss://`) verify Asterisk
+            (`ari_proxy._tls.client_context`); None: against the system's CAs.
     """
 
     def __init__(
@@ -203,6 +226,7 @@ class HttpTransport:
         *,
         pool_size: int = 32,
         timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._shown_url = redact_url(self.base_url)  # for messages: never a password
@@ -210,6 +234,8 @@ class HttpTransport:
         self.username = username
         self._auth = {"Authorization": aiohttp.encode_basic_auth(username, password)}
         self._pool_size = pool_size
+        # True: aiohttp's own verifying context (the system's CAs); never False (unverified).
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
         self._deadlines = Deadlines()
         self._urls: dict[tuple[str, ...], yarl.URL] = {}
@@ -219,7 +245,10 @@ class HttpTransport:
         """The shared session (created on first use, inside the running loop)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self._pool_size, limit_per_host=self._pool_size, keepalive_timeout=30
+                limit=self._pool_size,
+                limit_per_host=self._pool_size,
+                keepalive_timeout=30,
+                ssl=self._ssl,
             )
             # No session-wide timeout: each request is bounded by its own (one timer, not two).
             self._session = aiohttp.ClientSession(
@@ -288,6 +317,9 @@ class HttpTransport:
         except TimeoutError:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except aiohttp.ClientConnectorError as exc:
+            refused = untrusted_certificate(self._shown_url, exc)
+            if refused is not None:
+                raise refused from None
             raise ConnectError(
                 f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None
@@ -316,6 +348,9 @@ class HttpTransport:
         except TimeoutError:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except aiohttp.ClientConnectorError as exc:
+            refused = untrusted_certificate(self._shown_url, exc)
+            if refused is not None:
+                raise refused from None
             raise ConnectError(
                 f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None

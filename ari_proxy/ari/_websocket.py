@@ -19,9 +19,9 @@ import aiohttp
 import yarl
 
 from .._backoff import Backoff, worth_logging
-from .._exceptions import AriProxyError, ConnectError
+from .._exceptions import AriProxyError, CertificateError, ConnectError
 from .._redact import redact_url
-from ._http import HttpTransport, credentials_rejected
+from ._http import HttpTransport, credentials_rejected, untrusted_certificate
 from ._websocket_rest import WebSocketRest
 
 __all__ = ["ConnectionState", "EventSocket", "EventStream"]
@@ -272,18 +272,27 @@ class EventStream(EventSocket):
         """Start reading and wait for the first connection.
 
         Raises:
+            CertificateError: Asterisk's TLS certificate was not trusted (at once, not retried).
             ConnectError: not connected within `timeout` (the loop is stopped again).
         """
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ari-events")
+        loop = asyncio.get_running_loop()
+        task = self._task = loop.create_task(self._run(), name="ari-events")
+        connected = loop.create_task(self.wait_connected(), name="ari-events-connected")
         try:
-            await self.wait_connected(timeout)
-        except TimeoutError:
-            error = self._first_error
-            await self.close()
-            detail = f": {error}" if error else ""
-            raise ConnectError(
-                f"ARI events WebSocket not connected within {timeout:g}s{detail}"
-            ) from None
+            await asyncio.wait(
+                {task, connected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            connected.cancel()
+        if self._connected.is_set():
+            return
+        refused = task.exception() if task.done() and not task.cancelled() else None
+        error = self._first_error
+        await self.close()
+        if isinstance(refused, CertificateError):
+            raise refused
+        detail = f": {error}" if error else ""
+        raise ConnectError(f"ARI events WebSocket not connected within {timeout:g}s{detail}")
 
     async def _run(self) -> None:
         lost_at: float | None = None
@@ -304,6 +313,11 @@ class EventStream(EventSocket):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every failure means: try again later
+                refused = untrusted_certificate(self._shown_url, exc)
+                if refused is not None and not self.connects:
+                    # A first connection: the CA setting is wrong, and retrying cannot help
+                    # (later, a certificate in rotation may be trusted again: retried).
+                    raise refused from None
                 failure = self.describe(exc)
                 if self._first_error is None:
                     self._first_error = failure
@@ -331,6 +345,9 @@ class EventStream(EventSocket):
     def describe(self, exc: BaseException) -> str:
         """Why a connection attempt failed, in words an operator can act on (never a secret:
         the credentials travel in a header, which no message repeats)."""
+        refused = untrusted_certificate(self._shown_url, exc)
+        if refused is not None:
+            return str(refused)
         if isinstance(exc, aiohttp.WSServerHandshakeError):
             if exc.status == 401:
                 return f"{credentials_rejected(self.http.username)} at {self._shown_url}"

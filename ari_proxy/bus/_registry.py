@@ -33,6 +33,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .._exceptions import ConnectError
 from .._redact import redact_url
+from .._tls import client_context
 from ._transport import Transport
 
 __all__ = [
@@ -76,10 +77,7 @@ class BusSettings:
         certificate is given (the backend's own default then)."""
         if not (self.tls_ca_file or self.tls_cert_file):
             return None
-        context = ssl.create_default_context(cafile=self.tls_ca_file or None)
-        if self.tls_cert_file:
-            context.load_cert_chain(self.tls_cert_file, self.tls_key_file or None)
-        return context
+        return client_context(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
 
     def given(self) -> list[str]:
         """The names of the settings that are set, beyond `prefix` and `name`."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from .._redact import redact_url, scrub
+from .._tls import client_context
 from ..ari import REST_TRANSPORTS
 from ..bus import (
     BusSettings,
@@ -253,6 +255,20 @@ SETTINGS: tuple[Setting, ...] = (
         go=True,
     ),
     Setting(
+        "ari.tls_ca_file",
+        "ari_tls_ca_file",
+        _text,
+        "CA bundle that verifies Asterisk's certificate on https:// and wss:// (default: the "
+        "system's CAs)",
+    ),
+    Setting(
+        "ari.tls_cert_file",
+        "ari_tls_cert_file",
+        _text,
+        "client certificate to present to Asterisk (with ari.tls_key_file)",
+    ),
+    Setting("ari.tls_key_file", "ari_tls_key_file", _text, "the client certificate's key"),
+    Setting(
         "ari.max_connections",
         "ari_max_connections",
         _count,
@@ -470,6 +486,9 @@ class ServerConfig:
     ari_password_file: str = ""
     ari_http_url: str = "http://localhost:8088/ari"
     ari_websocket_url: str = ""
+    ari_tls_ca_file: str = ""
+    ari_tls_cert_file: str = ""
+    ari_tls_key_file: str = ""
     ari_max_connections: int = 32
     ari_transport: str = "auto"
     ari_listen: str = ""
@@ -538,6 +557,13 @@ class ServerConfig:
             return self.ari_websocket_url
         base = self.ari_http_url.rstrip("/")
         return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/events"
+
+    def ari_ssl_context(self) -> ssl.SSLContext | None:
+        """How `https://` and `wss://` verify Asterisk: the `ari.tls_*` files, or None (the
+        system's CAs)."""
+        if not (self.ari_tls_ca_file or self.ari_tls_cert_file):
+            return None
+        return client_context(self.ari_tls_ca_file, self.ari_tls_cert_file, self.ari_tls_key_file)
 
     def bus_settings(self) -> BusSettings:
         """The `messagebus.*` settings but the URLs, by their names, for the bus backend."""
@@ -661,10 +687,29 @@ def _validate(config: ServerConfig) -> None:
 
 
 def _validate_ari_link(config: ServerConfig) -> None:
-    """The ARI transport and, in outbound mode, the listener."""
+    """The ARI transport, its TLS files and, in outbound mode, the listener."""
     if config.ari_transport not in REST_TRANSPORTS:
         choices = ", ".join(REST_TRANSPORTS[:-1]) + " or " + REST_TRANSPORTS[-1]
         raise ConfigError(f"ari.transport {config.ari_transport!r}: expected {choices}")
+    tls_files = ("ari_tls_ca_file", "ari_tls_cert_file", "ari_tls_key_file")
+    for attr in tls_files:
+        path = getattr(config, attr)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{_setting_for(attr)}: no such file {path!r}")
+    if bool(config.ari_tls_cert_file) != bool(config.ari_tls_key_file):
+        raise ConfigError("ari.tls_cert_file and ari.tls_key_file go together")
+    uses_tls = config.ari_http_url.startswith("https://") or config.websocket_url.startswith(
+        "wss://"
+    )
+    if any(getattr(config, attr) for attr in tls_files) and not uses_tls:
+        raise ConfigError(
+            "ari.tls_ca_file, ari.tls_cert_file and ari.tls_key_file need an https:// "
+            "ari.http_url or a wss:// ari.websocket_url"
+        )
+    try:
+        config.ari_ssl_context()
+    except OSError as exc:  # ssl.SSLError too: not PEM, or a key that does not match
+        raise ConfigError(f"ari.tls_*_file: cannot load the TLS files ({exc})") from None
     if not config.ari_listen:
         return
     try:

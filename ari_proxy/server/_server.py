@@ -143,6 +143,7 @@ class Server:
             config.ari_password,
             pool_size=config.ari_max_connections,
             timeout=config.request_timeout,
+            ssl_context=config.ari_ssl_context(),
         )
         self.router = DialogRouter(
             config.max_dialog_bindings, max_per_dialog=config.max_bindings_per_dialog

@@ -26,9 +26,13 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._configs import InstanceSpec, render_configs
 from ._root import DEFAULT_ROOT, SandboxError, ensure_root, is_mounted
+
+if TYPE_CHECKING:
+    from ._tls import Certificates
 
 __all__ = [
     "Instance",
@@ -71,6 +75,18 @@ class Instance:
     def ws_url(self) -> str:
         """ARI WebSocket URL for events."""
         return f"ws://127.0.0.1:{self.spec.http_port}/ari/events"
+
+    @property
+    def https_url(self) -> str:
+        """ARI REST base URL over TLS (an instance made with `make_spec(..., tls=...)`)."""
+        if not self.spec.https_port:
+            raise SandboxError(f"instance {self.name!r} has no TLS listener (make_spec tls=)")
+        return f"https://127.0.0.1:{self.spec.https_port}/ari"
+
+    @property
+    def wss_url(self) -> str:
+        """ARI events WebSocket URL over TLS."""
+        return self.https_url.replace("https://", "wss://", 1) + "/events"
 
     @property
     def username(self) -> str:
@@ -141,12 +157,14 @@ def make_spec(
     default_app: str = "test",
     outbound_url: str = "",
     outbound_apps: Sequence[str] = (),
+    tls: Certificates | None = None,
 ) -> InstanceSpec:
     """Build an `InstanceSpec`, choosing free ports and a stable entity ID from the name.
 
     With `outbound_url` the instance also dials that URL with an outbound persistent ARI
     WebSocket serving `outbound_apps` (docs/transports.md); the password it presents is
-    derived from the name like the ARI user's.
+    derived from the name like the ARI user's. With `tls`, ARI also listens for HTTPS and
+    WSS on a free port (`Instance.https_url`) with the certificates' server certificate.
     """
     if outbound_url and not outbound_apps:
         raise SandboxError("an outbound WebSocket needs at least one application")
@@ -168,6 +186,9 @@ def make_spec(
         outbound_url=outbound_url,
         outbound_apps=",".join(outbound_apps),
         outbound_password="outbound-" + digest[15:23].hex() if outbound_url else "",
+        https_port=free_port() if tls is not None else 0,
+        tls_cert_source=tls.server_cert if tls is not None else "",
+        tls_key_source=tls.server_key if tls is not None else "",
     )
 
 
@@ -253,6 +274,12 @@ def _prepare(spec: InstanceSpec, root: Path) -> None:
     shutil.copytree(root / "etc/asterisk", etc, symlinks=True)
     for name, content in render_configs(spec, _module_dir(root)).items():
         (etc / name).write_text(content)
+    if spec.https_port:
+        tls = root / spec.tls_dir.lstrip("/")
+        tls.mkdir()
+        shutil.copyfile(spec.tls_cert_source, tls / "server.pem")
+        shutil.copyfile(spec.tls_key_source, tls / "server-key.pem")
+        os.chmod(tls / "server-key.pem", 0o600)  # owned by the instance's user, below
     for inside in spec.own_dirs:
         # /run in the root is a real directory (the root's /var/run links to it), so creating
         # the run directory under root/run never touches the host's /run.
@@ -293,8 +320,9 @@ def start(spec: InstanceSpec, root: Path = DEFAULT_ROOT, timeout: float = 60) ->
         existing = _load(_state_path(spec.name))
         if existing and _alive(existing.pid, existing.spec.conf_path):
             raise SandboxError(f"instance {spec.name!r} already runs (pid {existing.pid})")
-        if _port_open(spec.http_port):
-            raise SandboxError(f"port {spec.http_port} is already in use")
+        for port in (spec.http_port, spec.https_port):
+            if port and _port_open(port):
+                raise SandboxError(f"port {port} is already in use")
         _prepare(spec, root)
         if not is_mounted(root / "proc"):
             subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
@@ -330,7 +358,8 @@ def start(spec: InstanceSpec, root: Path = DEFAULT_ROOT, timeout: float = 60) ->
             )
         try:
             _ari_get(spec, "/asterisk/ping", timeout=2)
-            break
+            if not spec.https_port or _port_open(spec.https_port):
+                break
         except (urllib.error.URLError, OSError, ValueError):
             pass
         if time.monotonic() > deadline:

@@ -37,6 +37,16 @@ class InstanceSpec:
     outbound_password: str = ""
     #: Milliseconds between Asterisk's attempts to (re)connect.
     outbound_reconnect_ms: int = 200
+    #: Where ARI also listens for HTTPS/WSS (0: no TLS listener, `http.conf` as for plain HTTP).
+    https_port: int = 0
+    #: The host's PEM files of the server certificate and its key, copied into the instance's
+    #: `tls_dir` at start (the instance reads them as its own user).
+    tls_cert_source: str = ""
+    tls_key_source: str = ""
+
+    @property
+    def tls_dir(self) -> str:
+        return f"{self.etc_dir}/tls"
 
     @property
     def etc_dir(self) -> str:
@@ -198,6 +208,18 @@ def render_configs(spec: InstanceSpec, moddir: str) -> dict[str, str]:
     return files
 
 
+def _render_tls(spec: InstanceSpec) -> str:
+    """`http.conf`'s HTTPS listener (keys as in Asterisk's http.conf.sample), or nothing."""
+    if not spec.https_port:
+        return ""
+    return (
+        "tlsenable = yes\n"
+        f"tlsbindaddr = 127.0.0.1:{spec.https_port}\n"
+        f"tlscertfile = {spec.tls_dir}/server.pem\n"
+        f"tlsprivatekey = {spec.tls_dir}/server-key.pem\n"
+    )
+
+
 def _render_inbound(spec: InstanceSpec, moddir: str) -> dict[str, str]:
     s = spec
     noload = "\n".join(f"noload => {m}" for m in _NOLOAD)
@@ -232,7 +254,7 @@ autoload = yes
 enabled = yes
 bindaddr = 127.0.0.1
 bindport = {s.http_port}
-""",
+{_render_tls(s)}""",
         "ari.conf": f"""\
 [general]
 enabled = yes

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from ari_proxy.bus import backend_for
 from ari_proxy.server import SETTINGS, ConfigError, ServerConfig, load_config
@@ -150,6 +151,14 @@ def test_no_application_gets_a_random_name() -> None:
         ({"proxy.max_inflight": "-3"}, BASE_ENV, "greater than zero"),
         ({"messagebus.creds_file": "/nonexistent.creds"}, BASE_ENV, "no such file"),
         ({"messagebus.tls_cert_file": __file__}, BASE_ENV, "go together"),
+        ({"ari.tls_ca_file": "/nonexistent/ca.pem"}, BASE_ENV, "ari.tls_ca_file: no such file"),
+        ({"ari.tls_cert_file": __file__}, BASE_ENV, "ari.tls_cert_file and ari.tls_key_file"),
+        ({"ari.tls_ca_file": __file__}, BASE_ENV, "need an https:// ari.http_url"),
+        (
+            {"ari.http_url": "https://pbx:8089/ari", "ari.tls_ca_file": __file__},
+            BASE_ENV,
+            "cannot load the TLS files",
+        ),
         (
             {"messagebus.url": "amqp://x", "messagebus.token": SECRET},
             BASE_ENV,
@@ -162,6 +171,21 @@ def test_bad_configuration(flags: dict[str, str], env: dict[str, str], message: 
         load_config(flags, env)
     assert SECRET not in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_ari_tls_files(tmp_path: Path) -> None:
+    """The ARI CA, from a YAML file or the environment, makes the context that verifies
+    Asterisk; without it the system's CAs do (None: aiohttp's verifying default)."""
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    https = {"ARI_HTTP_URL": "https://pbx:8089/ari"}
+    from_file = load_config({}, BASE_ENV | https, write(tmp_path, f"ari: {{tls_ca_file: {ca}}}\n"))
+    from_env = load_config({}, BASE_ENV | https | {"ARI_TLS_CA_FILE": str(ca)})
+    for config in (from_file, from_env):
+        assert config.ari_tls_ca_file == str(ca) and config.websocket_url.startswith("wss://")
+        context = config.ari_ssl_context()
+        assert context is not None and len(context.get_ca_certs()) == 1  # that CA, no other
+    assert load_config({}, BASE_ENV | https).ari_ssl_context() is None
 
 
 def test_bad_files(tmp_path: Path) -> None:

@@ -47,6 +47,14 @@ def test_instance_names_are_checked() -> None:
         make_spec("Upper Case")
 
 
+def test_only_an_instance_made_with_tls_serves_https(asterisk: Instance) -> None:
+    """The default instance's http.conf has no TLS listener (tests/tls starts one that has)."""
+    http_conf = asterisk.host_path(f"{asterisk.spec.etc_dir}/http.conf").read_text()
+    assert "tls" not in http_conf and f"bindport = {asterisk.spec.http_port}" in http_conf
+    with pytest.raises(SandboxError, match="no TLS listener"):
+        _ = asterisk.https_url
+
+
 def test_two_instances_have_their_own_entity_ids(asterisk: Instance, asterisk2: Instance) -> None:
     info1 = asterisk.get("/asterisk/info")
     info2 = asterisk2.get("/asterisk/info")
