@@ -372,9 +372,21 @@ class CallOffers:
     # --- offers --------------------------------------------------------------------------------
 
     async def offer(self, app: str, channel: str, data: bytes) -> None:
-        """Offer a call that entered Stasis; repeated until taken when `app` has listeners."""
-        if not channel or channel in self._owners:
+        """Offer a call that entered Stasis; repeated until taken when `app` has listeners.
+
+        A call owned, or offered, in another application has moved here (`ChannelMove`; the new
+        application's StasisStart may come before the old one's StasisEnd): it is another
+        application's call now."""
+        if not channel:
             return
+        owner = self._owners.get(channel)
+        if owner is not None:
+            if owner.app == app:
+                return
+            self._disown(channel)
+        moved = self._pending.get(channel)
+        if moved is not None and moved.app != app:
+            del self._pending[channel]
         subject = self.subjects.listen(app, self._node())
         sent = await self._publish(subject, data)
         self.counters["offers"] += 1
@@ -389,8 +401,12 @@ class CallOffers:
         offer.due = now + (self.retry[0] if sent else 0.1)
         self._wakeup.set()
 
-    def ended(self, channel: str) -> None:
-        """The channel left Stasis or was destroyed: no offer, no owner, no state any more."""
+    def ended(self, channel: str, app: str = "") -> None:
+        """The channel left `app`'s Stasis, or (no `app`) was destroyed: no offer, no owner, no
+        state any more. Leaving an application it has already moved on from changes nothing."""
+        held: _Owner | _Offer | None = self._owners.get(channel) or self._pending.get(channel)
+        if app and held is not None and held.app != app:
+            return
         self._pending.pop(channel, None)
         self._preparing.pop(channel, None)
         self._disown(channel)

@@ -189,7 +189,7 @@ class EventPublisher:
             else:
                 await self.send(self.subjects.listen(app, node), data)
         elif head.type in _CALL_ENDS and self.offers is not None:
-            self.offers.ended(channel)
+            self.offers.ended(channel, app if head.type == "StasisEnd" else "")
         if not len(self.router):
             return
         try:

@@ -153,14 +153,23 @@ async def test_recording_downloads_over_the_bus(
             await stored.data()  # deleted from Asterisk
 
 
+@pytest.mark.parametrize("proxies", ["one each", "one for both"])
 async def test_transfer_moves_the_call_with_its_arguments(
-    tmp_path: Path, asterisk: Instance, nats_url: str, app_name: str
+    tmp_path: Path, asterisk: Instance, nats_url: str, app_name: str, proxies: str
 ) -> None:
     transfer = recipe("transfer.md", tmp_path)
     sales = f"{app_name}-sales"
+    serving = [(app_name,), (sales,)] if proxies == "one each" else [(app_name, sales)]
+    async with contextlib.AsyncExitStack() as stack_:
+        for apps in serving:
+            await stack_.enter_async_context(
+                running_proxy(asterisk, nats_url, *apps, isolate_applications=False)
+            )
+        await _transfer(transfer, app_name, sales, nats_url)
+
+
+async def _transfer(transfer: ModuleType, app_name: str, sales: str, nats_url: str) -> None:
     async with (
-        running_proxy(asterisk, nats_url, app_name, isolate_applications=False),
-        running_proxy(asterisk, nats_url, sales),
         ari_proxy.connect(nats_url, application=app_name, timeout=5.0) as client,
         ari_proxy.connect(nats_url, application=sales, timeout=5.0) as sales_client,
         client.listen() as calls,

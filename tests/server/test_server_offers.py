@@ -181,3 +181,23 @@ def test_bindings_sweep() -> None:
     now[0] = 70.0
     assert router.sweep(live, older_than=5.0, max_age=60.0) == 2  # left, and the old playback
     assert len(router) == 0
+
+
+async def test_a_call_moved_to_another_application_is_offered_there(
+    offers: tuple[CallOffers, Recorder],
+) -> None:
+    # ChannelMove: the new application's StasisStart may come before the old one's StasisEnd.
+    calls, recorder = offers
+    listening(calls)
+    calls.on_presence(
+        Presence(role=PresenceRole.LISTENER, application="sales", instance="in-9", interval=1.0)
+    )
+    await calls.offer(APP, "c1", b"{}")
+    assert calls.take(APP, "c1", "in-1", "dlg-1") is TakeVerdict.OFFERED
+    await calls.offer("sales", "c1", b"{}")
+    calls.ended("c1", APP)  # the old application's StasisEnd, late: the call is sales' now
+    assert recorder.published[-1][0] == Subjects().listen("sales", NODE)
+    assert calls.take("sales", "c1", "in-9", "dlg-9") is TakeVerdict.OFFERED
+    assert calls.owner("c1") == ("in-9", "dlg-9")
+    calls.ended("c1", "sales")
+    assert calls.owner("c1") is None
