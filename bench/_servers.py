@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ari_proxy.testing import GoReference, Instance, wait_serving
+from ari_proxy.testing import GoReference, Instance, proxy_env, wait_serving
 
 DEFAULT_GOREF = Path(__file__).resolve().parents[2] / "shared" / "goref" / "bin"
 """Where the Go binaries are when `ARI_PROXY_GOREF` does not say: beside the checkout."""
@@ -48,23 +48,6 @@ async def rabbitmqctl(*args: str) -> None:
         "rabbitmqctl", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     await process.wait()
-
-
-def proxy_env(asterisk: Instance, bus_url: str, application: str, **extra: str) -> dict[str, str]:
-    """The environment of an `ari-proxy` process beside `asterisk`: ours without any inherited
-    ARI, bus or proxy setting, so only what is given here applies."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_"))
-    }
-    env.update(
-        ARI_APPLICATION=application,
-        ARI_USERNAME=asterisk.username,
-        ARI_PASSWORD=asterisk.password,
-        ARI_HTTP_URL=asterisk.http_url,
-        MESSAGEBUS_URL=bus_url,
-        **extra,
-    )
-    return env
 
 
 @dataclass

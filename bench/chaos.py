@@ -40,11 +40,12 @@ from ari_proxy.testing import (
     TcpProxy,
     ensure_nats,
     ensure_rabbitmq,
+    proxy_env,
     takers,
     wait_until,
 )
 
-from ._servers import asterisk_back, proxy_env, rabbitmqctl
+from ._servers import asterisk_back, rabbitmqctl
 
 RATE = 3.0
 OUTAGE = 3.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -123,3 +124,26 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> No
         # Polling is the point: the state has no event to wait for.
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+def proxy_env(
+    inst: Instance | None = None, bus_url: str = "", application: str = "", **values: str
+) -> dict[str, str]:
+    """The environment of an `ari-proxy` process: this one's without any `ARI_`, `MESSAGEBUS_`,
+    `PROXY_` or `NATS_` setting (so only what is given applies), then `inst`'s ARI URL and
+    credentials, the bus URL and the application when given, then `values`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_", "NATS_"))
+    }
+    if inst is not None:
+        env.update(
+            ARI_USERNAME=inst.username, ARI_PASSWORD=inst.password, ARI_HTTP_URL=inst.http_url
+        )
+    if bus_url:
+        env["MESSAGEBUS_URL"] = bus_url
+    if application:
+        env["ARI_APPLICATION"] = application
+    env.update(values)
+    return env

@@ -10,7 +10,6 @@ request runs after its caller gave up; and dialog bindings drain to zero.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from ari_proxy.testing import (
     Ledger,
     NatsCluster,
     TcpProxy,
+    proxy_env,
     running_proxy,
     takers,
     wait_until,
@@ -107,17 +107,7 @@ async def test_calls_survive_a_rabbitmq_restart(
 
 
 async def _proxy_process(asterisk: Instance, bus_url: str, app: str) -> asyncio.subprocess.Process:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_"))
-    }
-    env.update(
-        ARI_APPLICATION=app,
-        ARI_USERNAME=asterisk.username,
-        ARI_PASSWORD=asterisk.password,
-        ARI_HTTP_URL=asterisk.http_url,
-        MESSAGEBUS_URL=bus_url,
-        PROXY_LISTEN_RESUME_GRACE="1s",
-    )
+    env = proxy_env(asterisk, bus_url, app, PROXY_LISTEN_RESUME_GRACE="1s")
     return await asyncio.create_subprocess_exec(
         ARI_PROXY, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
-from ari_proxy.testing import free_port, nats_server_binary, tcp_open
+from ari_proxy.testing import free_port, nats_server_binary, proxy_env, tcp_open
 
 __all__ = ["ARI_PROXY", "AuthNats", "body", "proxy_env", "request", "wait_for"]
 
@@ -34,17 +33,6 @@ async def request(nc: NatsClient, subject: str, data: Any, timeout: float = 5.0)
     """A unicast request as a Go client sends it; the decoded reply."""
     reply = await nc.request(subject, body(data), timeout=timeout)
     return json.loads(reply.data)
-
-
-def proxy_env(**values: str) -> dict[str, str]:
-    """The environment for an `ari-proxy` subprocess: ours minus any ARI_/MESSAGEBUS_ settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_", "NATS_"))
-    }
-    env.update(values)
-    return env
 
 
 class AuthNats:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+
+from ari_proxy.testing import proxy_env
 
 VENV_BIN = Path(sys.executable).parent
 ARI_PROXY = str(VENV_BIN / "ari-proxy")
@@ -96,17 +97,6 @@ async def collect(nc: NatsClient, *subjects: str) -> AsyncIterator[Collector]:
     finally:
         for sub in subs:
             await sub.unsubscribe()
-
-
-def proxy_env(**values: str) -> dict[str, str]:
-    """The environment for an `ari-proxy` subprocess: ours minus any ARI_/MESSAGEBUS_ settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_", "NATS_"))
-    }
-    env.update(values)
-    return env
 
 
 def originate(

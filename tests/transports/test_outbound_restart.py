@@ -32,6 +32,7 @@ from ari_proxy.testing import (
     Instance,
     Ledger,
     outbound_spec,
+    proxy_env,
     start,
     stop,
     takers,
@@ -47,17 +48,7 @@ MARKS = 3
 
 
 def _environment(inst: Instance, bus_url: str, app: str, outbound: bool) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ARI_", "MESSAGEBUS_", "PROXY_"))
-    }
-    env.update(
-        ARI_APPLICATION=app,
-        ARI_USERNAME=inst.username,
-        ARI_PASSWORD=inst.password,
-        ARI_HTTP_URL=inst.http_url,
-        MESSAGEBUS_URL=bus_url,
-        PROXY_LISTEN_RESUME_GRACE="1s",
-    )
+    env = proxy_env(inst, bus_url, app, PROXY_LISTEN_RESUME_GRACE="1s")
     if outbound:
         host_port = inst.spec.outbound_url.removeprefix("ws://").partition("/")[0]
         env.update(
