@@ -335,8 +335,8 @@ def connect(
             HTTP. See docs/transports.md.
         tls_ca_file: the CA bundle (PEM) that `https://` and `wss://` verify Asterisk's
             certificate with; default: the system's CAs. Verification is never turned off.
-        tls_cert_file, tls_key_file: a client certificate to present (the key may be in
-            the certificate's file).
+        tls_cert_file: a client certificate to present.
+        tls_key_file: its key (it may also be in the certificate's file).
 
     Returns:
         A `Connecting`: `await` it for an `AriClient`, or `async with connect(...) as client`.
