@@ -155,10 +155,13 @@ async def test_two_instances_on_two_nodes_handle_every_call_once(
         callers = await asyncio.gather(*(call_and_wait_end(client, "wait", n) for n in nodes))
         async with asyncio.timeout(20):
             for caller in callers:  # each is noted by the instance that took it
-                await asyncio.wait(
+                _, waiting = await asyncio.wait(
                     [asyncio.create_task(o.wait_for(caller)) for o in (first, second)],
                     return_when=asyncio.FIRST_COMPLETED,
                 )
+                for other in waiting:  # the other instance will not note it: stop waiting
+                    other.cancel()
+                await asyncio.gather(*waiting, return_exceptions=True)
         assert set(first).isdisjoint(second)
         outcomes = first | second
         assert {c: outcomes.get(c) for c in callers} == dict.fromkeys(callers, "no choice (no key)")
