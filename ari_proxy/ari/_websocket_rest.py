@@ -56,6 +56,10 @@ _FIRST_WITH_REST = {20: (20, 14), 21: (21, 9), 22: (22, 4)}
 """The first release of each series with REST over WebSocket; every later series has it."""
 _VERSION = re.compile(r"^(?:certified/)?(\d+)\.(\d+)")
 
+MAX_FRAME = 65535
+"""The largest text frame Asterisk reads (res_http_websocket): a longer one makes it close the
+socket, and with it the application's events. A request that would need one goes over HTTP."""
+
 _MARK = '"RESTResponse"'
 _ANSWERS = {"type": "RESTResponse"}
 """The answers' event type, as an application event filter names it."""
@@ -159,6 +163,8 @@ class WebSocketRest:
         """Requests waiting for a slot in the pending table right now."""
         self.late = 0
         """Answers that came after their request had given up (dropped, counted)."""
+        self.too_large = 0
+        """Requests sent over HTTP because their frame would pass `MAX_FRAME`."""
         self._socket: Sender | None = None
         self._replaced = False
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
@@ -275,6 +281,9 @@ class WebSocketRest:
             frame = _encode(
                 _Request("RESTRequest", ident, op.method, uri, "application/json", text)
             )
+        if len(frame) > MAX_FRAME:
+            self.too_large += 1
+            return await self.http.request(op, path, query, body, timeout=timeout)
         slots = self._slots
         try:
             with self._deadlines.within(limit):

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 import ari_proxy.ari as ari
-from ari_proxy._exceptions import ConnectionDownError, NotFoundError, RequestTimeout
+from ari_proxy._exceptions import AriError, ConnectionDownError, NotFoundError, RequestTimeout
 from ari_proxy.api import event_type
 from ari_proxy.ari import AriClient, EventStream, HttpTransport, WebSocketRest
+from ari_proxy.ari._websocket_rest import MAX_FRAME
 from ari_proxy.spec import OPERATIONS
 from ari_proxy.testing import Instance, wait_until
 from ari_proxy.testing._fake_ari import FakeAri
@@ -66,6 +67,22 @@ async def test_a_call_runs_over_the_websocket(ws_client: AriClient) -> None:
         assert event_type(await events.next(timeout=5)) == "StasisEnd"
     assert rest.sent - before == 6  # originate, answer, set, get, data, hangup
     assert rest.pending == 0
+
+
+async def test_a_request_too_large_for_a_frame_goes_over_http(ws_client: AriClient) -> None:
+    # Asterisk closes the socket, and with it the events, on a frame longer than it reads; over
+    # HTTP the same request is refused on its own (Asterisk's HTTP limits are lower still).
+    rest = _rest(ws_client)
+    connects, sent = ws_client._backend.stream.connects, rest.sent
+    with pytest.raises(AriError) as refused:
+        await ws_client.events.user_event("big", variables={"v": "a" * MAX_FRAME})
+    assert refused.value.status == 413
+    assert (rest.too_large, rest.sent) == (1, sent)
+    async with ws_client.subscribe("ChannelUserevent") as events:
+        await ws_client.events.user_event("small", variables={"v": "b"})  # the same socket
+        assert (await events.next(timeout=5)).userevent["v"] == "b"  # type: ignore[attr-defined]
+    assert rest.sent == sent + 1
+    assert ws_client._backend.stream.connects == connects
 
 
 async def test_errors_carry_asterisk_s_status_and_message(ws_client: AriClient) -> None:
