@@ -45,6 +45,10 @@ MAX_GATHER_REPLIES = 10_000
 _BAD_SUBJECT_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
+MAX_SUBJECT = 2048
+"""The longest subject published or subscribed to, in characters."""
+
+
 def check_subject(subject: str, *, wildcards: bool) -> str:
     """Return `subject` if it is a valid NATS subject, else raise `ProtocolError`.
 
@@ -53,7 +57,12 @@ def check_subject(subject: str, *, wildcards: bool) -> str:
     (publications), no token may contain `*` or `>`.
     """
     if not subject or _BAD_SUBJECT_CHAR.search(subject):
-        raise ProtocolError(f"subject {subject!r} is empty or contains whitespace")
+        raise ProtocolError(f"subject {subject[:80]!r} is empty or contains whitespace")
+    if len(subject) > MAX_SUBJECT:
+        raise ProtocolError(
+            f"subject {subject[:80]!r}... is {len(subject)} characters long, more than "
+            f"{MAX_SUBJECT} (NATS drops a connection whose protocol line passes 4 KiB)"
+        )
     tokens = subject.split(".")
     for index, token in enumerate(tokens):
         if not token:

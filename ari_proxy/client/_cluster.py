@@ -48,7 +48,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from ..protocol import valid_token
+from ..protocol import MAX_TOKEN, valid_token
 
 __all__ = [
     "DEFAULT_MAX_NEW",
@@ -71,7 +71,6 @@ client's default ping interval: a live server announces itself on every ping).""
 DEFAULT_MAX_NEW = 64
 """Proxies per application that join in good standing within `retry_after` seconds."""
 
-_MAX_TOKEN = 255
 _MAX_FEATURES = 16
 _MAX_FEATURE = 64
 _WARN_EVERY = 60.0
@@ -240,7 +239,7 @@ class Cluster:
     ) -> None:
         """Record an announcement (ignored when its node, application or epoch are not what a
         proxy of ours or Go's sends)."""
-        if not (_token(node) and _token(application) and len(epoch) <= _MAX_TOKEN):
+        if not (_token(node) and _token(application) and len(epoch) <= MAX_TOKEN):
             return
         now = self._clock()
         app = self._apps.get(application)
@@ -571,7 +570,7 @@ class _Epochs(Mapping[tuple[str, str], str]):
 
 
 def _token(value: str) -> bool:
-    return len(value) <= _MAX_TOKEN and valid_token(value)
+    return valid_token(value)
 
 
 def _features(features: Collection[str]) -> frozenset[str]:

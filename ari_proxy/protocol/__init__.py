@@ -137,6 +137,7 @@ from ._rid import (
     new_id,
 )
 from ._subjects import (
+    MAX_TOKEN,
     BusFlavour,
     RequestClass,
     Subjects,
@@ -155,6 +156,7 @@ __all__ = [
     "KINDS",
     "LEAVING_EVENTS",
     "MAX_CALL_STATE",
+    "MAX_TOKEN",
     "PAYLOAD_TYPES",
     "Announcement",
     "ApplicationEventFilter",

@@ -17,6 +17,7 @@ from ._errors import ProtocolError
 from ._key import Key
 
 __all__ = [
+    "MAX_TOKEN",
     "BusFlavour",
     "RequestClass",
     "Subjects",
@@ -32,18 +33,25 @@ __all__ = [
 _BAD_TOKEN_CHAR = re.compile(r"[.*>#\s\x00-\x1f\x7f-\x9f]")
 
 
+MAX_TOKEN = 255
+"""The longest subject token, in characters: NATS refuses a protocol line over 4 KiB, and drops
+the connection that sent it (application, node and dialog names are tokens)."""
+
+
 def valid_token(token: str) -> bool:
-    """Whether `token` can be one subject token: non-empty, no `.`, `*`, `>`, `#`, whitespace
-    or control characters. A node ID such as `02:fc:00:00:00:01` is valid."""
-    return bool(token) and _BAD_TOKEN_CHAR.search(token) is None
+    """Whether `token` can be one subject token: 1 to `MAX_TOKEN` characters, no `.`, `*`,
+    `>`, `#`, whitespace or control characters. A node ID such as `02:fc:00:00:00:01` is
+    valid."""
+    return 0 < len(token) <= MAX_TOKEN and _BAD_TOKEN_CHAR.search(token) is None
 
 
 def check_token(token: str, what: str) -> str:
     """Return `token` if `valid_token` accepts it; otherwise raise `ProtocolError` naming `what`."""
     if not valid_token(token):
         raise ProtocolError(
-            f"{what} {token!r} cannot be a subject token: it must be non-empty and contain "
-            "no '.', '*', '>', '#', whitespace or control characters"
+            f"{what} {token[:80]!r}{'...' if len(token) > 80 else ''} cannot be a subject "
+            f"token: it must be 1 to {MAX_TOKEN} characters, without '.', '*', '>', '#', "
+            "whitespace or control characters"
         )
     return token
 
@@ -58,8 +66,9 @@ def check_dialog(dialog: str) -> str:
     """Return `dialog` if `valid_dialog` accepts it; otherwise raise `ProtocolError`."""
     if not valid_dialog(dialog):
         raise ProtocolError(
-            f"dialog {dialog!r} cannot name a dialog: it must be one subject token, or two "
-            "(`<app>.<id>`), without '*', '>', '#', whitespace or control characters"
+            f"dialog {dialog[:80]!r}{'...' if len(dialog) > 80 else ''} cannot name a dialog: "
+            f"it must be one subject token, or two (`<app>.<id>`), each of 1 to {MAX_TOKEN} "
+            "characters, without '*', '>', '#', whitespace or control characters"
         )
     return dialog
 

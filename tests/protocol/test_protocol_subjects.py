@@ -121,3 +121,18 @@ def test_unknown_class_and_bus_are_value_errors() -> None:
         S.request("list")
     with pytest.raises(ValueError):
         S.event_subscription(None, "kafka")
+
+
+def test_a_token_or_dialog_longer_than_max_token_is_refused() -> None:
+    # NATS drops the connection that sends a protocol line over 4 KiB: a dialog named by a
+    # hostile request must never make one (found by the fuzz run).
+    from ari_proxy.bus._transport import MAX_SUBJECT, check_subject
+    from ari_proxy.protocol import MAX_TOKEN, ProtocolError, check_dialog, valid_dialog
+
+    assert valid_token("a" * MAX_TOKEN) and not valid_token("a" * (MAX_TOKEN + 1))
+    assert valid_dialog(f"app.{'d' * MAX_TOKEN}") and not valid_dialog("x" * 70_000)
+    with pytest.raises(ProtocolError, match=f"1 to {MAX_TOKEN} characters") as refused:
+        check_dialog("x" * 70_000)
+    assert len(str(refused.value)) < 400  # the message shows the start of it, not all of it
+    with pytest.raises(ProtocolError, match="more than"):
+        check_subject("a." * MAX_SUBJECT, wildcards=False)
