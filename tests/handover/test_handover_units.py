@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 
 from ari_proxy import CallHandover, ConflictError, NoProxyError, RequestTimeout, TooLargeError
-from ari_proxy.bus import BusMessage, MemoryBroker
+from ari_proxy.bus import BusMessage, MemoryBroker, Transport
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.events import decode_event
 from ari_proxy.protocol import (
@@ -268,13 +269,38 @@ def _handover(node: str, channel: str, handover_id: str) -> bytes:
     ).encode()
 
 
-async def test_a_client_takes_handovers_only_from_servers_that_announce_them() -> None:
+@dataclass
+class MemoryStack:
+    """A proxy client on an in-memory bus, and another connection to that bus (a server or a
+    spy)."""
+
+    broker: MemoryBroker
+    transport: Transport
+    backend: ProxyBackend
+    client: ProxyClient
+    peer: Transport
+
+
+@pytest_asyncio.fixture
+async def memory() -> AsyncIterator[MemoryStack]:
     broker = MemoryBroker()
     transport = broker.transport()
     await transport.connect()
     backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
     await backend.start()
     client = ProxyClient(backend, timeout=0.5)
+    peer = broker.transport()
+    await peer.connect()
+    try:
+        yield MemoryStack(broker, transport, backend, client, peer)
+    finally:
+        await client.close()
+
+
+async def test_a_client_takes_handovers_only_from_servers_that_announce_them(
+    memory: MemoryStack,
+) -> None:
+    backend, client = memory.backend, memory.client
     taken: list[Key] = []
 
     async def take(key: Key) -> bool:
@@ -285,77 +311,63 @@ async def test_a_client_takes_handovers_only_from_servers_that_announce_them() -
     cluster = backend.cluster
     cluster.seen("old", APP, ["listen"])
     cluster.seen("new", APP, ["listen", "handover"])
-    spy = broker.transport()
-    await spy.connect()
-    try:
-        async with client.listen() as calls:
-            await spy.publish(f"ari.listen.{APP}.old", _handover("old", "c1", "ho-1"))
-            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))
-            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))  # again
-            call = await calls.next(timeout=2)
-            assert call.handed_over and call.state == b"step-2"
-            assert call.handover is not None and call.handover.previous_owner == "in-gone"
-            assert (call.event.channel.id, call.channel.key.node) == ("c1", "new")
-            # The same channel handed over once more (a second loss) is a new offer.
-            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-3"))
-            again = await calls.next(timeout=2)
-            assert again.handover is not None and again.handover.handover_id == "ho-3"
-        assert [k.node for k in taken] == ["new", "new"]
-        assert backend._listening.ignored >= 2  # the old server's, and the repeat
-        with pytest.raises(NoProxyError, match="does not keep call state"):
-            await backend.save_state(Key("channel", "c9", "old", "dl", APP), b"x")
-    finally:
-        await client.close()
+    spy = memory.peer
+    async with client.listen() as calls:
+        await spy.publish(f"ari.listen.{APP}.old", _handover("old", "c1", "ho-1"))
+        await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))
+        await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-2"))  # again
+        call = await calls.next(timeout=2)
+        assert call.handed_over and call.state == b"step-2"
+        assert call.handover is not None and call.handover.previous_owner == "in-gone"
+        assert (call.event.channel.id, call.channel.key.node) == ("c1", "new")
+        # The same channel handed over once more (a second loss) is a new offer.
+        await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-3"))
+        again = await calls.next(timeout=2)
+        assert again.handover is not None and again.handover.handover_id == "ho-3"
+    assert [k.node for k in taken] == ["new", "new"]
+    assert backend._listening.ignored >= 2  # the old server's, and the repeat
+    with pytest.raises(NoProxyError, match="does not keep call state"):
+        await backend.save_state(Key("channel", "c9", "old", "dl", APP), b"x")
 
 
-async def test_an_owner_that_hears_its_call_was_handed_over_stops_controlling_it() -> None:
-    broker = MemoryBroker()
-    transport = broker.transport()
-    await transport.connect()
-    backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
-    await backend.start()
-    client = ProxyClient(backend, timeout=0.5)
+async def test_an_owner_that_hears_its_call_was_handed_over_stops_controlling_it(
+    memory: MemoryStack,
+) -> None:
+    backend, client = memory.backend, memory.client
 
     async def take(key: Key) -> bool:
         return True
 
     backend.take = take  # type: ignore[method-assign]
     backend.cluster.seen("new", APP, ["listen", "handover"])
-    spy = broker.transport()
-    await spy.connect()
-    try:
-        async with client.listen() as calls:
-            await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-1"))
-            call = await calls.next(timeout=2)
-            # A later loss (this instance was cut off): the server says so on the call's dialog.
-            notice = json.loads(_handover("new", "c1", "ho-2"))
-            notice["previous_owner"] = client.instance
-            await spy.publish(f"ari.dialogevent.{call.dialog}", json.dumps(notice).encode())
-            event = await call.events.next(timeout=2)
-            assert isinstance(event, CallHandover) and event.handover_id == "ho-2"
-            requests: list[bytes] = []
+    spy = memory.peer
+    async with client.listen() as calls:
+        await spy.publish(f"ari.listen.{APP}.new", _handover("new", "c1", "ho-1"))
+        call = await calls.next(timeout=2)
+        # A later loss (this instance was cut off): the server says so on the call's dialog.
+        notice = json.loads(_handover("new", "c1", "ho-2"))
+        notice["previous_owner"] = client.instance
+        await spy.publish(f"ari.dialogevent.{call.dialog}", json.dumps(notice).encode())
+        event = await call.events.next(timeout=2)
+        assert isinstance(event, CallHandover) and event.handover_id == "ho-2"
+        requests: list[bytes] = []
 
-            async def record(message: BusMessage) -> None:
-                requests.append(message.data)
+        async def record(message: BusMessage) -> None:
+            requests.append(message.data)
 
-            await spy.serve(Subjects().request("command", APP, "new"), record)
-            with pytest.raises(ConflictError, match="handed over to another instance"):
-                await call.channel.answer()
-            assert requests == []  # refused before anything was sent
-    finally:
-        await client.close()
+        await spy.serve(Subjects().request("command", APP, "new"), record)
+        with pytest.raises(ConflictError, match="handed over to another instance"):
+            await call.channel.answer()
+        assert requests == []  # refused before anything was sent
 
 
-async def test_after_a_bus_gap_an_owner_learns_which_calls_went_to_another_instance() -> None:
-    broker = MemoryBroker()
-    transport = broker.transport()
-    await transport.connect()
-    backend = ProxyBackend(transport, APP, timeout=0.5, discovery_wait=0.1)
-    await backend.start()
-    client = ProxyClient(backend, timeout=0.5)
+async def test_after_a_bus_gap_an_owner_learns_which_calls_went_to_another_instance(
+    memory: MemoryStack,
+) -> None:
+    broker, transport = memory.broker, memory.transport
+    backend, client = memory.backend, memory.client
     backend.cluster.seen("new", APP, ["listen", "handover"])
-    server = broker.transport()
-    await server.connect()
+    server = memory.peer
     taken_elsewhere: set[str] = set()
     takes: list[str] = []
 
@@ -370,18 +382,15 @@ async def test_after_a_bus_gap_an_owner_learns_which_calls_went_to_another_insta
         await server.reply(message, encode_response(reply))
 
     await server.serve(Subjects().request("command", APP, "new"), answer)
-    try:
-        async with client.listen() as calls:
-            for channel in ("c1", "c2"):
-                await server.publish(f"ari.listen.{APP}.new", _handover("new", channel, channel))
-            one, two = await calls.next(timeout=2), await calls.next(timeout=2)
-            taken_elsewhere.add("c1")  # handed over while this instance was cut off
-            broker.cut(transport)
-            broker.restore(transport)
-            await wait_until(lambda: takes.count("c1") == 2 and takes.count("c2") == 2)
-            await wait_until(lambda: backend._listening.handed_away(one.dialog))
-            with pytest.raises(ConflictError, match="handed over to another instance"):
-                await one.channel.answer()
-            assert not backend._listening.handed_away(two.dialog)  # still this instance's
-    finally:
-        await client.close()
+    async with client.listen() as calls:
+        for channel in ("c1", "c2"):
+            await server.publish(f"ari.listen.{APP}.new", _handover("new", channel, channel))
+        one, two = await calls.next(timeout=2), await calls.next(timeout=2)
+        taken_elsewhere.add("c1")  # handed over while this instance was cut off
+        broker.cut(transport)
+        broker.restore(transport)
+        await wait_until(lambda: takes.count("c1") == 2 and takes.count("c2") == 2)
+        await wait_until(lambda: backend._listening.handed_away(one.dialog))
+        with pytest.raises(ConflictError, match="handed over to another instance"):
+            await one.channel.answer()
+        assert not backend._listening.handed_away(two.dialog)  # still this instance's

@@ -28,12 +28,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def certs() -> Iterator[Certificates]:
-    with Certificates() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def tls_asterisk(certs: Certificates) -> Iterator[Instance]:
     """An Asterisk whose ARI also listens for HTTPS and WSS, with `certs`' server certificate."""
     instance = start(make_spec(f"pytest-{os.getpid()}-tls", tls=certs))

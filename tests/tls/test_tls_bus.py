@@ -31,12 +31,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def certs() -> Iterator[Certificates]:
-    with Certificates() as made:
-        yield made
-
-
-@pytest.fixture(scope="module")
 def tls_nats(certs: Certificates) -> Iterator[TlsNats]:
     with TlsNats(certs) as nats:
         yield nats
