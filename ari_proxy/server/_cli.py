@@ -18,13 +18,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from .._exceptions import AriProxyError, AuthenticationError, CertificateError
 from .._version import __version__
 from ._config import SETTINGS, ConfigError, ServerConfig, load_config
 from ._logging import configure_logging
-from ._ops import COMMANDS, run_command
+from ._ops import COMMANDS, SafeParser, run_command
 from ._server import Server
 
 __all__ = ["main"]
@@ -34,23 +33,9 @@ logger = logging.getLogger("ari_proxy.server")
 PROG = "ari-proxy"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with errors that never repeat a value (it could be a password)."""
-
-    def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments:"):
-            names = [
-                word.split("=", 1)[0]
-                for word in message.split(":", 1)[1].split()
-                if word[:1] == "-"
-            ]
-            message = "unrecognized arguments: " + (" ".join(names) or "(values without a flag)")
-        self.exit(2, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser: one flag per setting, plus `--config` and `--version`."""
-    parser = _Parser(
+    parser = SafeParser(
         prog=PROG,
         description="ARI proxy: serves one Asterisk's ARI over NATS or RabbitMQ, "
         "wire-compatible with CyCoreSystems/ari-proxy v5.",

@@ -62,7 +62,7 @@ from ._ops_output import (
     table,
 )
 
-__all__ = ["COMMANDS", "run_command"]
+__all__ = ["COMMANDS", "SafeParser", "run_command"]
 
 PROG = "ari-proxy"
 
@@ -139,7 +139,7 @@ class OpsError(Exception):
     """A command failed; the message is the one line it prints."""
 
 
-class _Parser(argparse.ArgumentParser):
+class SafeParser(argparse.ArgumentParser):
     """argparse, with errors that never repeat a value (it could be a password)."""
 
     def error(self, message: str) -> NoReturn:
@@ -175,7 +175,7 @@ def _count(text: str) -> int:
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     """The parser of one operator command."""
-    parser = _Parser(
+    parser = SafeParser(
         prog=f"{PROG} {command}",
         description=COMMANDS[command][0].upper() + COMMANDS[command][1:] + ".",
         epilog=_EXAMPLES[command] + "\n\n" + _BUS_EPILOG,
