@@ -65,9 +65,14 @@ async def main(
             print(await recovery.run(inst, faults))
             print()
         if "go" in which:
-            from . import goref
+            from . import goevents, goref
+            from ._servers import find_goref
 
             print(await goref.run(inst, n=n or 1000))
+            if (ref := find_goref()) is not None:
+                print()
+                print(await goevents.run(ref, inst, n=3 * (n or 1000)))
+            print()
         if "transports" in which:
             from . import transports
 

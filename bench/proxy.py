@@ -4,9 +4,6 @@ over NATS and RabbitMQ, against the same Asterisk in one run."""
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,7 +11,8 @@ import ari_proxy
 from ari_proxy.server import Server, ServerConfig
 from ari_proxy.testing import Instance, ensure_rabbitmq
 
-from ._stats import Sample, concurrent, ms, serial, table
+from ._events import deliver
+from ._stats import concurrent, ms, serial, table
 
 APP = "bench-proxy"
 
@@ -77,44 +75,15 @@ async def events(
     name: str, producer: ari_proxy.Client, consumers: list[ari_proxy.Client], n: int
 ) -> list[str]:
     """Raise `n` user events through `producer`; every consumer subscribes to all of them."""
-    received: list[list[float]] = [[] for _ in consumers]
-    sent: dict[str, float] = {}
-    subs = [await c.subscribe("ChannelUserevent", maxsize=n * 2) for c in consumers]
-    done = asyncio.Event()
-
-    async def consume(i: int, sub: ari_proxy.Subscription) -> None:
-        while len(received[i]) < n:
-            event = await sub.next(timeout=60)
-            tag = event.userevent.get("tag", "")  # type: ignore[attr-defined]
-            if tag in sent:
-                received[i].append(time.perf_counter() - sent[tag])
-        if all(len(r) >= n for r in received):
-            done.set()
-
-    tasks = [asyncio.create_task(consume(i, s)) for i, s in enumerate(subs)]
-    semaphore = asyncio.Semaphore(32)
-    start = time.perf_counter()
-
-    async def raise_one(i: int) -> None:
-        async with semaphore:
-            tag = f"e{i}"
-            sent[tag] = time.perf_counter()
-            await producer.events.user_event("bench", variables={"tag": tag})
-
-    await asyncio.gather(*(raise_one(i) for i in range(n)))
-    await asyncio.wait_for(done.wait(), 120)
-    wall = time.perf_counter() - start
-    for task in tasks:
-        await task
-    for sub in subs:
-        sub.close()
-    latencies = [x for r in received for x in r]
+    got = await deliver(producer, consumers, n)
+    if got.lost:
+        raise RuntimeError(f"{name}: {got.lost} of {got.expected} deliveries lost")
     return [
         name,
         str(len(consumers)),
-        f"{len(latencies) / wall:,.0f}",
-        ms(statistics.median(latencies)),
-        ms(Sample("", latencies, 1).percentile(0.99)),
+        f"{got.rate:,.0f}",
+        ms(got.sample.median),
+        ms(got.sample.percentile(0.99)),
     ]
 
 
