@@ -179,6 +179,17 @@ def untrusted_certificate(shown_url: str, exc: BaseException) -> CertificateErro
     )
 
 
+def closed_unanswered(shown_url: str, exc: BaseException) -> str:
+    """A hint for a plain `http://` or `ws://` URL whose peer hung up without a word, which is
+    what a TLS port does with a request in the clear; "" for any other failure."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError) and shown_url.startswith(("http:", "ws:")):
+        return (
+            "; the server closed the connection without answering: if this port serves TLS, "
+            "use an https:// URL"
+        )
+    return ""
+
+
 def ari_error(status: int, reason: str, body: bytes, *, username: str | None = None) -> Exception:
     """Translate a non-2xx ARI answer into an `AriError` subclass carrying Asterisk's message.
 
@@ -324,7 +335,10 @@ class HttpTransport:
                 f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None
         except aiohttp.ClientError as exc:
-            raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
+            raise TransportError(
+                f"{op.method} {op.path}: {type(exc).__name__}: {exc}"
+                + closed_unanswered(self._shown_url, exc)
+            ) from None
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -355,7 +369,10 @@ class HttpTransport:
                 f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
             ) from None
         except aiohttp.ClientError as exc:
-            raise TransportError(f"{op.method} {op.path}: {type(exc).__name__}: {exc}") from None
+            raise TransportError(
+                f"{op.method} {op.path}: {type(exc).__name__}: {exc}"
+                + closed_unanswered(self._shown_url, exc)
+            ) from None
         try:
             if resp.status >= 300:
                 raise ari_error(

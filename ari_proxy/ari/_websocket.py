@@ -21,7 +21,7 @@ import yarl
 from .._backoff import Backoff, worth_logging
 from .._exceptions import AriProxyError, CertificateError, ConnectError
 from .._redact import redact_url
-from ._http import HttpTransport, credentials_rejected, untrusted_certificate
+from ._http import HttpTransport, closed_unanswered, credentials_rejected, untrusted_certificate
 from ._websocket_rest import WebSocketRest
 
 __all__ = ["ConnectionState", "EventSocket", "EventStream"]
@@ -359,7 +359,7 @@ class EventStream(EventSocket):
             return f"cannot connect to Asterisk at {self._shown_url}: {exc.os_error}"
         if isinstance(exc, AriProxyError):  # ours, worded already (a 401 on /asterisk/info)
             return str(exc)
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}{closed_unanswered(self._shown_url, exc)}"
 
     async def close(self) -> None:
         """Stop reading and close the WebSocket."""

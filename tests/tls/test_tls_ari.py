@@ -115,6 +115,7 @@ async def test_a_plain_url_to_the_tls_port_is_never_served_in_the_clear(
             plain, tls_asterisk.username, tls_asterisk.password, app_name, connect_timeout=5
         )
     assert not isinstance(refused.value, CertificateError)  # no TLS was ever attempted
+    assert "if this port serves TLS, use an https:// URL" in str(refused.value)
     assert tls_asterisk.password not in str(refused.value)
 
 
