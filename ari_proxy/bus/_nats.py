@@ -54,6 +54,7 @@ from ._nats_errors import (
     is_auth_failure,
     translate_nats_error,
 )
+from ._nats_fast import deliver_inline, write_now
 from ._state import StateKeeper
 from ._transport import MAX_GATHER_REPLIES, BusMessage, BusState, Handler, Transport, check_subject
 
@@ -346,12 +347,17 @@ class _NatsSubscription:
 
     async def attach(self, nc: NatsClient) -> None:
         self.nats_sub = await nc.subscribe(self._subject, queue=self.group, cb=self._on_message)
+        deliver_inline(self.nats_sub, self._deliver)
 
-    async def _on_message(self, msg: Msg) -> None:
-        # Runs in nats-py's per-subscription task: the runner calls plain handlers inline and
-        # starts coroutine handlers as tasks, so one slow handler cannot stall the others.
+    def _deliver(self, msg: Msg) -> None:
+        # Runs in nats-py's reader task (`deliver_inline`), else in its per-subscription task:
+        # the runner calls plain handlers inline and starts coroutine handlers as tasks, so one
+        # slow handler cannot stall the others.
         if self.active:
             self.runner(BusMessage(subject=msg.subject, data=msg.data, reply=msg.reply or ""))
+
+    async def _on_message(self, msg: Msg) -> None:
+        self._deliver(msg)
 
     async def unsubscribe(self) -> None:
         """Stop receiving; idempotent."""
@@ -733,6 +739,8 @@ class NatsTransport:
 
     async def _publish(self, nc: NatsClient, subject: str, data: bytes, reply: str = "") -> None:
         _check_payload(nc, subject, data)
+        if write_now(nc, subject, reply, data):
+            return
         try:
             await nc.publish(subject, data, reply=reply)
         except nats_errors.Error as exc:
