@@ -331,10 +331,17 @@ class _NatsSubscription:
     """A live subscription; it survives reconnects (nats-py replays it, or we re-attach it)."""
 
     def __init__(
-        self, transport: NatsTransport, subject: str, group: str, runner: HandlerRunner
+        self,
+        transport: NatsTransport,
+        subject: str,
+        group: str,
+        runner: HandlerRunner,
+        raw: Callable[[Msg], None] | None = None,
     ) -> None:
         self.group = group
         self.runner = runner
+        self.raw = raw
+        """Takes each message as nats-py's `Msg` instead of `runner` (the reply inbox)."""
         self.active = True
         self.nats_sub: Any = None
         self._transport = transport
@@ -353,7 +360,11 @@ class _NatsSubscription:
         # Runs in nats-py's reader task (`deliver_inline`), else in its per-subscription task:
         # the runner calls plain handlers inline and starts coroutine handlers as tasks, so one
         # slow handler cannot stall the others.
-        if self.active:
+        if not self.active:
+            return
+        if self.raw is not None:
+            self.raw(msg)
+        else:
             self.runner(BusMessage(subject=msg.subject, data=msg.data, reply=msg.reply or ""))
 
     async def _on_message(self, msg: Msg) -> None:
@@ -455,6 +466,12 @@ class NatsTransport:
         self._retired: set[HandlerRunner] = set()  # runners of ended subs with tasks running
         self._waiters: set[asyncio.Future[Any]] = set()
         self._closed = asyncio.Event()
+        # Requests' replies: one inbox subscription, a future per request in flight (as many
+        # as the callers have in flight; each removed when its request ends).
+        self._reply_prefix = ""
+        self._reply_lock = asyncio.Lock()
+        self._reply_count = 0
+        self._replies: dict[str, asyncio.Future[Msg]] = {}
 
     @property
     def state(self) -> BusState:
@@ -595,11 +612,45 @@ class NatsTransport:
         check_subject(subject, wildcards=False)
         nc = self._client()
         _check_payload(nc, subject, data)
+        prefix = self._reply_prefix or await self._open_reply_inbox()
+        # Our own muxed inbox rather than nats-py's `request()`: its replies reach us in
+        # nats-py's reader task (`deliver_inline`), and no task is made per request.
+        self._reply_count += 1
+        token = str(self._reply_count)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._replies[token] = future
+        self._waiters.add(future)
         try:
-            msg = await self._until_closed(nc.request(subject, data, timeout=timeout))
-        except nats_errors.Error as exc:  # no responders, timeout, ...: see _nats_errors.py
-            raise self._translate(exc, subject) from exc
+            await self._publish(self._client(), subject, data, reply=prefix + token)
+            async with asyncio.timeout(timeout):
+                msg = await future
+        except TimeoutError:
+            raise self._translate(nats_errors.TimeoutError(), subject) from None
+        except asyncio.CancelledError:
+            if self._link.closing and future.cancelled() and not _cancelling():
+                raise ClientClosedError("the NATS transport was closed") from None
+            raise
+        finally:
+            del self._replies[token]
+            self._waiters.discard(future)
+        if _is_no_responders(msg):
+            raise self._translate(nats_errors.NoRespondersError(), subject)
         return bytes(msg.data)
+
+    async def _open_reply_inbox(self) -> str:
+        # Once, at the first request: a wildcard subscription on `<inbox>.<nuid>.*`, restored
+        # with the others after a reconnect.
+        async with self._reply_lock:
+            if not self._reply_prefix:
+                prefix = f"{self._inbox or '_INBOX'}.{new_id('r')}."
+                await self._subscribe(prefix + "*", _ignore, "", raw=self._on_reply)
+                self._reply_prefix = prefix
+        return self._reply_prefix
+
+    def _on_reply(self, msg: Msg) -> None:
+        future = self._replies.get(msg.subject[len(self._reply_prefix) :])
+        if future is not None and not future.done():
+            future.set_result(msg)
 
     async def gather(
         self,
@@ -682,7 +733,9 @@ class NatsTransport:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _subscribe(self, subject: str, handler: Handler, group: str) -> _NatsSubscription:
+    async def _subscribe(
+        self, subject: str, handler: Handler, group: str, raw: Callable[[Msg], None] | None = None
+    ) -> _NatsSubscription:
         check_subject(subject, wildcards=True)
         if group:
             check_subject(group, wildcards=False)
@@ -690,7 +743,7 @@ class NatsTransport:
         runner = HandlerRunner(
             subject, handler, max_inflight=self._max_inflight, on_drop=self._count_drop
         )
-        sub = _NatsSubscription(self, subject, group, runner)
+        sub = _NatsSubscription(self, subject, group, runner, raw)
         self._subs[sub] = None
         nc = self._link.nc
         if nc is not None:  # otherwise the connect loop attaches it
@@ -783,6 +836,10 @@ class NatsTransport:
         )
         error.args = (self._link.describe(error),)
         return error
+
+
+def _ignore(message: BusMessage) -> None:
+    """The handler of a subscription whose messages go elsewhere (`_NatsSubscription.raw`)."""
 
 
 def _check_payload(nc: NatsClient, subject: str, data: bytes) -> None:

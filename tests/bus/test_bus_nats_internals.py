@@ -116,3 +116,26 @@ async def test_the_transport_serves_and_replies_on_the_fast_path(nats_url: str) 
     finally:
         await client.close()
         await server.close()
+
+
+async def test_requests_share_one_inbox_that_survives_a_new_connection(nats_url: str) -> None:
+    server = NatsTransport([nats_url])
+    client = NatsTransport([nats_url])
+    await server.connect()
+    await client.connect()
+    try:
+        await server.serve("fast.inbox", lambda m: server.reply(m, m.reply.encode()))
+        first = await client.request("fast.inbox", b"", timeout=5)
+        second = await client.request("fast.inbox", b"", timeout=5)
+        prefix = client._reply_prefix
+        assert first.decode().startswith(prefix) and second.decode().startswith(prefix)
+        assert first != second and not client._replies  # each request's entry is gone
+        old = client._link.nc
+        assert old is not None
+        await old.close()  # as nats-py does after a fatal server error: a new connection
+        await wait_until(lambda: client._link.nc not in (None, old), timeout=10)
+        again = await client.request("fast.inbox", b"", timeout=5)
+        assert again.decode().startswith(prefix)
+    finally:
+        await client.close()
+        await server.close()
