@@ -472,6 +472,7 @@ class NatsTransport:
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
         self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._wrote_this_turn = False  # see _publish
 
     @property
     def state(self) -> BusState:
@@ -792,12 +793,20 @@ class NatsTransport:
 
     async def _publish(self, nc: NatsClient, subject: str, data: bytes, reply: str = "") -> None:
         _check_payload(nc, subject, data)
-        if write_now(nc, subject, reply, data):
+        if not self._wrote_this_turn and write_now(nc, subject, reply, data):
+            # The first publish of a turn of the loop leaves at once; the others of the same
+            # turn go to nats-py's flusher, which writes them together (one syscall, not one
+            # each: with 32 in flight, writing each at once cost a quarter of the throughput).
+            self._wrote_this_turn = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
             return
         try:
             await nc.publish(subject, data, reply=reply)
         except nats_errors.Error as exc:
             raise self._translate(exc, subject) from exc
+
+    def _next_turn(self) -> None:
+        self._wrote_this_turn = False
 
     async def _until_closed(self, coro: Coroutine[Any, Any, _T]) -> _T:
         # Runs `coro` as a task that close() can cancel, turning that into ClientClosedError

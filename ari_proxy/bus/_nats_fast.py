@@ -7,7 +7,9 @@ time goes"), each a turn of the event loop fewer per message:
   decide and start a task (`HandlerRunner`, bounded: drops counted), so the reader is not held.
 - `write_now`: nats-py appends a publish to its pending list and wakes its flusher task, which
   writes on the next turn. When nothing is pending and the socket has nothing buffered, the
-  publish is written at once instead, in the same order the flusher would have kept.
+  publish is written at once instead, in the same order the flusher would have kept. The
+  transport does so for the first publish of each turn of the loop only, and leaves the rest
+  of the turn's to the flusher, which writes them in one go.
 
 Both use private names of nats-py, so pyproject.toml pins nats-py to the versions tested and
 tests/bus/test_bus_nats_internals.py names what changed when a new one no longer fits. When a
