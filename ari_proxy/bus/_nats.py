@@ -354,11 +354,15 @@ class _NatsSubscription:
 
     async def attach(self, nc: NatsClient) -> None:
         self.nats_sub = await nc.subscribe(self._subject, queue=self.group, cb=self._on_message)
-        deliver_inline(self.nats_sub, self._deliver)
+        if self.raw is not None:
+            # Replies to our requests: in nats-py's reader task, a turn of the loop sooner.
+            # Not for the other subscriptions: measured with 32 requests in flight, a server
+            # receiving them so spent more CPU per request (docs/benchmarks.md).
+            deliver_inline(self.nats_sub, self._deliver)
 
     def _deliver(self, msg: Msg) -> None:
-        # Runs in nats-py's reader task (`deliver_inline`), else in its per-subscription task:
-        # the runner calls plain handlers inline and starts coroutine handlers as tasks, so one
+        # Runs in nats-py's per-subscription task (the reply inbox: in its reader task): the
+        # runner calls plain handlers inline and starts coroutine handlers as tasks, so one
         # slow handler cannot stall the others.
         if not self.active:
             return
@@ -793,10 +797,11 @@ class NatsTransport:
 
     async def _publish(self, nc: NatsClient, subject: str, data: bytes, reply: str = "") -> None:
         _check_payload(nc, subject, data)
-        if not self._wrote_this_turn and write_now(nc, subject, reply, data):
-            # The first publish of a turn of the loop leaves at once; the others of the same
-            # turn go to nats-py's flusher, which writes them together (one syscall, not one
-            # each: with 32 in flight, writing each at once cost a quarter of the throughput).
+        if not self._wrote_this_turn and self._alone() and write_now(nc, subject, reply, data):
+            # Alone (no other request or handler in progress), the first publish of a turn of
+            # the loop leaves at once. Otherwise nats-py's flusher writes the turn's publishes
+            # together: one syscall, where writing each at once cost the server and a Go client
+            # about 30 µs more CPU per request with 32 in flight (docs/benchmarks.md).
             self._wrote_this_turn = True
             asyncio.get_running_loop().call_soon(self._next_turn)
             return
@@ -807,6 +812,15 @@ class NatsTransport:
 
     def _next_turn(self) -> None:
         self._wrote_this_turn = False
+
+    def _alone(self) -> bool:
+        """Whether at most one request or handler of ours is in progress (the caller's)."""
+        busy = len(self._replies)
+        for sub in self._subs:
+            busy += sub.runner.inflight
+            if busy > 1:
+                return False
+        return True
 
     async def _until_closed(self, coro: Coroutine[Any, Any, _T]) -> _T:
         # Runs `coro` as a task that close() can cancel, turning that into ClientClosedError

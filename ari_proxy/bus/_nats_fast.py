@@ -3,13 +3,13 @@ time goes"), each a turn of the event loop fewer per message:
 
 - `deliver_inline`: nats-py's reader task puts each message of a subscription on the
   subscription's queue, and a task per subscription takes it off and calls our callback. Here
-  the queue itself hands the message to the callback, in the reader task. Our callbacks only
-  decide and start a task (`HandlerRunner`, bounded: drops counted), so the reader is not held.
+  the queue itself hands the message to the callback, in the reader task. The transport does
+  so for its requests' reply inbox, whose callback only resolves a future.
 - `write_now`: nats-py appends a publish to its pending list and wakes its flusher task, which
   writes on the next turn. When nothing is pending and the socket has nothing buffered, the
   publish is written at once instead, in the same order the flusher would have kept. The
-  transport does so for the first publish of each turn of the loop only, and leaves the rest
-  of the turn's to the flusher, which writes them in one go.
+  transport does so only when nothing else of its own is in progress, and for the first
+  publish of a turn of the loop: under load the flusher's batches cost less CPU.
 
 Both use private names of nats-py, so pyproject.toml pins nats-py to the versions tested and
 tests/bus/test_bus_nats_internals.py names what changed when a new one no longer fits. When a
