@@ -476,7 +476,6 @@ class NatsTransport:
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
         self._replies: dict[str, asyncio.Future[Msg]] = {}
-        self._wrote_this_turn = False  # see _publish
 
     @property
     def state(self) -> BusState:
@@ -626,7 +625,13 @@ class NatsTransport:
         self._replies[token] = future
         self._waiters.add(future)
         try:
-            await self._publish(self._client(), subject, data, reply=prefix + token)
+            nc = self._client()
+            # Alone, the request leaves at once rather than at the flusher's next turn; with
+            # others in flight the flusher writes them together (fewer syscalls: measured, a
+            # server or client writing each at once spent more CPU per request under load).
+            alone = len(self._replies) == 1
+            if not (alone and write_now(nc, subject, prefix + token, data)):
+                await self._publish(nc, subject, data, reply=prefix + token)
             async with asyncio.timeout(timeout):
                 msg = await future
         except TimeoutError:
@@ -797,30 +802,10 @@ class NatsTransport:
 
     async def _publish(self, nc: NatsClient, subject: str, data: bytes, reply: str = "") -> None:
         _check_payload(nc, subject, data)
-        if not self._wrote_this_turn and self._alone() and write_now(nc, subject, reply, data):
-            # Alone (no other request or handler in progress), the first publish of a turn of
-            # the loop leaves at once. Otherwise nats-py's flusher writes the turn's publishes
-            # together: one syscall, where writing each at once cost the server and a Go client
-            # about 30 µs more CPU per request with 32 in flight (docs/benchmarks.md).
-            self._wrote_this_turn = True
-            asyncio.get_running_loop().call_soon(self._next_turn)
-            return
         try:
             await nc.publish(subject, data, reply=reply)
         except nats_errors.Error as exc:
             raise self._translate(exc, subject) from exc
-
-    def _next_turn(self) -> None:
-        self._wrote_this_turn = False
-
-    def _alone(self) -> bool:
-        """Whether at most one request or handler of ours is in progress (the caller's)."""
-        busy = len(self._replies)
-        for sub in self._subs:
-            busy += sub.runner.inflight
-            if busy > 1:
-                return False
-        return True
 
     async def _until_closed(self, coro: Coroutine[Any, Any, _T]) -> _T:
         # Runs `coro` as a task that close() can cancel, turning that into ClientClosedError

@@ -109,7 +109,7 @@ async def test_the_transport_serves_and_replies_on_the_fast_path(nats_url: str) 
         sub = await server.serve("fast.echo", echo)
         # Requests are delivered by nats-py's subscription task, replies inline.
         assert not isinstance(sub.nats_sub._pending_queue, _InlineQueue)
-        for i in range(5):  # one at a time: each reply written at once (`write_now`)
+        for i in range(5):  # one at a time: each request written at once (`write_now`)
             assert await client.request("fast.echo", b"s%d" % i, timeout=5) == b"S%d" % i
         inbox = next(s for s in client._subs if s.raw is not None)
         assert isinstance(inbox.nats_sub._pending_queue, _InlineQueue)
