@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import inspect
+from collections.abc import AsyncIterator, Callable
 
 import nats
+import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -28,20 +30,19 @@ VERSION = importlib.metadata.version("nats-py")
 WHO = f"nats-py {VERSION}: ari_proxy/bus/_nats_fast.py relies on"
 
 
-def test_the_reader_puts_messages_on_the_subscription_queue() -> None:
-    source = inspect.getsource(NatsClient._process_msg)
-    for needed in ("sub._pending_size += payload_size", "sub._pending_queue.put_nowait(msg)"):
-        assert needed in source, f"{WHO} Client._process_msg doing `{needed}`"
-    drain = inspect.getsource(Subscription._drain)
-    assert "self._pending_queue.join()" in drain, f"{WHO} Subscription._drain joining its queue"
-
-
-def test_the_flusher_writes_what_is_pending() -> None:
-    source = inspect.getsource(NatsClient._flusher)
-    for needed in ("self._pending_data_size > 0", "self._transport.writelines(self._pending"):
-        assert needed in source, f"{WHO} Client._flusher doing `{needed}`"
-    send = inspect.getsource(NatsClient._send_command)
-    assert "self._pending.append(cmd)" in send, f"{WHO} Client._send_command appending to _pending"
+@pytest.mark.parametrize(
+    ("function", "needed"),
+    [
+        (NatsClient._process_msg, "sub._pending_size += payload_size"),
+        (NatsClient._process_msg, "sub._pending_queue.put_nowait(msg)"),
+        (Subscription._drain, "self._pending_queue.join()"),
+        (NatsClient._flusher, "self._pending_data_size > 0"),
+        (NatsClient._flusher, "self._transport.writelines(self._pending"),
+        (NatsClient._send_command, "self._pending.append(cmd)"),
+    ],
+)
+def test_what_the_shortcuts_rely_on(function: Callable[..., object], needed: str) -> None:
+    assert needed in inspect.getsource(function), f"{WHO} {function.__qualname__} `{needed}`"
 
 
 async def test_messages_go_inline_and_the_subscription_task_ends(nats_url: str) -> None:
@@ -94,53 +95,57 @@ async def test_write_now_writes_only_when_nothing_is_pending(nats_url: str) -> N
     assert not write_now(nc, "fast.write", "", b"closed")
 
 
-async def test_the_transport_serves_and_replies_on_the_fast_path(nats_url: str) -> None:
+@pytest.fixture
+async def pair(nats_url: str) -> AsyncIterator[tuple[NatsTransport, NatsTransport]]:
+    """A server's transport and a client's, connected."""
     server = NatsTransport([nats_url])
     client = NatsTransport([nats_url])
     await server.connect()
     await client.connect()
     try:
-        handled: list[asyncio.Task[object] | None] = []
-
-        async def echo(message: BusMessage) -> None:
-            handled.append(asyncio.current_task())
-            await server.reply(message, message.data.upper())
-
-        sub = await server.serve("fast.echo", echo)
-        # Requests are delivered by nats-py's subscription task, replies inline.
-        assert not isinstance(sub.nats_sub._pending_queue, _InlineQueue)
-        for i in range(5):  # one at a time: each request written at once (`write_now`)
-            assert await client.request("fast.echo", b"s%d" % i, timeout=5) == b"S%d" % i
-        inbox = next(s for s in client._subs if s.raw is not None)
-        assert isinstance(inbox.nats_sub._pending_queue, _InlineQueue)
-        replies = await asyncio.gather(
-            *(client.request("fast.echo", b"r%d" % i, timeout=5) for i in range(50))
-        )
-        assert replies == [b"R%d" % i for i in range(50)]
-        assert len(handled) == 55
+        yield server, client
     finally:
         await client.close()
         await server.close()
 
 
-async def test_requests_share_one_inbox_that_survives_a_new_connection(nats_url: str) -> None:
-    server = NatsTransport([nats_url])
-    client = NatsTransport([nats_url])
-    await server.connect()
-    await client.connect()
-    try:
-        await server.serve("fast.inbox", lambda m: server.reply(m, m.reply.encode()))
-        first = await client.request("fast.inbox", b"", timeout=5)
-        second = await client.request("fast.inbox", b"", timeout=5)
-        prefix = client._reply_prefix
-        assert first.decode().startswith(prefix) and second.decode().startswith(prefix)
-        assert first != second and not client._replies  # each request's entry is gone
-        old = client._link.nc
-        assert old is not None
-        await old.close()  # as nats-py does after a fatal server error: a new connection
-        await wait_until(lambda: client._link.nc not in (None, old), timeout=10)
-        again = await client.request("fast.inbox", b"", timeout=5)
-        assert again.decode().startswith(prefix)
-    finally:
-        await client.close()
-        await server.close()
+async def test_the_transport_serves_and_replies_on_the_fast_path(
+    pair: tuple[NatsTransport, NatsTransport],
+) -> None:
+    server, client = pair
+    handled: list[asyncio.Task[object] | None] = []
+
+    async def echo(message: BusMessage) -> None:
+        handled.append(asyncio.current_task())
+        await server.reply(message, message.data.upper())
+
+    sub = await server.serve("fast.echo", echo)
+    # Requests are delivered by nats-py's subscription task, replies inline.
+    assert not isinstance(sub.nats_sub._pending_queue, _InlineQueue)
+    for i in range(5):  # one at a time: each request written at once (`write_now`)
+        assert await client.request("fast.echo", b"s%d" % i, timeout=5) == b"S%d" % i
+    inbox = next(s for s in client._subs if s.raw is not None)
+    assert isinstance(inbox.nats_sub._pending_queue, _InlineQueue)
+    replies = await asyncio.gather(
+        *(client.request("fast.echo", b"r%d" % i, timeout=5) for i in range(50))
+    )
+    assert replies == [b"R%d" % i for i in range(50)]
+    assert len(handled) == 55
+
+
+async def test_requests_share_one_inbox_that_survives_a_new_connection(
+    pair: tuple[NatsTransport, NatsTransport],
+) -> None:
+    server, client = pair
+    await server.serve("fast.inbox", lambda m: server.reply(m, m.reply.encode()))
+    first = await client.request("fast.inbox", b"", timeout=5)
+    second = await client.request("fast.inbox", b"", timeout=5)
+    prefix = client._reply_prefix
+    assert first.decode().startswith(prefix) and second.decode().startswith(prefix)
+    assert first != second and not client._replies  # each request's entry is gone
+    old = client._link.nc
+    assert old is not None
+    await old.close()  # as nats-py does after a fatal server error: a new connection
+    await wait_until(lambda: client._link.nc not in (None, old), timeout=10)
+    again = await client.request("fast.inbox", b"", timeout=5)
+    assert again.decode().startswith(prefix)

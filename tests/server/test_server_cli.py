@@ -142,14 +142,7 @@ async def test_event_loop_setting(
     asterisk: Instance, nats_url: str, app_name: str, nc: NatsClient, choice: str, loop: str
 ) -> None:
     # uvloop is a dependency (pyproject.toml), so `auto` finds it here.
-    env = proxy_env(
-        ARI_USERNAME=asterisk.username,
-        ARI_PASSWORD=asterisk.password,
-        ARI_HTTP_URL=asterisk.http_url,
-        ARI_APPLICATION=app_name,
-        MESSAGEBUS_URL=nats_url,
-        PROXY_LOOP=choice,
-    )
+    env = proxy_env(asterisk, nats_url, app_name, PROXY_LOOP=choice)
     async with collect(nc, "ari.announce") as got:
         proc = await spawn([], env)
         try:
