@@ -648,7 +648,7 @@ class NatsTransport:
         return bytes(msg.data)
 
     async def _open_reply_inbox(self) -> str:
-        # Once, at the first request: a wildcard subscription on `<inbox>.<nuid>.*`, restored
+        # Once, at the first request: a wildcard subscription on `<inbox>.<id>.*`, restored
         # with the others after a reconnect.
         async with self._reply_lock:
             if not self._reply_prefix:
