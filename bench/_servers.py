@@ -27,6 +27,8 @@ def find_goref() -> GoReference | None:
 class Served(Protocol):
     """A server process, Go's or ours, as `GoServer` and `OurServer` both are."""
 
+    process: subprocess.Popen[bytes] | None
+
     async def ready(self, timeout: float = ...) -> None: ...
 
     def stop(self) -> None: ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import resource
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +67,32 @@ async def concurrent(
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     return Sample(name, latencies, time.perf_counter() - start)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) a running process has used so far, over all its threads.
+
+    From each thread's `/proc/PID/task/TID/schedstat` (nanoseconds), not `/proc/PID/stat`
+    (clock ticks of 10 ms: too coarse for a phase of a few hundred milliseconds)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return total / 1e9
+
+
+def own_cpu() -> float:
+    """CPU seconds this process has used so far (all threads)."""
+    return time.process_time()
+
+
+def children_cpu() -> float:
+    """CPU seconds used by this process's children that have ended and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def table(title: str, rows: list[list[str]], header: list[str]) -> str:

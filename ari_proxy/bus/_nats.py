@@ -54,6 +54,7 @@ from ._nats_errors import (
     is_auth_failure,
     translate_nats_error,
 )
+from ._nats_fast import deliver_inline, write_now
 from ._state import StateKeeper
 from ._transport import MAX_GATHER_REPLIES, BusMessage, BusState, Handler, Transport, check_subject
 
@@ -330,10 +331,17 @@ class _NatsSubscription:
     """A live subscription; it survives reconnects (nats-py replays it, or we re-attach it)."""
 
     def __init__(
-        self, transport: NatsTransport, subject: str, group: str, runner: HandlerRunner
+        self,
+        transport: NatsTransport,
+        subject: str,
+        group: str,
+        runner: HandlerRunner,
+        raw: Callable[[Msg], None] | None = None,
     ) -> None:
         self.group = group
         self.runner = runner
+        self.raw = raw
+        """Takes each message as nats-py's `Msg` instead of `runner` (the reply inbox)."""
         self.active = True
         self.nats_sub: Any = None
         self._transport = transport
@@ -346,12 +354,25 @@ class _NatsSubscription:
 
     async def attach(self, nc: NatsClient) -> None:
         self.nats_sub = await nc.subscribe(self._subject, queue=self.group, cb=self._on_message)
+        if self.raw is not None:
+            # Replies to our requests: in nats-py's reader task, a turn of the loop sooner.
+            # Not for the other subscriptions: measured with 32 requests in flight, a server
+            # receiving them so spent more CPU per request (docs/benchmarks.md).
+            deliver_inline(self.nats_sub, self._deliver)
+
+    def _deliver(self, msg: Msg) -> None:
+        # Runs in nats-py's per-subscription task (the reply inbox: in its reader task): the
+        # runner calls plain handlers inline and starts coroutine handlers as tasks, so one
+        # slow handler cannot stall the others.
+        if not self.active:
+            return
+        if self.raw is not None:
+            self.raw(msg)
+        else:
+            self.runner(BusMessage(subject=msg.subject, data=msg.data, reply=msg.reply or ""))
 
     async def _on_message(self, msg: Msg) -> None:
-        # Runs in nats-py's per-subscription task: the runner calls plain handlers inline and
-        # starts coroutine handlers as tasks, so one slow handler cannot stall the others.
-        if self.active:
-            self.runner(BusMessage(subject=msg.subject, data=msg.data, reply=msg.reply or ""))
+        self._deliver(msg)
 
     async def unsubscribe(self) -> None:
         """Stop receiving; idempotent."""
@@ -449,6 +470,12 @@ class NatsTransport:
         self._retired: set[HandlerRunner] = set()  # runners of ended subs with tasks running
         self._waiters: set[asyncio.Future[Any]] = set()
         self._closed = asyncio.Event()
+        # Requests' replies: one inbox subscription, a future per request in flight (as many
+        # as the callers have in flight; each removed when its request ends).
+        self._reply_prefix = ""
+        self._reply_lock = asyncio.Lock()
+        self._reply_count = 0
+        self._replies: dict[str, asyncio.Future[Msg]] = {}
 
     @property
     def state(self) -> BusState:
@@ -589,11 +616,51 @@ class NatsTransport:
         check_subject(subject, wildcards=False)
         nc = self._client()
         _check_payload(nc, subject, data)
+        prefix = self._reply_prefix or await self._open_reply_inbox()
+        # Our own muxed inbox rather than nats-py's `request()`: its replies reach us in
+        # nats-py's reader task (`deliver_inline`), and no task is made per request.
+        self._reply_count += 1
+        token = str(self._reply_count)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._replies[token] = future
+        self._waiters.add(future)
         try:
-            msg = await self._until_closed(nc.request(subject, data, timeout=timeout))
-        except nats_errors.Error as exc:  # no responders, timeout, ...: see _nats_errors.py
-            raise self._translate(exc, subject) from exc
+            nc = self._client()
+            # Alone, the request leaves at once rather than at the flusher's next turn; with
+            # others in flight the flusher writes them together (fewer syscalls: measured, a
+            # server or client writing each at once spent more CPU per request under load).
+            alone = len(self._replies) == 1
+            if not (alone and write_now(nc, subject, prefix + token, data)):
+                await self._publish(nc, subject, data, reply=prefix + token)
+            async with asyncio.timeout(timeout):
+                msg = await future
+        except TimeoutError:
+            raise self._translate(nats_errors.TimeoutError(), subject) from None
+        except asyncio.CancelledError:
+            if self._link.closing and future.cancelled() and not _cancelling():
+                raise ClientClosedError("the NATS transport was closed") from None
+            raise
+        finally:
+            del self._replies[token]
+            self._waiters.discard(future)
+        if _is_no_responders(msg):
+            raise self._translate(nats_errors.NoRespondersError(), subject)
         return bytes(msg.data)
+
+    async def _open_reply_inbox(self) -> str:
+        # Once, at the first request: a wildcard subscription on `<inbox>.<id>.*`, restored
+        # with the others after a reconnect.
+        async with self._reply_lock:
+            if not self._reply_prefix:
+                prefix = f"{self._inbox or '_INBOX'}.{new_id('r')}."
+                await self._subscribe(prefix + "*", _ignore, "", raw=self._on_reply)
+                self._reply_prefix = prefix
+        return self._reply_prefix
+
+    def _on_reply(self, msg: Msg) -> None:
+        future = self._replies.get(msg.subject[len(self._reply_prefix) :])
+        if future is not None and not future.done():
+            future.set_result(msg)
 
     async def gather(
         self,
@@ -676,7 +743,9 @@ class NatsTransport:
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _subscribe(self, subject: str, handler: Handler, group: str) -> _NatsSubscription:
+    async def _subscribe(
+        self, subject: str, handler: Handler, group: str, raw: Callable[[Msg], None] | None = None
+    ) -> _NatsSubscription:
         check_subject(subject, wildcards=True)
         if group:
             check_subject(group, wildcards=False)
@@ -684,7 +753,7 @@ class NatsTransport:
         runner = HandlerRunner(
             subject, handler, max_inflight=self._max_inflight, on_drop=self._count_drop
         )
-        sub = _NatsSubscription(self, subject, group, runner)
+        sub = _NatsSubscription(self, subject, group, runner, raw)
         self._subs[sub] = None
         nc = self._link.nc
         if nc is not None:  # otherwise the connect loop attaches it
@@ -775,6 +844,10 @@ class NatsTransport:
         )
         error.args = (self._link.describe(error),)
         return error
+
+
+def _ignore(message: BusMessage) -> None:
+    """The handler of a subscription whose messages go elsewhere (`_NatsSubscription.raw`)."""
 
 
 def _check_payload(nc: NatsClient, subject: str, data: bytes) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._exceptions import AriProxyError, AuthenticationError, CertificateError
 from .._version import __version__
@@ -87,9 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(verbose=config.verbose)
     try:
-        return asyncio.run(serve(config))
+        with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+            return runner.run(serve(config))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `proxy.loop` asks for: uvloop for `uvloop`, and for `auto` where it is
+    installed; else asyncio's own (None: the default). For this command only, never set as a
+    policy (docs/benchmarks.md has what uvloop gains)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":  # load_config checked it is installed
+            raise
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve(config: ServerConfig) -> int:
@@ -100,6 +116,7 @@ async def serve(config: ServerConfig) -> int:
         logger.error("cannot start: %s", exc)
         return 2
     loop = asyncio.get_running_loop()
+    logger.info("event loop: %s", type(loop).__module__.partition(".")[0])  # uvloop, asyncio
     main_task = asyncio.current_task()
     received: list[signal.Signals] = []
 

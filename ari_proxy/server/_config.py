@@ -18,6 +18,7 @@ trailing line break, is the password.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import ssl
@@ -50,6 +51,10 @@ __all__ = [
     "Setting",
     "load_config",
 ]
+
+
+LOOPS = ("auto", "asyncio", "uvloop")
+"""The values of `proxy.loop` (the server command's event loop, `_cli.loop_factory`)."""
 
 
 class ConfigError(ValueError):
@@ -463,6 +468,12 @@ SETTINGS: tuple[Setting, ...] = (
         _interval,
         "time between 'stats' log lines with the counters, or off (default off)",
     ),
+    Setting(
+        "proxy.loop",
+        "loop",
+        _text,
+        "the event loop: uvloop, asyncio, or auto (default): uvloop where it is installed",
+    ),
     Setting("verbose", "verbose", _flag, "debug logging", go=True),
 )
 
@@ -528,6 +539,7 @@ class ServerConfig:
     max_call_state: int = 4096
     metrics_address: str = ""
     stats_interval: float = 0.0
+    loop: str = "auto"
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -691,6 +703,10 @@ def _validate_ari_link(config: ServerConfig) -> None:
     if config.ari_transport not in REST_TRANSPORTS:
         choices = ", ".join(REST_TRANSPORTS[:-1]) + " or " + REST_TRANSPORTS[-1]
         raise ConfigError(f"ari.transport {config.ari_transport!r}: expected {choices}")
+    if config.loop not in LOOPS:
+        raise ConfigError(f"proxy.loop {config.loop!r}: expected auto, asyncio or uvloop")
+    if config.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError("proxy.loop uvloop: uvloop is not installed")
     tls_files = ("ari_tls_ca_file", "ari_tls_cert_file", "ari_tls_key_file")
     for attr in tls_files:
         path = getattr(config, attr)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from server_helpers import ARI_PROXY, collect, proxy_env, unicast
@@ -97,6 +98,11 @@ def test_bad_configuration_exits_2_without_the_password(tmp_path: Path) -> None:
             {"ARI_USERNAME": "u", "ARI_PASSWORD": SECRET},
             "proxy.request_timeout",
         ),
+        (
+            ["--proxy.loop", "trio"],
+            {"ARI_USERNAME": "u", "ARI_PASSWORD": SECRET},
+            "proxy.loop 'trio': expected auto, asyncio or uvloop",
+        ),
     ]
     for args, env, message in cases:
         result = run(args, proxy_env(**env))
@@ -129,6 +135,27 @@ async def test_precedence_flag_over_env_over_file(
     logs = log_lines(output)
     assert any(line["msg"] == "serving" for line in logs)
     assert asterisk.password not in output
+
+
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio")])
+async def test_event_loop_setting(
+    asterisk: Instance, nats_url: str, app_name: str, nc: NatsClient, choice: str, loop: str
+) -> None:
+    # uvloop is a dependency (pyproject.toml), so `auto` finds it here.
+    env = proxy_env(asterisk, nats_url, app_name, PROXY_LOOP=choice)
+    async with collect(nc, "ari.announce") as got:
+        proc = await spawn([], env)
+        try:
+            await got.wait_for(lambda: any(a["application"] == app_name for a in got.json()), 20)
+            node = next(a["node"] for a in got.json() if a["application"] == app_name)
+            body = b'{"kind":"AsteriskInfo","key":{"node":"%s"}}' % node.encode()
+            reply = await nc.request(unicast("get", app_name, node), body, timeout=10)
+            assert json.loads(reply.data)["error"] == ""
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code, output = await finish(proc)
+    assert code == 0, output
+    assert any(line["msg"] == f"event loop: {loop}" for line in log_lines(output))
 
 
 async def test_sigterm_finishes_requests_in_flight(
