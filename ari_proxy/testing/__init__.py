@@ -34,7 +34,7 @@ from ._services import (
 )
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
-from ._tls import Certificates, TlsNats, TlsRabbitMQ
+from ._tls import Certificates, RabbitMQNode, TlsNats, TlsRabbitMQ
 from ._traffic import CallSource, Ledger, Taker, takers
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "Ledger",
     "Line",
     "NatsCluster",
+    "RabbitMQNode",
     "SandboxError",
     "SippResult",
     "Taker",
