@@ -235,6 +235,8 @@ class RabbitMQNode:
         deadline = time.monotonic() + 10
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # polling: a killed process announces nothing to a non-parent
+        # `rabbitmqctl wait` would otherwise wait for the dead process named in it.
+        (self.folder / "pid").unlink(missing_ok=True)
 
     def close(self) -> None:
         if self.node:

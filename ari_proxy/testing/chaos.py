@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -85,7 +86,7 @@ class Pace:
     outage: float = 3.0
     after: float = 4.0
     """Seconds of traffic after the fault is over."""
-    hold: float = 2.0
+    hold: float = 4.0
     """Seconds each instance keeps a call up."""
 
 
@@ -329,7 +330,10 @@ async def _stack(
             stack.fleet = fleet
             for i in range(INSTANCES):
                 await fleet.start(f"i{i}", "--hold", str(pace.hold))
-            yield stack
+            try:
+                yield stack
+            finally:
+                (logs / "said.json").write_text(json.dumps(fleet.lines))
     finally:
         for proxy in stack.proxies:
             await proxy.stop()
