@@ -88,6 +88,8 @@ class Pace:
     """Seconds of traffic after the fault is over."""
     hold: float = 4.0
     """Seconds each instance keeps a call up."""
+    listen_deadline: str = ""
+    """The proxies' `proxy.listen_deadline`, when not their default."""
 
 
 @dataclass
@@ -315,13 +317,14 @@ async def _stack(
 ) -> AsyncIterator[Stack]:
     stack = Stack(nodes, ",".join(bus_urls), application, logs, pace=pace)
     clients = ",".join(client_urls or bus_urls)
+    deadline = {"PROXY_LISTEN_DEADLINE": pace.listen_deadline} if pace.listen_deadline else {}
     try:
         for i, node in enumerate(nodes):
             proxy = ProxyProcess(
                 node,
                 stack.bus_url,
                 application,
-                env={"PROXY_LISTEN_RESUME_GRACE": "1s", **proxy_env_of(i)},
+                env={"PROXY_LISTEN_RESUME_GRACE": "1s", **deadline, **proxy_env_of(i)},
                 log=logs / f"proxy-{i + 1}.log",
             )
             stack.proxies.append(proxy)
