@@ -557,35 +557,20 @@ def _no_env(_: int) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def _nats_restart(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace
+async def _nats(
+    nodes: list[Instance], app: str, logs: Path, pace: Pace, *, size: int
 ) -> AsyncIterator[tuple[Stack, Fault]]:
-    with NatsCluster(1) as nats:
+    """NATS node 0 stopped for the outage: the only one, or in a cluster of `size` the one the
+    proxies are on first, the instances being on the others."""
+    with NatsCluster(size) as nats:
 
         async def fault(stack: Stack) -> None:
             await asyncio.to_thread(nats.stop, 0)
             await stack.outage()
             await asyncio.to_thread(nats.start, 0)
 
-        async with _stack(nodes, nats.urls, app, logs, pace, _no_env) as stack:
-            yield stack, fault
-
-
-@contextlib.asynccontextmanager
-async def _nats_node_kill(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace
-) -> AsyncIterator[tuple[Stack, Fault]]:
-    with NatsCluster(3) as nats:
-
-        async def fault(stack: Stack) -> None:
-            await asyncio.to_thread(nats.stop, 0)
-            await stack.outage()
-            await asyncio.to_thread(nats.start, 0)
-
-        # The proxies are on node 0 first (the one killed), the instances on the others.
-        async with _stack(
-            nodes, nats.urls, app, logs, pace, _no_env, client_urls=nats.urls[1:]
-        ) as stack:
+        clients = nats.urls[1:] if size > 1 else None
+        async with _stack(nodes, nats.urls, app, logs, pace, _no_env, clients) as stack:
             yield stack, fault
 
 
@@ -613,16 +598,22 @@ async def _rabbitmq(
         await asyncio.to_thread(broker.close)
 
 
-@contextlib.asynccontextmanager
-async def _asterisk_restart(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace
-) -> AsyncIterator[tuple[Stack, Fault]]:
-    async def fault(stack: Stack) -> None:
-        await asyncio.to_thread(stack.nodes[0].cli, "core restart now")
-        await asterisk_back(stack.nodes[0])
+def _on_nats(fault: Fault) -> Setup:
+    """A scenario on the machine's NATS server, with `fault`."""
 
-    async with _stack(nodes, [ensure_nats()], app, logs, pace, _no_env) as stack:
-        yield stack, fault
+    @contextlib.asynccontextmanager
+    async def setup(
+        nodes: list[Instance], app: str, logs: Path, pace: Pace
+    ) -> AsyncIterator[tuple[Stack, Fault]]:
+        async with _stack(nodes, [ensure_nats()], app, logs, pace, _no_env) as stack:
+            yield stack, fault
+
+    return setup
+
+
+async def _asterisk_restart(stack: Stack) -> None:
+    await asyncio.to_thread(stack.nodes[0].cli, "core restart now")
+    await asterisk_back(stack.nodes[0])
 
 
 @contextlib.asynccontextmanager
@@ -653,46 +644,28 @@ async def _link_cut(
             yield stack, fault
 
 
-@contextlib.asynccontextmanager
-async def _proxy_restart(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace, *, sig: signal.Signals
-) -> AsyncIterator[tuple[Stack, Fault]]:
+def _proxy_restart(sig: signal.Signals) -> Fault:
     async def fault(stack: Stack) -> None:
         await stack.proxies[0].stop(sig)
         await stack.proxies[0].start()
 
-    async with _stack(nodes, [ensure_nats()], app, logs, pace, _no_env) as stack:
-        yield stack, fault
+    return fault
 
 
-@contextlib.asynccontextmanager
-async def _instance_stop(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace
-) -> AsyncIterator[tuple[Stack, Fault]]:
-    async def fault(stack: Stack) -> None:
-        assert stack.fleet is not None
-        stack.fleet.signal("i0", signal.SIGSTOP)
-        try:
-            await stack.outage()
-        finally:
-            stack.fleet.signal("i0", signal.SIGCONT)
-
-    async with _stack(nodes, [ensure_nats()], app, logs, pace, _no_env) as stack:
-        yield stack, fault
+async def _instance_stop(stack: Stack) -> None:
+    assert stack.fleet is not None
+    stack.fleet.signal("i0", signal.SIGSTOP)
+    try:
+        await stack.outage()
+    finally:
+        stack.fleet.signal("i0", signal.SIGCONT)
 
 
-@contextlib.asynccontextmanager
-async def _instance_kill(
-    nodes: list[Instance], app: str, logs: Path, pace: Pace
-) -> AsyncIterator[tuple[Stack, Fault]]:
-    async def fault(stack: Stack) -> None:
-        assert stack.fleet is not None
-        held = _held_by(stack.fleet, "i0")
-        stack.fleet.kill("i0")
-        stack.notes.append(f"the killed instance held {held} calls")
-
-    async with _stack(nodes, [ensure_nats()], app, logs, pace, _no_env) as stack:
-        yield stack, fault
+async def _instance_kill(stack: Stack) -> None:
+    assert stack.fleet is not None
+    held = _held_by(stack.fleet, "i0")
+    stack.fleet.kill("i0")
+    stack.notes.append(f"the killed instance held {held} calls")
 
 
 def _held_by(fleet: Fleet, name: str) -> int:
@@ -711,16 +684,16 @@ def _held_by(fleet: Fleet, name: str) -> int:
 
 
 SCENARIOS: dict[str, Setup] = {
-    "nats-restart": _nats_restart,
-    "nats-node-kill": _nats_node_kill,
+    "nats-restart": lambda *a: _nats(*a, size=1),
+    "nats-node-kill": lambda *a: _nats(*a, size=3),
     "rabbitmq-restart": lambda *a: _rabbitmq(*a, kill=False),
     "rabbitmq-kill": lambda *a: _rabbitmq(*a, kill=True),
-    "asterisk-restart": _asterisk_restart,
+    "asterisk-restart": _on_nats(_asterisk_restart),
     "bus-cut": lambda *a: _link_cut(*a, side="bus"),
     "ari-cut": lambda *a: _link_cut(*a, side="ari"),
-    "proxy-kill": lambda *a: _proxy_restart(*a, sig=signal.SIGKILL),
-    "proxy-term": lambda *a: _proxy_restart(*a, sig=signal.SIGTERM),
-    "instance-stop": _instance_stop,
-    "instance-kill": _instance_kill,
+    "proxy-kill": _on_nats(_proxy_restart(signal.SIGKILL)),
+    "proxy-term": _on_nats(_proxy_restart(signal.SIGTERM)),
+    "instance-stop": _on_nats(_instance_stop),
+    "instance-kill": _on_nats(_instance_kill),
 }
 """Scenario name -> how to set its stack up and do its fault."""

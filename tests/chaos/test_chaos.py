@@ -17,7 +17,7 @@ from ari_proxy.testing.chaos import SCENARIOS, Pace, run_scenario
 
 SHORT = Pace(local_rate=2.0, sip_per_node=4, before=2.0, outage=3.0, after=2.0, hold=2.5)
 
-# Calls up on the restarted Asterisk die with it: Asterisk's promise, not ours.
+# Calls on the restarted Asterisk die with it, taken or not yet: Asterisk's promise, not ours.
 DROPS_CALLS = {"asterisk-restart"}
 
 
@@ -37,9 +37,9 @@ async def test_the_system_is_back_to_normal_and_lost_nothing_it_keeps(
 
     assert o.started >= 10, summary
     assert (o.left_in_asterisk, o.bindings_left, o.probe_ok_at_end) == (0, 0, True), summary
-    assert (o.never_taken, o.taken_twice, o.ran_late) == (0, 0, 0), summary
+    assert (o.taken_twice, o.ran_late) == (0, 0), summary
     if scenario not in DROPS_CALLS:
-        assert o.dropped == 0, summary
+        assert (o.never_taken, o.dropped) == (0, 0), summary
         assert o.completed + o.refused == o.started, summary
     assert o.events_acked > 0, summary
     assert o.events_lost_untold == 0, summary
