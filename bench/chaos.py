@@ -13,8 +13,8 @@ cluster, the node the proxies are on killed 3 s, the instances being on the othe
 after 3 s), both on a private RabbitMQ node, `asterisk-restart` (`core restart now` on node 1),
 `bus-cut` and `ari-cut` (proxy 1's link to NATS, or to its Asterisk, cut 3 s through a TCP
 proxy), `proxy-kill` and `proxy-term` (proxy 1 SIGKILLed or SIGTERMed and started again),
-`instance-stop` (one instance SIGSTOPped 3 s, then SIGCONT) and `instance-kill` (one instance
-SIGKILLed).
+`instance-stop` (the instance holding the most calls SIGSTOPped 3 s, then SIGCONT) and
+`instance-kill` (that instance SIGKILLed).
 """
 
 from __future__ import annotations

@@ -654,33 +654,42 @@ def _proxy_restart(sig: signal.Signals) -> Fault:
 
 async def _instance_stop(stack: Stack) -> None:
     assert stack.fleet is not None
-    stack.fleet.signal("i0", signal.SIGSTOP)
+    name, held = await _busiest(stack.fleet)
+    stack.fault_wall = time.time()  # the handover delays count from here
+    stack.fleet.signal(name, signal.SIGSTOP)
+    stack.notes.append(f"the stopped instance held {held} calls")
     try:
         await stack.outage()
     finally:
-        stack.fleet.signal("i0", signal.SIGCONT)
+        stack.fleet.signal(name, signal.SIGCONT)
 
 
 async def _instance_kill(stack: Stack) -> None:
     assert stack.fleet is not None
-    held = _held_by(stack.fleet, "i0")
-    stack.fleet.kill("i0")
+    name, held = await _busiest(stack.fleet)
+    stack.fault_wall = time.time()  # the handover delays count from here
+    stack.fleet.kill(name)
     stack.notes.append(f"the killed instance held {held} calls")
 
 
-def _held_by(fleet: Fleet, name: str) -> int:
-    """Calls `name` took (or was handed) and has not yet said are over."""
-    mine = {
-        line["channel"]
-        for line in fleet.lines
-        if line.get("event") in ("taken", "handover") and line.get("name") == name
-    }
-    done = {
-        line["channel"]
-        for line in fleet.lines
-        if line.get("event") in ("ended", "released") and line.get("name") == name
-    }
-    return len(mine - done)
+async def _busiest(fleet: Fleet) -> tuple[str, int]:
+    """The instance holding the most calls (taken or handed to it, not yet over), once one
+    holds two (or after 10 s), and how many it holds."""
+
+    def busiest() -> tuple[str, int]:
+        held: dict[str, set[str]] = {name: set() for name in fleet.processes}
+        for line in fleet.lines:
+            event, name = line.get("event"), line.get("name", "")
+            if event in ("taken", "handover") and name in held:
+                held[name].add(line["channel"])
+            elif event in ("ended", "released") and name in held:
+                held[name].discard(line["channel"])
+        name = max(held, key=lambda n: len(held[n]))
+        return name, len(held[name])
+
+    with contextlib.suppress(TimeoutError):
+        await fleet.wait_for(lambda: busiest()[1] >= 2, 10)
+    return busiest()
 
 
 SCENARIOS: dict[str, Setup] = {
