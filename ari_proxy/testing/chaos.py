@@ -296,7 +296,7 @@ class Stack:
     def pids(self) -> dict[str, int]:
         found = {f"proxy {i + 1}": p.pid for i, p in enumerate(self.proxies)}
         if self.fleet is not None:
-            found |= {f"instance {n}": p.pid for n, p in self.fleet.processes.items()}
+            found |= {f"instance {n}": p.pid for n, p in sorted(self.fleet.processes.items())}
         found |= {f"Asterisk {i + 1}": n.pid for i, n in enumerate(self.nodes)}
         found["runner"] = os.getpid()
         return found
@@ -318,21 +318,22 @@ async def _stack(
     stack = Stack(nodes, ",".join(bus_urls), application, logs, pace=pace)
     clients = ",".join(client_urls or bus_urls)
     deadline = {"PROXY_LISTEN_DEADLINE": pace.listen_deadline} if pace.listen_deadline else {}
+    stack.proxies = [
+        ProxyProcess(
+            node,
+            stack.bus_url,
+            application,
+            env={"PROXY_LISTEN_RESUME_GRACE": "1s", **deadline, **proxy_env_of(i)},
+            log=logs / f"proxy-{i + 1}.log",
+        )
+        for i, node in enumerate(nodes)
+    ]
     try:
-        for i, node in enumerate(nodes):
-            proxy = ProxyProcess(
-                node,
-                stack.bus_url,
-                application,
-                env={"PROXY_LISTEN_RESUME_GRACE": "1s", **deadline, **proxy_env_of(i)},
-                log=logs / f"proxy-{i + 1}.log",
-            )
-            stack.proxies.append(proxy)
-            await proxy.start()
+        await asyncio.gather(*(proxy.start() for proxy in stack.proxies))
         async with Fleet(clients, application, logs) as fleet:
             stack.fleet = fleet
-            for i in range(INSTANCES):
-                await fleet.start(f"i{i}", "--hold", str(pace.hold))
+            hold = str(pace.hold)
+            await asyncio.gather(*(fleet.start(f"i{i}", "--hold", hold) for i in range(INSTANCES)))
             try:
                 yield stack
             finally:
@@ -423,7 +424,9 @@ async def _under_fault(name: str, stack: Stack, fault: Fault) -> Outcome:
                     f"stasis-{stack.application}",
                     calls=pace.sip_per_node,
                     rate=1,
-                    timeout=120,
+                    # Calls that die with their Asterisk get no BYE: sipp waits for them until
+                    # this (the calls are placed one a second, then held, through the fault).
+                    timeout=pace.sip_per_node + pace.outage + pace.hold + 30,
                 )
             )
             for node in stack.nodes
