@@ -46,7 +46,8 @@ async def main(
             from . import chaos
 
             names = [w for w in which if w in chaos.SCENARIOS]
-            print(await chaos.run(inst, names))
+            inst2 = start(make_spec(f"bench-{os.getpid()}-b"))
+            print(await chaos.run([inst, inst2], names))
             print()
         if "soak" in which:
             from . import soak
@@ -81,7 +82,7 @@ async def main(
         if "proxy" in which:
             from . import proxy
 
-            inst2 = start(make_spec(f"bench-{os.getpid()}-b"))
+            inst2 = inst2 or start(make_spec(f"bench-{os.getpid()}-b"))
             print(await proxy.run(inst, inst2, ensure_nats(), n=n or 2000))
             print()
     finally:

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ari_proxy.testing import GoReference, Instance, proxy_env, wait_serving
+from ari_proxy.testing.chaos import asterisk_back, rss
+
+__all__ = ["DEFAULT_GOREF", "OurServer", "Served", "asterisk_back", "find_goref", "rabbitmqctl"]
 
 DEFAULT_GOREF = Path(__file__).resolve().parents[2] / "shared" / "goref" / "bin"
 """Where the Go binaries are when `ARI_PROXY_GOREF` does not say: beside the checkout."""
@@ -32,16 +35,6 @@ class Served(Protocol):
     async def ready(self, timeout: float = ...) -> None: ...
 
     def stop(self) -> None: ...
-
-
-async def asterisk_back(inst: Instance) -> None:
-    """After `core restart now` (which returns before Asterisk stops): until Asterisk has gone
-    and ARI answers again. Asterisk says neither, so ARI is asked every 20 ms."""
-    for down in (True, False):
-        while True:
-            if await asyncio.to_thread(inst.answers, 0.2) != down:
-                break
-            await asyncio.sleep(0.02)  # polling, see above
 
 
 async def rabbitmqctl(*args: str) -> None:
@@ -77,8 +70,7 @@ class OurServer:
     def rss(self) -> int:
         """The process's resident memory, in bytes."""
         assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/statm").read_text().split()
-        return int(fields[1]) * os.sysconf("SC_PAGE_SIZE")
+        return rss(self.process.pid)
 
     async def ready(self, timeout: float = 15.0) -> None:
         await wait_serving(

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import ari_proxy
 from ari_proxy.testing import Instance, NatsCluster
+from ari_proxy.testing.chaos import rss
 
 from ._servers import OurServer
 from ._stats import table
@@ -39,8 +40,7 @@ CALLS_IN_FLIGHT = 8
 
 def _rss(pid: int) -> float:
     """Resident memory of `pid`, in MB."""
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return rss(pid) / 2**20
 
 
 @dataclass

@@ -219,6 +219,15 @@ class Dispatcher:
             return await self._take(executor, request, limit)
         if kind in ("ListenSaveState", "ListenRelease") and self.offers is not None:
             return self._owned_call(kind, request)
+        key, offers = request.key, self.offers
+        if key is not None and key.dialog and offers is not None and offers.handed_away(key.dialog):
+            # The old owner, stalled past the liveness timeout, sent this before it heard of
+            # the handover: the call is another instance's (docs/handover.md, "Guarantees").
+            return error_response(
+                f"{kind}: the call of dialog {key.dialog} was handed over to another instance",
+                ErrorCode.TAKEN,
+                status=409,
+            )
         try:
             async with asyncio.timeout(limit):
                 if kind in _BINARY_KINDS:

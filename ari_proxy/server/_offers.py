@@ -321,6 +321,9 @@ class CallOffers:
         self._heard: dict[str, tuple[float, float]] = {}
         # Calls taken from a gone owner, while their snapshot is read: channel -> old owner.
         self._preparing: dict[str, _Owner] = {}
+        # The dialogs of calls handed over (at most `max_calls`): a request the old owner sent
+        # before it heard of the handover (its event loop stalled) must not control the call.
+        self._handed_away: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -500,6 +503,10 @@ class CallOffers:
         self.counters["states_saved"] += 1
         return True
 
+    def handed_away(self, dialog: str) -> bool:
+        """Whether `dialog` was a call's dialog until the call was handed over."""
+        return dialog in self._handed_away
+
     def hand_over(self, channel: str, instance: str) -> bool:
         """The owner releases its call (draining): offer it to the group now. False when
         `instance` does not own it."""
@@ -535,6 +542,10 @@ class CallOffers:
             if owner is None:
                 continue
             self._preparing[channel] = owner
+            if owner.dialog:
+                self._handed_away[owner.dialog] = None
+                if len(self._handed_away) > self.max_calls:
+                    self._handed_away.popitem(last=False)
         task = asyncio.get_running_loop().create_task(
             self._prepare(app, instance, channels, reason), name="handover"
         )

@@ -3,6 +3,7 @@ and a fake ARI (`FakeAri`) for what a real Asterisk cannot do (docs/cookbook/tes
 
 from ._asterisk import Instance, InstanceSpec, free_port, make_spec, running, start, stop, stop_all
 from ._fake_ari import FakeAri, FakeRequest
+from ._fleet import Callers, Fleet, Line
 from ._fuzz import (
     BusFuzzer,
     FuzzMessage,
@@ -33,7 +34,7 @@ from ._services import (
 )
 from ._sipp import SippResult, sipp_calls
 from ._tcpproxy import TcpProxy
-from ._tls import Certificates, TlsNats, TlsRabbitMQ
+from ._tls import Certificates, RabbitMQNode, TlsNats, TlsRabbitMQ
 from ._traffic import CallSource, Ledger, Taker, takers
 
 __all__ = [
@@ -43,9 +44,11 @@ __all__ = [
     "RABBITMQ_URL",
     "BusFuzzer",
     "CallSource",
+    "Callers",
     "Certificates",
     "FakeAri",
     "FakeRequest",
+    "Fleet",
     "FuzzMessage",
     "FuzzReport",
     "GoClientError",
@@ -54,7 +57,9 @@ __all__ = [
     "Instance",
     "InstanceSpec",
     "Ledger",
+    "Line",
     "NatsCluster",
+    "RabbitMQNode",
     "SandboxError",
     "SippResult",
     "Taker",

@@ -4,7 +4,8 @@
 localhost, and a client certificate, as PEM files in a private folder. `TlsNats` runs a
 `nats-server` that speaks only TLS with them (and can require client certificates);
 `TlsRabbitMQ` runs a second RabbitMQ node, beside the machine's, whose only listener is
-AMQPS. Both take free ports and leave nothing behind when closed.
+AMQPS (`RabbitMQNode` the same with plain AMQP, for faults done to a broker of one's own).
+Both take free ports and leave nothing behind when closed.
 
 ```python
 with Certificates() as certs, TlsNats(certs) as nats:
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -25,7 +28,7 @@ from typing import Self
 from ._root import SandboxError
 from ._services import _free_ports, _wait_port, nats_server_binary
 
-__all__ = ["Certificates", "TlsNats", "TlsRabbitMQ"]
+__all__ = ["Certificates", "RabbitMQNode", "TlsNats", "TlsRabbitMQ"]
 
 
 @dataclass
@@ -135,24 +138,28 @@ class TlsNats:
 
 
 @dataclass
-class TlsRabbitMQ:
-    """A second RabbitMQ node (the machine's own keeps running), listening only for AMQPS on a
-    free loopback port with `certs`' server certificate; guest/guest may connect from anywhere.
+class RabbitMQNode:
+    """A RabbitMQ node of its own (the machine's keeps running) on a free loopback port:
+    plain AMQP, or with `certs` only AMQPS with their server certificate; guest/guest may
+    connect from anywhere. Faults may be done to it (`ctl("stop_app")`, `kill()`) without
+    disturbing other users of the machine's broker.
 
     It runs as the broker's user from a private folder, so it shares nothing with the machine's
     node but the Erlang port mapper. Starting it takes a few seconds.
     """
 
-    certs: Certificates
+    certs: Certificates | None = None
     port: int = 0
     node: str = ""
     folder: Path = field(
-        default_factory=lambda: Path(tempfile.mkdtemp(prefix="ari-proxy-rabbitmq-tls-"))
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="ari-proxy-rabbitmq-"))
     )
+    _env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        return f"amqps://guest:guest@127.0.0.1:{self.port}/"
+        scheme = "amqps" if self.certs is not None else "amqp"
+        return f"{scheme}://guest:guest@127.0.0.1:{self.port}/"
 
     def _ctl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -163,26 +170,38 @@ class TlsRabbitMQ:
             check=False,
         )
 
+    def ctl(self, *args: str) -> int:
+        """Run `rabbitmqctl` on this node (e.g. `stop_app`); its exit code."""
+        return self._ctl(*args).returncode
+
+    def _config(self, management: int) -> str:
+        if self.certs is None:
+            listeners = f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+        else:
+            listeners = (
+                "listeners.tcp = none\n"
+                f"listeners.ssl.default = 127.0.0.1:{self.port}\n"
+                f"ssl_options.cacertfile = {self.certs.ca}\n"
+                f"ssl_options.certfile = {self.certs.server_cert}\n"
+                f"ssl_options.keyfile = {self.certs.server_key}\n"
+                "ssl_options.verify = verify_none\n"
+                "ssl_options.fail_if_no_peer_cert = false\n"
+            )
+        return listeners + f"loopback_users = none\nmanagement.tcp.port = {management}\n"
+
     def start(self) -> Self:
         if shutil.which("rabbitmq-server", path="/usr/sbin:/usr/bin") is None:
             raise SandboxError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
         self.port, dist, management = _free_ports(3)
-        self.node = f"ari-proxy-tls-{self.port}@localhost"
-        (self.folder / "rabbitmq.conf").write_text(
-            "listeners.tcp = none\n"
-            f"listeners.ssl.default = 127.0.0.1:{self.port}\n"
-            f"ssl_options.cacertfile = {self.certs.ca}\n"
-            f"ssl_options.certfile = {self.certs.server_cert}\n"
-            f"ssl_options.keyfile = {self.certs.server_key}\n"
-            "ssl_options.verify = verify_none\n"
-            "ssl_options.fail_if_no_peer_cert = false\n"
-            "loopback_users = none\n"
-            f"management.tcp.port = {management}\n"
-        )
+        self.node = f"ari-proxy-{self.port}@localhost"
+        (self.folder / "rabbitmq.conf").write_text(self._config(management))
         shutil.chown(self.folder, "rabbitmq", "rabbitmq")
-        for path in (self.certs.server_key, self.folder / "rabbitmq.conf"):
+        owned = [self.folder / "rabbitmq.conf"]
+        if self.certs is not None:
+            owned.append(Path(self.certs.server_key))
+        for path in owned:
             shutil.chown(path, "rabbitmq", "rabbitmq")
-        env = {
+        self._env = {
             **os.environ,
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_DIST_PORT": str(dist),
@@ -192,13 +211,32 @@ class TlsRabbitMQ:
             "RABBITMQ_PID_FILE": str(self.folder / "pid"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "plugins"),
         }
-        subprocess.run(["rabbitmq-server", "-detached"], env=env, check=False, timeout=60)
+        self.boot()
+        return self
+
+    def boot(self) -> None:
+        """Start the node's broker (again, after `kill()`) and wait until it takes clients."""
+        subprocess.run(["rabbitmq-server", "-detached"], env=self._env, check=False, timeout=60)
         waited = self._ctl("wait", str(self.folder / "pid"), "--timeout", "90", timeout=120)
         if waited.returncode != 0:
             self.close()
-            raise SandboxError(f"the TLS RabbitMQ node did not start: {waited.stderr.strip()}")
-        _wait_port("127.0.0.1", self.port, 30, "rabbitmq-server (TLS)")
-        return self
+            raise SandboxError(f"the RabbitMQ node did not start: {waited.stderr.strip()}")
+        _wait_port("127.0.0.1", self.port, 30, "rabbitmq-server (private node)")
+
+    @property
+    def pid(self) -> int:
+        """The broker's (Erlang VM's) process ID."""
+        return int((self.folder / "pid").read_text().strip())
+
+    def kill(self) -> None:
+        """SIGKILL the broker process (a crash: no connection is closed cleanly)."""
+        pid = self.pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling: a killed process announces nothing to a non-parent
+        # `rabbitmqctl wait` would otherwise wait for the dead process named in it.
+        (self.folder / "pid").unlink(missing_ok=True)
 
     def close(self) -> None:
         if self.node:
@@ -210,3 +248,12 @@ class TlsRabbitMQ:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TlsRabbitMQ(RabbitMQNode):
+    """A `RabbitMQNode` whose only listener is AMQPS with `certs`' server certificate."""
+
+    def start(self) -> Self:
+        if self.certs is None:
+            raise ValueError("TlsRabbitMQ needs certificates")
+        return super().start()

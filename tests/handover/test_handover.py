@@ -1,7 +1,7 @@
 """Live calls outlive their application instance (docs/handover.md), on the real stack.
 
 Two Asterisk nodes, each with our proxy (in this process), and application instances as OS
-processes of their own (`instance.py`), on NATS and on RabbitMQ:
+processes of their own (`python -m ari_proxy.testing.instance`), on NATS and on RabbitMQ:
 
 - crash: 30 live calls (Local and SIP from sipp) held by 3 instances; one is SIGKILLed; every
   call it held reaches a survivor once, with the last state saved beside it, and is controlled

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from ari_proxy import CallHandover, ConflictError, NoProxyError, RequestTimeout, TooLargeError
+from ari_proxy.ari import Executor, HttpTransport
 from ari_proxy.bus import BusMessage, MemoryBroker, Transport
 from ari_proxy.client import ProxyBackend, ProxyClient
 from ari_proxy.events import decode_event
@@ -26,12 +27,14 @@ from ari_proxy.protocol import (
     Key,
     Presence,
     PresenceRole,
+    RequestClass,
     Response,
     Subjects,
     decode_request,
     encode_response,
     error_response,
 )
+from ari_proxy.server._dispatch import Dispatcher
 from ari_proxy.server._handover import Snapshot
 from ari_proxy.server._offers import CallOffers, Fallback, TakeVerdict
 from ari_proxy.testing import wait_until
@@ -139,13 +142,16 @@ async def test_a_silent_owner_s_calls_are_handed_over_with_their_state(
         assert (handover.reason, handover.state) == ("lost", b"step-2")
         assert [b.id for b in handover.bridges] == ["br-1"]
         assert calls.owner("c1") is None  # nobody owns it while it is offered
-        # The old owner hears that the call is no longer its own, on the call's dialog.
+        # The old owner hears that the call is no longer its own, on the call's dialog, and
+        # what it sent before it heard is refused (a stalled event loop sends it late).
         assert any(s == "ari.dialogevent.dl-a" for s, _ in stack.published)
+        assert calls.handed_away("dl-a")
 
         assert calls.take(APP, "c1", "in-a", "dl-a") is TakeVerdict.TAKEN  # never back
         assert calls.take(APP, "c1", "in-b", "dl-b") is TakeVerdict.OFFERED
         assert calls.take(APP, "c1", "in-c", "dl-c") is TakeVerdict.TAKEN  # one owner
         assert calls.owner("c1") == ("in-b", "dl-b")
+        assert not calls.handed_away("dl-b")
         assert stack.moved == [("dl-a", "dl-b")]
         assert calls.counters["handovers"] == 1
         assert stack.settled == []
@@ -394,3 +400,42 @@ async def test_after_a_bus_gap_an_owner_learns_which_calls_went_to_another_insta
         with pytest.raises(ConflictError, match="handed over to another instance"):
             await one.channel.answer()
         assert not backend._listening.handed_away(two.dialog)  # still this instance's
+
+
+async def test_a_request_in_a_handed_over_call_s_dialog_is_refused_by_the_server(
+    offers: tuple[CallOffers, Stack],
+) -> None:
+    """An owner whose event loop stalled past the liveness timeout may send a request queued
+    before the stall (a hang-up on a timer) before it reads the `CallHandover`: the server must
+    not run it on a call that is another instance's now."""
+    calls, stack = offers
+    # Port 9 (discard): a request that passes the check fails as `ari_down`, never runs.
+    http = HttpTransport("http://127.0.0.1:9/ari", "u", "p", timeout=2.0)
+    dispatcher = Dispatcher(
+        {APP: Executor(http, APP, lambda: NODE)},
+        DialogRouter(),
+        node=lambda: NODE,
+        request_timeout=2.0,
+        file_limit=lambda: 10,
+        offers=calls,
+    )
+
+    async def hangup(dialog: str) -> str:
+        data = json.dumps({"kind": "ChannelHangup", "key": {"id": "c1", "dialog": dialog}})
+        response = await dispatcher.dispatch(APP, RequestClass.COMMAND, data.encode(), "s")
+        assert response is not None
+        return response.code
+
+    alive = asyncio.create_task(keep_alive(calls, "in-b"))
+    try:
+        here(calls, "in-a")
+        await calls.offer(APP, "c1", b'{"type":"StasisStart"}')
+        assert calls.take(APP, "c1", "in-a", "dl-a") is TakeVerdict.OFFERED
+        assert await hangup("dl-a") == "ari_down"  # the owner's request runs
+        await wait_until(lambda: len(stack.handovers()) == 1, timeout=3)
+        assert await hangup("dl-a") == "taken"  # the old owner's, late: refused
+        assert calls.take(APP, "c1", "in-b", "dl-b") is TakeVerdict.OFFERED
+        assert await hangup("dl-b") == "ari_down"  # the new owner's runs
+    finally:
+        alive.cancel()
+        await http.close()
