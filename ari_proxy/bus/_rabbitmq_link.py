@@ -13,11 +13,13 @@ Channels of one connection:
 |----------|-------------------------------------------|----------|--------------------------|
 | topology | declarations, bindings, deletions         | no       | reopened on next use     |
 | consume  | every consumer (prefetch-bounded), acks   | no       | full reconnect           |
-| confirm  | replies, pings                            | yes      | reopened on next use     |
+| confirm  | pings                                     | yes      | reopened on next use     |
 | events   | events and announcements, from the outbox | no       | reopened on next use     |
+| replies  | replies to requests                       | no       | reopened on next use     |
 
-The events channel is written to directly (`write_frames`: whole batches of publish frames,
-one socket write each); everything else goes through aiormq's methods. `write_frames` uses what
+The events and replies channels are written to directly (`write_frames`: whole batches of
+publish frames, one socket write each; `send_frames`: a reply's frames, not waiting for the
+socket); everything else goes through aiormq's methods. `write_frames` uses what
 aiormq's abstract interface declares (`AbstractConnection.write_queue`, `FRAME_BUFFER_SIZE`,
 `ChannelFrame`) but whose behaviour its writer task alone defines, so aiormq is pinned to the
 versions tested and `tests/bus/test_bus_rabbitmq_aiormq.py` checks every name used here.
@@ -58,13 +60,13 @@ from ._rabbitmq_topology import EXCHANGES
 from ._state import StateKeeper
 from ._transport import BusState
 
-__all__ = ["ChannelName", "Link", "publish", "write_frames"]
+__all__ = ["ChannelName", "Link", "publish", "send_frames", "write_frames"]
 
 log = logging.getLogger(__name__)
 
 Channel = aiormq.abc.AbstractChannel
 Connection = aiormq.abc.AbstractConnection
-ChannelName = Literal["topology", "consume", "confirm", "events"]
+ChannelName = Literal["topology", "consume", "confirm", "events", "replies"]
 
 
 class _WriteQueue(asyncio.Queue[aiormq.abc.ChannelFrame]):
@@ -137,6 +139,7 @@ class _Channels:
     consume: Channel
     confirm: Channel
     events: Channel
+    replies: Channel
 
 
 class Link:
@@ -368,6 +371,7 @@ class Link:
                     publisher_confirms=True, frame_buffer_size=_CONFIRM_BUFFER
                 ),
                 events=await conn.channel(publisher_confirms=False),
+                replies=await conn.channel(publisher_confirms=False),
             )
             if self._prefetch:
                 await channels.consume.basic_qos(prefetch_count=self._prefetch)
@@ -506,27 +510,11 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
             channel is closed, or was closed before the frames were written.
         TimeoutError: the connection's writer had no room for them within `timeout` seconds.
     """
-    queue = channel.connection.write_queue
-    if not isinstance(queue, _WriteQueue):
-        raise TypeError(f"{channel!r} does not belong to a connection opened by Link")
     drained = asyncio.get_running_loop().create_future()
     closing = channel.closing  # an observer of its own: cancelling it only stops observing
     try:
-        async with asyncio.timeout(timeout):
-            while not channel.is_closed and queue.full():
-                room = queue.room()  # the writer makes room with every item it takes
-                try:
-                    await asyncio.wait((room, closing), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    room.cancel()
-        # Frames must never follow the channel's close-ok (the broker would close the whole
-        # connection), so the check and the put happen with no await between them.
-        if channel.is_closed:
-            drained.cancel()
-        else:
-            queue.put_nowait(
-                aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=drained)
-            )
+        await _put(channel, payload, drained, closing, timeout)
+        if not drained.done():
             await asyncio.wait((drained, closing), return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not drained.done():
@@ -539,6 +527,64 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
         # Why the broker closed it (NOT_FOUND for a deleted exchange, say) tells the caller
         # what to repair.
         raise reason or aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} was closed")
+
+
+async def send_frames(channel: Channel, payload: bytes, *, timeout: float) -> None:
+    """Hand `payload`, whole frames of `channel`, to the connection's writer, without waiting
+    for the socket: what a reply needs, since a reply that never arrives already ends in its
+    requester's timeout (Go's server sends replies the same way, unconfirmed). With room in the
+    writer's queue this returns without a turn of the event loop.
+
+    Raises:
+        aiormq.exceptions.ChannelInvalidStateError: the channel is closed.
+        TimeoutError: the connection's writer had no room for them within `timeout` seconds.
+    """
+    queue = _write_queue(channel)
+    if not channel.is_closed and not queue.full():
+        queue.put_nowait(aiormq.abc.ChannelFrame(payload=payload, should_close=False))
+        return
+    closing = channel.closing
+    try:
+        await _put(channel, payload, None, closing, timeout)
+    finally:
+        closing.cancel()
+
+
+def _write_queue(channel: Channel) -> _WriteQueue:
+    queue = channel.connection.write_queue
+    if not isinstance(queue, _WriteQueue):
+        raise TypeError(f"{channel!r} does not belong to a connection opened by Link")
+    return queue
+
+
+async def _put(
+    channel: Channel,
+    payload: bytes,
+    drained: asyncio.Future[None] | None,
+    closing: asyncio.Future[object],
+    timeout: float,
+) -> None:
+    """Queue `payload` for the connection's writer once it has room (within `timeout`), unless
+    the channel closed (then `drained`, if any, is cancelled and nothing is queued)."""
+    queue = _write_queue(channel)
+    async with asyncio.timeout(timeout):
+        while not channel.is_closed and queue.full():
+            room = queue.room()  # the writer makes room with every item it takes
+            try:
+                await asyncio.wait((room, closing), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()
+    # Frames must never follow the channel's close-ok (the broker would close the whole
+    # connection), so the check and the put happen with no await between them.
+    if channel.is_closed:
+        if drained is not None:
+            drained.cancel()
+        else:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} was closed")
+        return
+    queue.put_nowait(
+        aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=drained)
+    )
 
 
 def _close_reason(closing: asyncio.Future[object]) -> BaseException | None:

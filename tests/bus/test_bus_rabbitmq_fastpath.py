@@ -27,7 +27,7 @@ from ari_proxy._exceptions import ProtocolError
 from ari_proxy.bus import BusMessage
 from ari_proxy.bus._rabbitmq import RabbitTransport
 from ari_proxy.bus._rabbitmq_acks import Settler
-from ari_proxy.bus._rabbitmq_frames import encode_properties, publish_frames
+from ari_proxy.bus._rabbitmq_frames import encode_properties, publish_frames, reply_properties
 
 Make = Callable[..., Awaitable[RabbitTransport]]
 
@@ -87,6 +87,19 @@ def test_publish_frames_are_the_bytes_pamqp_writes(key: str, body: bytes, frame_
                 7, "ari.event", key, body, properties, frame_max, mandatory=mandatory
             )
             assert ours == expected
+
+
+@pytest.mark.parametrize("correlation_id", ["", "cr-01JEXAMPLE", "é" * 127, "c" * 255])
+def test_reply_properties_are_the_bytes_pamqp_writes(correlation_id: str) -> None:
+    properties = Basic.Properties(
+        content_type="application/json", delivery_mode=1, correlation_id=correlation_id or None
+    )
+    assert reply_properties(correlation_id) == encode_properties(properties)
+
+
+def test_reply_properties_refuse_what_amqp_cannot_carry() -> None:
+    with pytest.raises(ValueError, match="correlation id longer than 255 bytes"):
+        reply_properties("c" * 256)
 
 
 def test_publish_frames_refuse_what_amqp_cannot_carry() -> None:
