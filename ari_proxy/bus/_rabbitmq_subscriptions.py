@@ -6,9 +6,15 @@ it again ("reconnect by composition"), so a broker failover never leaves dead su
 behind (Go issue #60), and `remove()` really cancels the consumer: Go re-subscribes after an
 unsubscribe (Go defect 32).
 
-Deliveries are acked once their handler is scheduled (at most once, like Go): a redelivered
-`ChannelOriginate` would place a second call, worse than a lost request whose client sees it
-time out. The acks of one loop turn go out as one `basic.ack` with `multiple` (`Settler`).
+Delivery is at most once, like Go: a redelivered `ChannelOriginate` would place a second call,
+worse than a lost request whose client sees it time out. Private queues (the serve queue, pings,
+announcements, events) are consumed without acks (`no_ack`): nobody else could take over what
+we do not ack, and the broker would hand it back only to this process after a reconnect, when
+its requester may have given up; without acks the broker sends no ack frame per request either,
+which in serial use was a socket write per request. Queues shared with other members (creates,
+`listen()` groups) are acked once the handler is scheduled, so that what this process never
+started goes to another member, and the prefetch bounds what it holds back from them; the acks
+of one loop turn go out as one `basic.ack` with `multiple` (`Settler`).
 Handlers run through the `HandlerRunner` every backend shares: a plain function inline, a
 coroutine as a task, at most `max_inflight` per subscription (beyond, the message is dropped
 and counted); exceptions are logged and never reach the consumer.
@@ -271,7 +277,7 @@ class Registry:
         await consume.basic_consume(
             name,
             functools.partial(self._on_delivery, sub),
-            no_ack=False,
+            no_ack=not spec.shared,
             consumer_tag=sub.consumer_tag,
         )
         sub.queue_name = name
@@ -287,7 +293,7 @@ class Registry:
             consume = await self._link.channel("consume")
             queue.consumer_tag = new_id("co")
             await consume.basic_consume(
-                spec.name, self._on_serve_delivery, no_ack=False, consumer_tag=queue.consumer_tag
+                spec.name, self._on_serve_delivery, no_ack=True, consumer_tag=queue.consumer_tag
             )
             queue.generation = self._link.generation
         return queue.spec.name
@@ -366,11 +372,12 @@ class Registry:
             await self._settler.flush()
 
     async def _on_delivery(self, sub: RabbitSubscription, message: Delivered) -> None:
-        tag = message.delivery_tag
+        # Only deliveries of shared queues are acked (private ones are consumed with no_ack).
+        tag = message.delivery_tag if sub.queue.shared else None
         if sub.closed or getattr(message.delivery, "consumer_tag", None) != sub.consumer_tag:
             # After unsubscribe: a shared queue's message goes back to the other members.
             if tag is not None:
-                self._settler_for(message.channel).reject(tag, requeue=sub.queue.shared)
+                self._settler_for(message.channel).reject(tag, requeue=True)
             return
         sub.runner(_bus_message(message))
         if tag is not None:
@@ -384,8 +391,6 @@ class Registry:
         for sub in targets:
             if not sub.closed:
                 sub.runner(bus_message)
-        if message.delivery_tag is not None:
-            self._settler_for(message.channel).ack(message.delivery_tag)
 
     def _serve_targets(self, subject: str) -> list[RabbitSubscription]:
         targets = [

@@ -287,6 +287,34 @@ async def test_batched_acks_leave_nothing_unacked(make: Make, vhost: str, app: s
                 await asyncio.sleep(0.2)
 
 
+async def test_only_shared_queues_are_consumed_with_acks(make: Make, vhost: str, app: str) -> None:
+    """The private serve queue and the private event queue are consumed without acks (nobody
+    else could take over a delivery, and one handed back after a reconnect may be a request its
+    requester gave up on); shared queues (creates, `listen()` groups) keep acks and the
+    prefetch, so that what one member never started goes to another."""
+    async with asyncio.timeout(30):
+        server = await make()
+
+        async def ignore(message: BusMessage) -> None:
+            pass
+
+        await server.serve(f"ari.get.{app}.n1", ignore)
+        await server.serve(f"ari.create.{app}", ignore, group="ariproxy")
+        await server.subscribe(f"ari.event.{app}.>", ignore)
+        await server.subscribe(f"ari.event.{app}.>", ignore, group=app)
+        consumers = await _rabbitmqctl(
+            "list_consumers", "-p", vhost, "queue_name", "ack_required", "prefetch_count"
+        )
+        acks = {c["queue_name"]: (c["ack_required"], c["prefetch_count"]) for c in consumers}
+        shared = {name: acked for name, acked in acks.items() if app in name}
+        assert shared == {
+            f"ariproxy-ari.create.{app}": (True, 256),
+            f"ari-proxy-listen.{app}.ari.event.{app}.+.#": (True, 256),
+        }, acks
+        private = {name: acked for name, acked in acks.items() if app not in name}
+        assert sorted(ack for ack, _ in private.values()) == [False, False], acks
+
+
 async def test_a_member_closing_mid_burst_hands_its_unhandled_requests_on_once(
     make: Make, app: str
 ) -> None:
