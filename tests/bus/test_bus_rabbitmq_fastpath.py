@@ -17,6 +17,7 @@ import aiormq
 import aiormq.abc
 import pamqp.frame
 import pytest
+from aiormq.abc import ChannelFrame
 from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
@@ -28,6 +29,7 @@ from ari_proxy.bus import BusMessage
 from ari_proxy.bus._rabbitmq import RabbitTransport
 from ari_proxy.bus._rabbitmq_acks import Settler
 from ari_proxy.bus._rabbitmq_frames import encode_properties, publish_frames, reply_properties
+from ari_proxy.bus._rabbitmq_link import _WriteQueue
 
 Make = Callable[..., Awaitable[RabbitTransport]]
 
@@ -107,6 +109,30 @@ def test_publish_frames_refuse_what_amqp_cannot_carry() -> None:
         publish_frames(
             1, exchange="", routing_key="k" * 256, body=b"", properties=b"", frame_max=4096
         )
+
+
+async def test_the_write_queue_hands_the_writer_one_item_per_turn() -> None:
+    """What was queued before the writer takes is one write, in order; every drain future is
+    set once it was written; a connection-closing item is never joined but follows in order;
+    the writer's `task_done` per take matches what was taken."""
+    queue = _WriteQueue(16)
+    loop = asyncio.get_running_loop()
+    drains = [loop.create_future(), loop.create_future()]
+    for payload, drain in ((b"a", drains[0]), (b"b", None), (b"c", drains[1])):
+        queue.put_nowait(ChannelFrame(payload=payload, should_close=False, drain_future=drain))
+    queue.put_nowait(ChannelFrame(payload=b"close", should_close=True))
+    queue.put_nowait(ChannelFrame(payload=b"d", should_close=False))
+    taken = []
+    for _ in range(3):
+        item = await queue.get()
+        queue.task_done()
+        taken.append((item.payload, item.should_close))
+        if item.should_drain:
+            item.drain()
+    assert taken == [(b"abc", False), (b"close", True), (b"d", False)]
+    assert all(drain.done() for drain in drains)
+    assert queue.empty()
+    await asyncio.wait_for(queue.join(), 1)  # as many done as put
 
 
 class _RecordingChannel:
