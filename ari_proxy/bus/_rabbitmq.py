@@ -15,20 +15,21 @@
 It drives aiormq, the AMQP layer under aio-pika, directly; aio-pika is not a dependency.
 aio-pika's `Message` always writes a `headers` table and a `priority`; Go writes only
 content_type, delivery_mode, correlation_id and reply_to (vectors item 14), and so do we (plus,
-on requests, replies and pings, the `message_id` aiormq needs to match a returned message to its
-publish). The per-message wrapping of aio-pika's `IncomingMessage` is also a cost we do not
-need. aiormq is pinned to the versions tested (pyproject.toml): the events path writes frames
-through its connection's writer queue (`_rabbitmq_link.write_frames`), which is not public API,
-and `tests/bus/test_bus_rabbitmq_aiormq.py` fails, naming what changed, on an aiormq that no
-longer fits.
+on pings, the `message_id` aiormq needs to match a returned message to its publish). The
+per-message wrapping of aio-pika's `IncomingMessage` is also a cost we do not need. aiormq is
+pinned to the versions tested (pyproject.toml): events, replies and requests write frames
+through its connection's writer queue (`_rabbitmq_link.write_frames`, `send_frames`), which is
+not public API, and `tests/bus/test_bus_rabbitmq_aiormq.py` fails, naming what changed, on an
+aiormq that no longer fits.
 
 Where the time of a message went, and what was done about it: the outbox writes events in
 batches, one socket write per batch, their frames marshalled by hand (pamqp's generic
 marshalling was most of the cost, and a write and drain per event made the outbox the
-bottleneck of the event path); deliveries are acked together (`_rabbitmq_acks`); replies and
-replies go out unconfirmed, as hand-made frames queued for the socket without a turn of the
-event loop (`RabbitTransport.reply`); requests still wait for the broker's confirmation, but no
-longer hold their channel's lock until the socket drained; the consume channel and the
+bottleneck of the event path); deliveries of shared queues are acked together
+(`_rabbitmq_acks`), those of private queues not at all (`_rabbitmq_subscriptions`); replies and
+requests go out unconfirmed, as Go's do, as hand-made frames queued for the socket without a
+turn of the event loop (`RabbitTransport.reply`, `ReplyChannel.publish`); what is queued in one
+loop turn is one socket write (`_rabbitmq_link._WriteQueue`); the consume channel and the
 connection's writer have room for a prefetch's worth of frames instead of aiormq's 10.
 
 Subjects are NATS-style (docs/protocol.md, "Subjects"). An ari-proxy subject (`<prefix><class>...`)
@@ -545,15 +546,15 @@ class RabbitTransport:
                     async with self._pool.lease(conn, generation) as lease:
                         self._check_usable()
                         inbox = lease.channel.begin(new_id("cr"))
-                        try:
-                            await lease.channel.publish(exchange, key, bytes(data), ttl_ms)
-                        except aiormq.exceptions.PublishError:
-                            lease.clean = True  # returned: it reached nobody, nobody answers
-                            if enough is not None:
-                                return []
-                            raise
+                        await lease.channel.publish(exchange, key, bytes(data), ttl_ms)
                         while True:
                             item = await inbox.get()
+                            if isinstance(item, aiormq.exceptions.PublishError):
+                                # Returned: it reached nobody, nobody answers.
+                                lease.clean = True
+                                if enough is not None:
+                                    return []
+                                raise item
                             if isinstance(item, BaseException):
                                 self._check_usable()
                                 raise TransportError(

@@ -21,7 +21,7 @@ import struct
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
-__all__ = ["encode_properties", "publish_frames", "reply_properties"]
+__all__ = ["encode_properties", "publish_frames", "reply_properties", "request_properties"]
 
 _METHOD_FRAME, _HEADER_FRAME, _BODY_FRAME = 1, 2, 3
 _FRAME_END = b"\xce"
@@ -31,12 +31,16 @@ _HEADER = struct.Struct(">HHQ")  # class basic, weight, body size
 _CONTENT_HEADER_FIXED = _HEADER.size
 
 # Property flags (AMQP 0-9-1 section 4.2.6.1, basic class): content-type, delivery-mode,
-# correlation-id; the list holds the set properties in that order.
+# correlation-id, reply-to, expiration; the list holds the set properties in that order.
 _CONTENT_TYPE, _DELIVERY_MODE, _CORRELATION_ID = 0x8000, 0x1000, 0x0400
+_REPLY_TO, _EXPIRATION = 0x0200, 0x0100
 _JSON = b"\x10application/json"  # short string: length, then the bytes
 _TRANSIENT = b"\x01"
 _REPLY_PLAIN = struct.pack(">H", _CONTENT_TYPE | _DELIVERY_MODE) + _JSON + _TRANSIENT
 _REPLY_FLAGS = struct.pack(">H", _CONTENT_TYPE | _DELIVERY_MODE | _CORRELATION_ID) + _JSON
+_REQUEST_FLAGS = (
+    struct.pack(">H", _CONTENT_TYPE | _CORRELATION_ID | _REPLY_TO | _EXPIRATION) + _JSON
+)
 
 
 def encode_properties(properties: Basic.Properties) -> bytes:
@@ -54,6 +58,21 @@ def reply_properties(correlation_id: str) -> bytes:
     if not correlation_id:
         return _REPLY_PLAIN
     return _REPLY_FLAGS + _TRANSIENT + _short_string(correlation_id, "correlation id")
+
+
+def request_properties(correlation_id: str, reply_to: str, expiration: str) -> bytes:
+    """The properties of a client request, as `encode_properties` would write them: content
+    type JSON, `correlation_id`, `reply_to` and the per-message `expiration` (all non-empty).
+
+    Raises:
+        ValueError: a value is longer than a short string (255 bytes).
+    """
+    return (
+        _REQUEST_FLAGS
+        + _short_string(correlation_id, "correlation id")
+        + _short_string(reply_to, "reply-to")
+        + _short_string(expiration, "expiration")
+    )
 
 
 def _short_string(value: str, what: str) -> bytes:

@@ -23,13 +23,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import aiormq.abc
+import aiormq.exceptions
 from pamqp.commands import Basic
 
 from ..protocol import new_id
 from ._rabbitmq_errors import BACKEND_ERRORS
-from ._rabbitmq_link import publish
+from ._rabbitmq_frames import publish_frames, request_properties
+from ._rabbitmq_link import send_frames
 from ._rabbitmq_topology import REPLY_TO
 
 __all__ = ["Lease", "ReplyChannel", "ReplyPool"]
@@ -39,12 +42,13 @@ log = logging.getLogger(__name__)
 _JSON = "application/json"
 
 Reply = bytes | BaseException
-"""An item of a request's inbox: a reply body, or why no reply can come any more."""
+"""An item of a request's inbox: a reply body, or why no reply can come any more (a
+`PublishError`: the broker returned the request, no queue took it)."""
 
 
 class ReplyChannel:
-    """One AMQP channel (publisher confirms, returns raised) with one direct reply-to consumer,
-    carrying one request at a time."""
+    """One AMQP channel (no publisher confirms; returns reported to the request) with one direct
+    reply-to consumer, carrying one request at a time."""
 
     def __init__(self, channel: aiormq.abc.AbstractChannel, generation: int) -> None:
         self.channel = channel
@@ -61,8 +65,12 @@ class ReplyChannel:
         Raises:
             the backend's exceptions (translated by the caller).
         """
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await connection.channel(publisher_confirms=False)
         self = cls(channel, generation)
+        # aiormq matches a returned message to a publish through its confirmation, which an
+        # unconfirmed channel has none of (it only logs the return); the channel's reader calls
+        # this attribute for each basic.return (tests/bus/test_bus_rabbitmq_aiormq.py).
+        cast(Any, channel)._on_return_frame = self._on_return
         channel.closing.add_done_callback(self._on_channel_closed)
         try:
             await self._consume()
@@ -113,31 +121,41 @@ class ReplyChannel:
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, expiration_ms: int
     ) -> None:
-        """Publish the current request, mandatory, and wait for the broker's confirmation.
+        """Publish the current request, mandatory, unconfirmed: once its frames are queued for
+        the socket this returns (without a turn of the event loop when the writer has room). A
+        request no queue takes comes back as a `PublishError` in the request's inbox.
+
+        Waiting for the broker's confirmation told nothing the reply does not (Go's client does
+        not wait either), and cost a frame to read and a turn of the loop per request.
 
         Raises:
-            aiormq.exceptions.PublishError: no queue is bound with `routing_key` (basic.return).
-            the backend's other exceptions.
+            ValueError: `routing_key` is longer than AMQP allows.
+            the backend's exceptions (a closed channel).
         """
-        properties = Basic.Properties(
-            content_type=_JSON,
-            correlation_id=self._correlation_id,
-            reply_to=REPLY_TO,
+        channel = self.channel
+        frames = publish_frames(
+            channel.number,
+            exchange=exchange,
+            routing_key=routing_key,
+            body=body,
             # A per-message TTL: a request still queued when its requester has given up is
             # dropped by the broker instead of being run later (Go Go defect 35; the shared
             # create queues cannot carry a queue TTL without breaking Go servers).
-            expiration=str(expiration_ms),
-        )
-        await publish(
-            self.channel,
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
+            properties=request_properties(self._correlation_id, REPLY_TO, str(expiration_ms)),
+            frame_max=channel.connection.connection_tune.frame_max,
             mandatory=True,
-            # Not waiting for the socket to drain: the confirmation, awaited next, says more.
-            wait=False,
         )
+        await send_frames(channel, frames, timeout=expiration_ms / 1000)
+
+    async def _on_return(self, frame: Basic.Return) -> None:
+        """A basic.return: read its content off the channel (as aiormq would) and, when it is
+        the current request, tell the request that nobody took it."""
+        channel = cast(Any, self.channel)
+        header = await channel._get_frame()
+        message: aiormq.abc.DeliveredMessage = await channel._read_content(frame, header)
+        correlation_id = message.header.properties.correlation_id
+        if self._inbox is not None and correlation_id == self._correlation_id:
+            self._inbox.put_nowait(aiormq.exceptions.PublishError(message, frame))
 
     async def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
         delivery = message.delivery

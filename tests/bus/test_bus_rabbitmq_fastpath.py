@@ -28,7 +28,12 @@ from ari_proxy._exceptions import ProtocolError
 from ari_proxy.bus import BusMessage
 from ari_proxy.bus._rabbitmq import RabbitTransport
 from ari_proxy.bus._rabbitmq_acks import Settler
-from ari_proxy.bus._rabbitmq_frames import encode_properties, publish_frames, reply_properties
+from ari_proxy.bus._rabbitmq_frames import (
+    encode_properties,
+    publish_frames,
+    reply_properties,
+    request_properties,
+)
 from ari_proxy.bus._rabbitmq_link import _WriteQueue
 
 Make = Callable[..., Awaitable[RabbitTransport]]
@@ -97,6 +102,23 @@ def test_reply_properties_are_the_bytes_pamqp_writes(correlation_id: str) -> Non
         content_type="application/json", delivery_mode=1, correlation_id=correlation_id or None
     )
     assert reply_properties(correlation_id) == encode_properties(properties)
+
+
+@pytest.mark.parametrize(
+    ("correlation_id", "expiration"),
+    [("cr-01JEXAMPLE", "5000"), ("é" * 127, "1"), ("c" * 255, "9")],
+)
+def test_request_properties_are_the_bytes_pamqp_writes(
+    correlation_id: str, expiration: str
+) -> None:
+    properties = Basic.Properties(
+        content_type="application/json",
+        correlation_id=correlation_id,
+        reply_to="amq.rabbitmq.reply-to",
+        expiration=expiration,
+    )
+    ours = request_properties(correlation_id, "amq.rabbitmq.reply-to", expiration)
+    assert ours == encode_properties(properties)
 
 
 def test_reply_properties_refuse_what_amqp_cannot_carry() -> None:
