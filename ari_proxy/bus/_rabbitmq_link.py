@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -60,13 +60,25 @@ from ._rabbitmq_topology import EXCHANGES
 from ._state import StateKeeper
 from ._transport import BusState
 
-__all__ = ["ChannelName", "Link", "publish", "send_frames", "write_frames"]
+__all__ = [
+    "ChannelName",
+    "Deliver",
+    "Link",
+    "as_consumer",
+    "deliver_inline",
+    "publish",
+    "read_content",
+    "send_frames",
+    "write_frames",
+]
 
 log = logging.getLogger(__name__)
 
 Channel = aiormq.abc.AbstractChannel
 Connection = aiormq.abc.AbstractConnection
 ChannelName = Literal["topology", "consume", "confirm", "events", "replies"]
+Deliver = Callable[[aiormq.abc.DeliveredMessage], None]
+"""A consumer that takes a delivery at once, without awaiting anything."""
 
 
 @dataclass(frozen=True)
@@ -631,6 +643,50 @@ async def _put(
     queue.put_nowait(
         aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=drained)
     )
+
+
+async def read_content(
+    channel: Channel, frame: Basic.Deliver | Basic.Return
+) -> aiormq.abc.DeliveredMessage:
+    """Read the content (header and body frames) that follows `frame` on `channel`, as the
+    channel's reader does before it hands a message on."""
+    raw = cast(Any, channel)
+    header = await raw._get_frame()
+    message: aiormq.abc.DeliveredMessage = await raw._read_content(frame, header)
+    return message
+
+
+def as_consumer(deliver: Deliver) -> aiormq.abc.ConsumerCallback:
+    """`deliver` as the coroutine `basic_consume` takes: what aiormq calls for a delivery on a
+    channel without `deliver_inline`."""
+
+    async def consumer(message: aiormq.abc.DeliveredMessage) -> None:
+        deliver(message)
+
+    return consumer
+
+
+def deliver_inline(channel: Channel, consumers: Mapping[str, Deliver]) -> None:
+    """Have `channel`'s reader hand each delivery to `consumers[its consumer tag]` itself, in
+    order, instead of aiormq's task per delivery (a task, its bookkeeping and a turn of the
+    event loop per message). A delivery for a tag not (or no longer) in `consumers` is dropped.
+
+    The reader calls `_on_deliver_frame` through the channel object for each basic.deliver
+    (tests/bus/test_bus_rabbitmq_aiormq.py checks it), so the instance's attribute replaces it.
+    A consumer that raises is logged; the channel's reader goes on.
+    """
+
+    async def on_deliver(frame: Basic.Deliver) -> None:
+        message = await read_content(channel, frame)
+        consumer = consumers.get(frame.consumer_tag or "")
+        if consumer is None:
+            return
+        try:
+            consumer(message)
+        except Exception:
+            log.exception("a consumer on RabbitMQ channel %s failed", channel)
+
+    cast(Any, channel)._on_deliver_frame = on_deliver
 
 
 def _close_reason(closing: asyncio.Future[object]) -> BaseException | None:

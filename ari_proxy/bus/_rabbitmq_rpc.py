@@ -32,7 +32,7 @@ from pamqp.commands import Basic
 from ..protocol import new_id
 from ._rabbitmq_errors import BACKEND_ERRORS
 from ._rabbitmq_frames import publish_frames, request_properties
-from ._rabbitmq_link import send_frames
+from ._rabbitmq_link import Deliver, as_consumer, deliver_inline, read_content, send_frames
 from ._rabbitmq_topology import REPLY_TO
 
 __all__ = ["Lease", "ReplyChannel", "ReplyPool"]
@@ -57,6 +57,7 @@ class ReplyChannel:
         self._consumer_tag = ""
         self._correlation_id = ""
         self._inbox: asyncio.Queue[Reply] | None = None
+        self._consumers: dict[str, Deliver] = {}
 
     @classmethod
     async def open(cls, connection: aiormq.abc.AbstractConnection, generation: int) -> ReplyChannel:
@@ -71,6 +72,7 @@ class ReplyChannel:
         # unconfirmed channel has none of (it only logs the return); the channel's reader calls
         # this attribute for each basic.return (tests/bus/test_bus_rabbitmq_aiormq.py).
         cast(Any, channel)._on_return_frame = self._on_return
+        deliver_inline(channel, self._consumers)
         channel.closing.add_done_callback(self._on_channel_closed)
         try:
             await self._consume()
@@ -88,7 +90,11 @@ class ReplyChannel:
     async def _consume(self) -> None:
         tag = new_id("rp")
         self._consumer_tag = tag
-        await self.channel.basic_consume(REPLY_TO, self._on_reply, no_ack=True, consumer_tag=tag)
+        self._consumers.clear()
+        self._consumers[tag] = self._on_reply
+        await self.channel.basic_consume(
+            REPLY_TO, as_consumer(self._on_reply), no_ack=True, consumer_tag=tag
+        )
 
     async def rearm(self) -> None:
         """Take a new reply-to key, so that the broker drops replies still on their way to the
@@ -150,14 +156,12 @@ class ReplyChannel:
     async def _on_return(self, frame: Basic.Return) -> None:
         """A basic.return: read its content off the channel (as aiormq would) and, when it is
         the current request, tell the request that nobody took it."""
-        channel = cast(Any, self.channel)
-        header = await channel._get_frame()
-        message: aiormq.abc.DeliveredMessage = await channel._read_content(frame, header)
+        message = await read_content(self.channel, frame)
         correlation_id = message.header.properties.correlation_id
         if self._inbox is not None and correlation_id == self._correlation_id:
             self._inbox.put_nowait(aiormq.exceptions.PublishError(message, frame))
 
-    async def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
+    def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
         delivery = message.delivery
         if getattr(delivery, "consumer_tag", None) != self._consumer_tag:
             return

@@ -121,3 +121,12 @@ def test_the_channel_reader_hands_returns_to_an_instance_attribute() -> None:
         "header",
     ], f"{WHO} Channel._read_content(frame, header)"
     assert inspect.iscoroutinefunction(aiormq.Channel._get_frame), f"{WHO} Channel._get_frame()"
+
+
+def test_the_channel_reader_hands_deliveries_to_an_instance_attribute() -> None:
+    """`_rabbitmq_link.deliver_inline` replaces a channel's `_on_deliver_frame`, which the
+    reader calls through `self` for each basic.deliver."""
+    reader = inspect.getsource(aiormq.Channel._reader)
+    assert "await self._on_deliver_frame(frame)" in reader, (
+        f"{WHO} Channel._reader calling self._on_deliver_frame(frame) for a basic.deliver"
+    )
