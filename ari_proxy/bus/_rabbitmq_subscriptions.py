@@ -353,6 +353,7 @@ class Registry:
     def on_consumer_cancel(self, frame: Basic.Cancel) -> None:
         """The broker cancelled a consumer, typically because someone deleted its queue:
         declare and consume it again (in the background)."""
+        self._consumers.pop(frame.consumer_tag or "", None)
         task = asyncio.get_running_loop().create_task(self._recover(frame.consumer_tag or ""))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
