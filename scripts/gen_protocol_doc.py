@@ -153,6 +153,13 @@ With the default prefix `ari.` (configurable; it must end with `.`):
 Replies: Go clients reply on `<ulid>-rp` (gathers) or `_INBOX.…`; ours on `_INBOX.<app>.…` on
 NATS (a subject permissions can keep to the application) and direct reply-to on RabbitMQ.
 
+On RabbitMQ, requests and replies are published without publisher confirms, as Go's are: a lost
+one ends in the requester's timeout either way. Requests are `mandatory`, so one that no queue
+takes comes back from the broker and fails at once (`NoProxyError`; a gather returns no
+replies). Our server consumes its private request queue without acks (nothing is handed back
+to it to run late after a reconnect) and acks the shared create queues once a request is
+started, so that what it never started goes to another server.
+
 A server runs one set of the request subjects per application it serves (`ARI_APPLICATION=a,b`).
 Node and application are subject tokens: they may not contain `.`, `*`, `>`, `#` or spaces.
 The server answers a request whose key names another application or node only on the create

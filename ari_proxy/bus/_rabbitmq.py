@@ -15,20 +15,22 @@
 It drives aiormq, the AMQP layer under aio-pika, directly; aio-pika is not a dependency.
 aio-pika's `Message` always writes a `headers` table and a `priority`; Go writes only
 content_type, delivery_mode, correlation_id and reply_to (vectors item 14), and so do we (plus,
-on requests, replies and pings, the `message_id` aiormq needs to match a returned message to its
-publish). The per-message wrapping of aio-pika's `IncomingMessage` is also a cost we do not
-need. aiormq is pinned to the versions tested (pyproject.toml): the events path writes frames
-through its connection's writer queue (`_rabbitmq_link.write_frames`), which is not public API,
-and `tests/bus/test_bus_rabbitmq_aiormq.py` fails, naming what changed, on an aiormq that no
-longer fits.
+on pings, the `message_id` aiormq needs to match a returned message to its publish). The
+per-message wrapping of aio-pika's `IncomingMessage` is also a cost we do not need. aiormq is
+pinned to the versions tested (pyproject.toml): events, replies and requests write frames
+through its connection's writer queue (`_rabbitmq_link.write_frames`, `send_frames`), which is
+not public API, and `tests/bus/test_bus_rabbitmq_aiormq.py` fails, naming what changed, on an
+aiormq that no longer fits.
 
 Where the time of a message went, and what was done about it: the outbox writes events in
 batches, one socket write per batch, their frames marshalled by hand (pamqp's generic
 marshalling was most of the cost, and a write and drain per event made the outbox the
-bottleneck of the event path); deliveries are acked together (`_rabbitmq_acks`); replies and
-requests still wait for the broker's confirmation, but no longer hold their channel's lock
-until the socket drained; the consume channel and the connection's writer have room for a
-prefetch's worth of frames instead of aiormq's 10.
+bottleneck of the event path); deliveries of shared queues are acked together
+(`_rabbitmq_acks`), those of private queues not at all (`_rabbitmq_subscriptions`); replies and
+requests go out unconfirmed, as Go's do, as hand-made frames queued for the socket without a
+turn of the event loop (`RabbitTransport.reply`, `ReplyChannel.publish`); what is queued in one
+loop turn is one socket write (`_rabbitmq_link._WriteQueue`); the consume channel and the
+connection's writer have room for a prefetch's worth of frames instead of aiormq's 10.
 
 Subjects are NATS-style (docs/protocol.md, "Subjects"). An ari-proxy subject (`<prefix><class>...`)
 goes to its class's exchange whatever the method, which is what Go peers use; any other subject goes
@@ -63,7 +65,8 @@ from .._exceptions import ClientClosedError, ProtocolError, RequestTimeout, Tran
 from .._redact import redact_url
 from ..protocol import Subjects, check_token, new_id
 from ._rabbitmq_errors import amqp_errors
-from ._rabbitmq_link import Link, publish
+from ._rabbitmq_frames import publish_frames, reply_properties
+from ._rabbitmq_link import Link, publish, send_frames
 from ._rabbitmq_outbox import Outbox
 from ._rabbitmq_rpc import ReplyPool
 from ._rabbitmq_subscriptions import Kind, RabbitSubscription, Registry
@@ -114,7 +117,8 @@ class RabbitTransport:
             a shared queue.
         heartbeat: AMQP heartbeat in seconds, to notice a dead link (unless the URL sets one).
         connect_timeout: bound of one connection attempt, in seconds.
-        publish_timeout: bound of the broker's confirmation of a reply or ping, in seconds.
+        publish_timeout: bound of the broker's confirmation of a ping, and of the wait for room
+            in the connection's writer for a reply, in seconds.
         drain_timeout: how long `close()` waits for handlers and queued events, in seconds.
         backoff: reconnect delays (default: `Backoff()`, 0.1 s doubling up to 0.5 s, jittered).
     """
@@ -335,21 +339,44 @@ class RabbitTransport:
 
     async def reply(self, message: BusMessage, data: bytes) -> None:
         """Answer a request received through `serve`: publish `data` on the default exchange to
-        its `reply_to`, echoing its `correlation_id`, and wait for the broker's confirmation.
-        No-op when the request has no reply address.
+        its `reply_to`, echoing its `correlation_id`. No-op when the request has no reply
+        address.
+
+        The reply is not confirmed by the broker (Go's are not either): a reply lost on the way
+        ends in its requester's timeout whether or not we learn of it, and waiting for the
+        confirmation cost a frame to read and a turn of the event loop per request. It returns
+        once the frames are queued for the socket.
 
         Raises:
-            TransportError: not connected, or the broker did not confirm.
+            TransportError: not connected, or no room to queue the reply within
+                `publish_timeout`.
+            ProtocolError: `reply_to` or `correlation_id` is longer than AMQP carries.
             ClientClosedError: the transport is closed.
         """
         if not message.reply:
             return
-        properties = Basic.Properties(
-            content_type=_JSON,
-            delivery_mode=_TRANSIENT,
-            correlation_id=message.correlation_id or None,
-        )
-        await self._publish_confirmed("", message.reply, data, properties)
+        if self._closed:
+            raise ClientClosedError("the RabbitMQ transport is closed")
+        if not self._link.up:
+            raise TransportError(f"not connected to RabbitMQ: no reply sent to {message.reply!r}")
+        try:
+            with amqp_errors():
+                channel = await self._link.channel("replies")
+                frames = publish_frames(
+                    channel.number,
+                    exchange="",
+                    routing_key=message.reply,
+                    body=data,
+                    properties=reply_properties(message.correlation_id),
+                    frame_max=channel.connection.connection_tune.frame_max,
+                )
+                await send_frames(channel, frames, timeout=self._publish_timeout)
+        except ValueError as exc:
+            raise ProtocolError(f"cannot reply over AMQP: {exc}") from None
+        except TimeoutError:
+            raise TransportError(
+                f"no room to send a reply to {message.reply!r} within {self._publish_timeout:g} s"
+            ) from None
 
     async def publish(self, subject: str, data: bytes) -> None:
         """Queue an event (`<prefix>event.…`, `<prefix>dialogevent.…`, to `ari.event`) or an
@@ -519,15 +546,15 @@ class RabbitTransport:
                     async with self._pool.lease(conn, generation) as lease:
                         self._check_usable()
                         inbox = lease.channel.begin(new_id("cr"))
-                        try:
-                            await lease.channel.publish(exchange, key, bytes(data), ttl_ms)
-                        except aiormq.exceptions.PublishError:
-                            lease.clean = True  # returned: it reached nobody, nobody answers
-                            if enough is not None:
-                                return []
-                            raise
+                        await lease.channel.publish(exchange, key, bytes(data), ttl_ms)
                         while True:
                             item = await inbox.get()
+                            if isinstance(item, aiormq.exceptions.PublishError):
+                                # Returned: it reached nobody, nobody answers.
+                                lease.clean = True
+                                if enough is not None:
+                                    return []
+                                raise item
                             if isinstance(item, BaseException):
                                 self._check_usable()
                                 raise TransportError(

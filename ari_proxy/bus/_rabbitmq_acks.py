@@ -10,8 +10,8 @@ Order matters: a `multiple` ack covers every outstanding tag up to its own, so a
 must be rejected (requeued to the other members of a shared queue) is never covered by it: a
 reject first closes the pending ack (tags below it), then goes out itself, and both are sent in
 that order by the one sender task of the channel. This relies on deliveries being settled in
-the order they arrive, which holds because aiormq starts one consumer task per delivery, in
-order, and the consumers settle before their first `await`.
+the order they arrive, which holds because the consume channel's reader hands each delivery to
+its consumer itself, in order (`_rabbitmq_link.deliver_inline`), and consumers never await.
 """
 
 from __future__ import annotations

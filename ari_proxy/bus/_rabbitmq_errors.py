@@ -21,8 +21,8 @@ connection errors carry.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from types import TracebackType
 
 import aiormq.exceptions as amqp
 import pamqp.exceptions as pamqp_errors
@@ -160,16 +160,38 @@ def translate(exc: BaseException, *, connecting: bool = False) -> AriProxyError:
     return cls(_describe(exc))
 
 
-@contextmanager
-def amqp_errors(*, connecting: bool = False) -> Iterator[None]:
+class _Translating(AbstractContextManager[None]):
+    """`amqp_errors`: a plain class, as it wraps every request and reply and a generator-based
+    context manager costs a few microseconds each time."""
+
+    __slots__ = ("_connecting",)
+
+    def __init__(self, *, connecting: bool) -> None:
+        self._connecting = connecting
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Ours pass as they are (RequestTimeout is an OSError through TimeoutError).
+        if (
+            exc is not None
+            and not isinstance(exc, AriProxyError)
+            and isinstance(exc, BACKEND_ERRORS)
+        ):
+            raise translate(exc, connecting=self._connecting) from exc
+
+
+_TRANSLATING = _Translating(connecting=False)
+_TRANSLATING_CONNECTING = _Translating(connecting=True)
+
+
+def amqp_errors(*, connecting: bool = False) -> AbstractContextManager[None]:
     """Re-raise any backend exception of the block as its ari-proxy exception.
 
     Raises:
         ConnectError, TransportError, NoProxyError: see the table in the module docstring.
     """
-    try:
-        yield
-    except AriProxyError:
-        raise  # already ours (RequestTimeout is an OSError through TimeoutError)
-    except BACKEND_ERRORS as exc:
-        raise translate(exc, connecting=connecting) from exc
+    return _TRANSLATING_CONNECTING if connecting else _TRANSLATING

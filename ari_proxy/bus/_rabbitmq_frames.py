@@ -9,8 +9,9 @@ the AMQP 0-9-1 specification (section 4.2.3: type, channel, size, payload, frame
 - a content header: class 60, weight 0, body size, then the property flags and list;
 - body frames of at most `frame_max - 8` bytes each.
 
-The properties are the same for every event, so pamqp marshals them once (`encode_properties`).
-A test checks these bytes against pamqp's for every shape of publish.
+The properties are the same for every event, so pamqp marshals them once (`encode_properties`);
+a reply's differ only in its correlation id, so `reply_properties` writes them directly. Tests
+check these bytes against pamqp's for every shape of publish and of reply.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import struct
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
-__all__ = ["encode_properties", "publish_frames"]
+__all__ = ["encode_properties", "publish_frames", "reply_properties", "request_properties"]
 
 _METHOD_FRAME, _HEADER_FRAME, _BODY_FRAME = 1, 2, 3
 _FRAME_END = b"\xce"
@@ -29,10 +30,49 @@ _PUBLISH = struct.pack(">HHH", 60, 40, 0)  # basic.publish, reserved-1
 _HEADER = struct.Struct(">HHQ")  # class basic, weight, body size
 _CONTENT_HEADER_FIXED = _HEADER.size
 
+# Property flags (AMQP 0-9-1 section 4.2.6.1, basic class): content-type, delivery-mode,
+# correlation-id, reply-to, expiration; the list holds the set properties in that order.
+_CONTENT_TYPE, _DELIVERY_MODE, _CORRELATION_ID = 0x8000, 0x1000, 0x0400
+_REPLY_TO, _EXPIRATION = 0x0200, 0x0100
+_JSON = b"\x10application/json"  # short string: length, then the bytes
+_TRANSIENT = b"\x01"
+_REPLY_PLAIN = struct.pack(">H", _CONTENT_TYPE | _DELIVERY_MODE) + _JSON + _TRANSIENT
+_REPLY_FLAGS = struct.pack(">H", _CONTENT_TYPE | _DELIVERY_MODE | _CORRELATION_ID) + _JSON
+_REQUEST_FLAGS = (
+    struct.pack(">H", _CONTENT_TYPE | _CORRELATION_ID | _REPLY_TO | _EXPIRATION) + _JSON
+)
+
 
 def encode_properties(properties: Basic.Properties) -> bytes:
     """The property flags and property list of `properties`, as in a content header."""
     return ContentHeader(0, 0, properties).marshal()[_CONTENT_HEADER_FIXED:]
+
+
+def reply_properties(correlation_id: str) -> bytes:
+    """The properties of a reply, as `encode_properties` would write them: content type JSON,
+    transient, and `correlation_id` when there is one (what Go writes, plus the echoed id).
+
+    Raises:
+        ValueError: `correlation_id` is longer than a short string (255 bytes).
+    """
+    if not correlation_id:
+        return _REPLY_PLAIN
+    return _REPLY_FLAGS + _TRANSIENT + _short_string(correlation_id, "correlation id")
+
+
+def request_properties(correlation_id: str, reply_to: str, expiration: str) -> bytes:
+    """The properties of a client request, as `encode_properties` would write them: content
+    type JSON, `correlation_id`, `reply_to` and the per-message `expiration` (all non-empty).
+
+    Raises:
+        ValueError: a value is longer than a short string (255 bytes).
+    """
+    return (
+        _REQUEST_FLAGS
+        + _short_string(correlation_id, "correlation id")
+        + _short_string(reply_to, "reply-to")
+        + _short_string(expiration, "expiration")
+    )
 
 
 def _short_string(value: str, what: str) -> bytes:

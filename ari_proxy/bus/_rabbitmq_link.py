@@ -13,11 +13,13 @@ Channels of one connection:
 |----------|-------------------------------------------|----------|--------------------------|
 | topology | declarations, bindings, deletions         | no       | reopened on next use     |
 | consume  | every consumer (prefetch-bounded), acks   | no       | full reconnect           |
-| confirm  | replies, pings                            | yes      | reopened on next use     |
+| confirm  | pings                                     | yes      | reopened on next use     |
 | events   | events and announcements, from the outbox | no       | reopened on next use     |
+| replies  | replies to requests                       | no       | reopened on next use     |
 
-The events channel is written to directly (`write_frames`: whole batches of publish frames,
-one socket write each); everything else goes through aiormq's methods. `write_frames` uses what
+The events and replies channels are written to directly (`write_frames`: whole batches of
+publish frames, one socket write each; `send_frames`: a reply's frames, not waiting for the
+socket); everything else goes through aiormq's methods. `write_frames` uses what
 aiormq's abstract interface declares (`AbstractConnection.write_queue`, `FRAME_BUFFER_SIZE`,
 `ChannelFrame`) but whose behaviour its writer task alone defines, so aiormq is pinned to the
 versions tested and `tests/bus/test_bus_rabbitmq_aiormq.py` checks every name used here.
@@ -33,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -58,38 +60,96 @@ from ._rabbitmq_topology import EXCHANGES
 from ._state import StateKeeper
 from ._transport import BusState
 
-__all__ = ["ChannelName", "Link", "publish", "write_frames"]
+__all__ = [
+    "ChannelName",
+    "Deliver",
+    "Link",
+    "as_consumer",
+    "deliver_inline",
+    "publish",
+    "read_content",
+    "send_frames",
+    "write_frames",
+]
 
 log = logging.getLogger(__name__)
 
 Channel = aiormq.abc.AbstractChannel
 Connection = aiormq.abc.AbstractConnection
-ChannelName = Literal["topology", "consume", "confirm", "events"]
+ChannelName = Literal["topology", "consume", "confirm", "events", "replies"]
+Deliver = Callable[[aiormq.abc.DeliveredMessage], None]
+"""A consumer that takes a delivery at once, without awaiting anything."""
+
+
+@dataclass(frozen=True)
+class _Batch(aiormq.abc.ChannelFrame):
+    """Several queued items as one: their payloads joined, each one's drain future set once the
+    socket took them all."""
+
+    drains: tuple[asyncio.Future[None], ...] = ()
+
+    @property
+    def should_drain(self) -> bool:
+        return any(not future.done() for future in self.drains)
+
+    def drain(self) -> None:
+        for future in self.drains:
+            if not future.done():
+                future.set_result(None)
 
 
 class _WriteQueue(asyncio.Queue[aiormq.abc.ChannelFrame]):
-    """A connection's queue of frames for its writer task, which also tells when it has room.
+    """A connection's queue of frames for its writer task, which also tells when it has room
+    and hands the writer everything queued so far as one item.
 
     `write_frames` must check that its channel is open and put its frames with no await in
     between, so it cannot wait in `put()`; asyncio.Queue has no public way to wait for room
     without putting. Every item taken makes room, so taking one wakes the waiters.
+
+    aiormq's writer writes each item it takes to the socket, a `send` system call each (the
+    costliest single step of a reply on this machine); what the publishers of one loop turn
+    queued (replies, acks, requests) is joined into one write instead. An item that closes the
+    connection is never joined: it waits for the next take, after what came before it.
     """
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(maxsize)
         self._room: list[asyncio.Future[None]] = []
+        self._held: aiormq.abc.ChannelFrame | None = None
 
     def get_nowait(self) -> aiormq.abc.ChannelFrame:
+        item = self._held
+        if item is not None:
+            self._held = None
+            return item
         item = super().get_nowait()
+        if not item.should_close and not self.empty():
+            item = self._join(item)
         self._wake()
         return item
 
     async def get(self) -> aiormq.abc.ChannelFrame:
-        # asyncio's get() ends in get_nowait(); waking here too keeps that an assumption of
-        # nobody's (a second wake finds no waiter).
-        item = await super().get()
-        self._wake()
-        return item
+        if self._held is not None:
+            return self.get_nowait()
+        # asyncio's get() ends in get_nowait(), which joins and wakes the waiters.
+        return await super().get()
+
+    def _join(self, first: aiormq.abc.ChannelFrame) -> aiormq.abc.ChannelFrame:
+        items = [first]
+        while not self.empty():
+            item = super().get_nowait()
+            if item.should_close:
+                self._held = item  # taken later, and marked done then by the writer
+                break
+            self.task_done()  # the writer marks one item done per take
+            items.append(item)
+        if len(items) == 1:
+            return first
+        return _Batch(
+            payload=b"".join([item.payload for item in items]),
+            should_close=False,
+            drains=tuple(item.drain_future for item in items if item.drain_future is not None),
+        )
 
     def room(self) -> asyncio.Future[None]:
         """A future that is done once the queue has room (at once when it has)."""
@@ -137,6 +197,7 @@ class _Channels:
     consume: Channel
     confirm: Channel
     events: Channel
+    replies: Channel
 
 
 class Link:
@@ -368,6 +429,7 @@ class Link:
                     publisher_confirms=True, frame_buffer_size=_CONFIRM_BUFFER
                 ),
                 events=await conn.channel(publisher_confirms=False),
+                replies=await conn.channel(publisher_confirms=False),
             )
             if self._prefetch:
                 await channels.consume.basic_qos(prefetch_count=self._prefetch)
@@ -506,27 +568,11 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
             channel is closed, or was closed before the frames were written.
         TimeoutError: the connection's writer had no room for them within `timeout` seconds.
     """
-    queue = channel.connection.write_queue
-    if not isinstance(queue, _WriteQueue):
-        raise TypeError(f"{channel!r} does not belong to a connection opened by Link")
     drained = asyncio.get_running_loop().create_future()
     closing = channel.closing  # an observer of its own: cancelling it only stops observing
     try:
-        async with asyncio.timeout(timeout):
-            while not channel.is_closed and queue.full():
-                room = queue.room()  # the writer makes room with every item it takes
-                try:
-                    await asyncio.wait((room, closing), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    room.cancel()
-        # Frames must never follow the channel's close-ok (the broker would close the whole
-        # connection), so the check and the put happen with no await between them.
-        if channel.is_closed:
-            drained.cancel()
-        else:
-            queue.put_nowait(
-                aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=drained)
-            )
+        await _put(channel, payload, drained, closing, timeout)
+        if not drained.done():
             await asyncio.wait((drained, closing), return_when=asyncio.FIRST_COMPLETED)
     finally:
         if not drained.done():
@@ -539,6 +585,108 @@ async def write_frames(channel: Channel, payload: bytes, *, timeout: float) -> N
         # Why the broker closed it (NOT_FOUND for a deleted exchange, say) tells the caller
         # what to repair.
         raise reason or aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} was closed")
+
+
+async def send_frames(channel: Channel, payload: bytes, *, timeout: float) -> None:
+    """Hand `payload`, whole frames of `channel`, to the connection's writer, without waiting
+    for the socket: what a reply needs, since a reply that never arrives already ends in its
+    requester's timeout (Go's server sends replies the same way, unconfirmed). With room in the
+    writer's queue this returns without a turn of the event loop.
+
+    Raises:
+        aiormq.exceptions.ChannelInvalidStateError: the channel is closed.
+        TimeoutError: the connection's writer had no room for them within `timeout` seconds.
+    """
+    queue = _write_queue(channel)
+    if not channel.is_closed and not queue.full():
+        queue.put_nowait(aiormq.abc.ChannelFrame(payload=payload, should_close=False))
+        return
+    closing = channel.closing
+    try:
+        await _put(channel, payload, None, closing, timeout)
+    finally:
+        closing.cancel()
+
+
+def _write_queue(channel: Channel) -> _WriteQueue:
+    queue = channel.connection.write_queue
+    if not isinstance(queue, _WriteQueue):
+        raise TypeError(f"{channel!r} does not belong to a connection opened by Link")
+    return queue
+
+
+async def _put(
+    channel: Channel,
+    payload: bytes,
+    drained: asyncio.Future[None] | None,
+    closing: asyncio.Future[object],
+    timeout: float,
+) -> None:
+    """Queue `payload` for the connection's writer once it has room (within `timeout`), unless
+    the channel closed (then `drained`, if any, is cancelled and nothing is queued)."""
+    queue = _write_queue(channel)
+    async with asyncio.timeout(timeout):
+        while not channel.is_closed and queue.full():
+            room = queue.room()  # the writer makes room with every item it takes
+            try:
+                await asyncio.wait((room, closing), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()
+    # Frames must never follow the channel's close-ok (the broker would close the whole
+    # connection), so the check and the put happen with no await between them.
+    if channel.is_closed:
+        if drained is not None:
+            drained.cancel()
+        else:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} was closed")
+        return
+    queue.put_nowait(
+        aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=drained)
+    )
+
+
+async def read_content(
+    channel: Channel, frame: Basic.Deliver | Basic.Return
+) -> aiormq.abc.DeliveredMessage:
+    """Read the content (header and body frames) that follows `frame` on `channel`, as the
+    channel's reader does before it hands a message on."""
+    raw = cast(Any, channel)
+    header = await raw._get_frame()
+    message: aiormq.abc.DeliveredMessage = await raw._read_content(frame, header)
+    return message
+
+
+def as_consumer(deliver: Deliver) -> aiormq.abc.ConsumerCallback:
+    """`deliver` as the coroutine `basic_consume` takes: what aiormq calls for a delivery on a
+    channel without `deliver_inline`."""
+
+    async def consumer(message: aiormq.abc.DeliveredMessage) -> None:
+        deliver(message)
+
+    return consumer
+
+
+def deliver_inline(channel: Channel, consumers: Mapping[str, Deliver]) -> None:
+    """Have `channel`'s reader hand each delivery to `consumers[its consumer tag]` itself, in
+    order, instead of aiormq's task per delivery (a task, its bookkeeping and a turn of the
+    event loop per message). A delivery for a tag not (or no longer) in `consumers` is dropped.
+
+    The reader calls `_on_deliver_frame` through the channel object for each basic.deliver
+    (tests/bus/test_bus_rabbitmq_aiormq.py checks it), so the instance's attribute replaces it.
+    A consumer that raises is logged; the channel's reader goes on.
+    """
+
+    async def on_deliver(frame: Basic.Deliver) -> None:
+        message = await read_content(channel, frame)
+        consumer = consumers.get(frame.consumer_tag or "")
+        if consumer is None:
+            return
+        try:
+            consumer(message)
+        except Exception:
+            log.exception("a consumer on RabbitMQ channel %s failed", channel)
+
+    cast(Any, channel)._on_deliver_frame = on_deliver
 
 
 def _close_reason(closing: asyncio.Future[object]) -> BaseException | None:

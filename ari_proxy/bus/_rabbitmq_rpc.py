@@ -21,15 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import aiormq.abc
+import aiormq.exceptions
 from pamqp.commands import Basic
 
 from ..protocol import new_id
 from ._rabbitmq_errors import BACKEND_ERRORS
-from ._rabbitmq_link import publish
+from ._rabbitmq_frames import publish_frames, request_properties
+from ._rabbitmq_link import Deliver, as_consumer, deliver_inline, read_content, send_frames
 from ._rabbitmq_topology import REPLY_TO
 
 __all__ = ["Lease", "ReplyChannel", "ReplyPool"]
@@ -39,12 +41,13 @@ log = logging.getLogger(__name__)
 _JSON = "application/json"
 
 Reply = bytes | BaseException
-"""An item of a request's inbox: a reply body, or why no reply can come any more."""
+"""An item of a request's inbox: a reply body, or why no reply can come any more (a
+`PublishError`: the broker returned the request, no queue took it)."""
 
 
 class ReplyChannel:
-    """One AMQP channel (publisher confirms, returns raised) with one direct reply-to consumer,
-    carrying one request at a time."""
+    """One AMQP channel (no publisher confirms; returns reported to the request) with one direct
+    reply-to consumer, carrying one request at a time."""
 
     def __init__(self, channel: aiormq.abc.AbstractChannel, generation: int) -> None:
         self.channel = channel
@@ -53,6 +56,7 @@ class ReplyChannel:
         self._consumer_tag = ""
         self._correlation_id = ""
         self._inbox: asyncio.Queue[Reply] | None = None
+        self._consumers: dict[str, Deliver] = {}
 
     @classmethod
     async def open(cls, connection: aiormq.abc.AbstractConnection, generation: int) -> ReplyChannel:
@@ -61,8 +65,13 @@ class ReplyChannel:
         Raises:
             the backend's exceptions (translated by the caller).
         """
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await connection.channel(publisher_confirms=False)
         self = cls(channel, generation)
+        # aiormq matches a returned message to a publish through its confirmation, which an
+        # unconfirmed channel has none of (it only logs the return); the channel's reader calls
+        # this attribute for each basic.return (tests/bus/test_bus_rabbitmq_aiormq.py).
+        cast(Any, channel)._on_return_frame = self._on_return
+        deliver_inline(channel, self._consumers)
         channel.closing.add_done_callback(self._on_channel_closed)
         try:
             await self._consume()
@@ -80,7 +89,11 @@ class ReplyChannel:
     async def _consume(self) -> None:
         tag = new_id("rp")
         self._consumer_tag = tag
-        await self.channel.basic_consume(REPLY_TO, self._on_reply, no_ack=True, consumer_tag=tag)
+        self._consumers.clear()
+        self._consumers[tag] = self._on_reply
+        await self.channel.basic_consume(
+            REPLY_TO, as_consumer(self._on_reply), no_ack=True, consumer_tag=tag
+        )
 
     async def rearm(self) -> None:
         """Take a new reply-to key, so that the broker drops replies still on their way to the
@@ -113,33 +126,41 @@ class ReplyChannel:
     async def publish(
         self, exchange: str, routing_key: str, body: bytes, expiration_ms: int
     ) -> None:
-        """Publish the current request, mandatory, and wait for the broker's confirmation.
+        """Publish the current request, mandatory, unconfirmed: once its frames are queued for
+        the socket this returns (without a turn of the event loop when the writer has room). A
+        request no queue takes comes back as a `PublishError` in the request's inbox.
+
+        Waiting for the broker's confirmation told nothing the reply does not (Go's client does
+        not wait either), and cost a frame to read and a turn of the loop per request.
 
         Raises:
-            aiormq.exceptions.PublishError: no queue is bound with `routing_key` (basic.return).
-            the backend's other exceptions.
+            ValueError: `routing_key` is longer than AMQP allows.
+            the backend's exceptions (a closed channel).
         """
-        properties = Basic.Properties(
-            content_type=_JSON,
-            correlation_id=self._correlation_id,
-            reply_to=REPLY_TO,
+        channel = self.channel
+        frames = publish_frames(
+            channel.number,
+            exchange=exchange,
+            routing_key=routing_key,
+            body=body,
             # A per-message TTL: a request still queued when its requester has given up is
             # dropped by the broker instead of being run later (Go Go defect 35; the shared
             # create queues cannot carry a queue TTL without breaking Go servers).
-            expiration=str(expiration_ms),
-        )
-        await publish(
-            self.channel,
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
+            properties=request_properties(self._correlation_id, REPLY_TO, str(expiration_ms)),
+            frame_max=channel.connection.connection_tune.frame_max,
             mandatory=True,
-            # Not waiting for the socket to drain: the confirmation, awaited next, says more.
-            wait=False,
         )
+        await send_frames(channel, frames, timeout=expiration_ms / 1000)
 
-    async def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
+    async def _on_return(self, frame: Basic.Return) -> None:
+        """A basic.return: read its content off the channel (as aiormq would) and, when it is
+        the current request, tell the request that nobody took it."""
+        message = await read_content(self.channel, frame)
+        correlation_id = message.header.properties.correlation_id
+        if self._inbox is not None and correlation_id == self._correlation_id:
+            self._inbox.put_nowait(aiormq.exceptions.PublishError(message, frame))
+
+    def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
         delivery = message.delivery
         if getattr(delivery, "consumer_tag", None) != self._consumer_tag:
             return
@@ -176,6 +197,29 @@ class Lease:
     clean: bool = False
 
 
+class _Leasing:
+    """What `ReplyPool.lease` returns: a plain class rather than an `asynccontextmanager`,
+    whose generator and wrapper cost a few microseconds per request."""
+
+    __slots__ = ("_connection", "_generation", "_lease", "_pool")
+
+    def __init__(
+        self, pool: ReplyPool, connection: aiormq.abc.AbstractConnection, generation: int
+    ) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._generation = generation
+        self._lease: Lease | None = None
+
+    async def __aenter__(self) -> Lease:
+        self._lease = await self._pool._lend(self._connection, self._generation)
+        return self._lease
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lease is not None:
+            self._pool._return(self._lease)
+
+
 class ReplyPool:
     """At most `size` reply channels, reused, each leased to one request at a time."""
 
@@ -204,16 +248,16 @@ class ReplyPool:
         for channel in list(self._leased):
             channel.fail(exc)
 
-    @contextlib.asynccontextmanager
-    async def lease(
-        self, connection: aiormq.abc.AbstractConnection, generation: int
-    ) -> AsyncIterator[Lease]:
-        """Borrow a reply channel for one request, waiting for a free slot (bound the wait
-        with the request's timeout).
+    def lease(self, connection: aiormq.abc.AbstractConnection, generation: int) -> _Leasing:
+        """`async with pool.lease(...) as lease`: borrow a reply channel for one request,
+        waiting for a free slot (bound the wait with the request's timeout).
 
-        Raises:
+        Raises (on entering):
             the backend's exceptions, when a new channel cannot be opened.
         """
+        return _Leasing(self, connection, generation)
+
+    async def _lend(self, connection: aiormq.abc.AbstractConnection, generation: int) -> Lease:
         await self._slots.acquire()
         try:
             channel = await self._take(connection, generation)
@@ -221,13 +265,13 @@ class ReplyPool:
             self._slots.release()
             raise
         self._leased.add(channel)
-        lease = Lease(channel)
-        try:
-            yield lease
-        finally:
-            self._leased.discard(channel)
-            channel.end()
-            self._release(channel, clean=lease.clean)
+        return Lease(channel)
+
+    def _return(self, lease: Lease) -> None:
+        channel = lease.channel
+        self._leased.discard(channel)
+        channel.end()
+        self._release(channel, clean=lease.clean)
 
     async def _take(
         self, connection: aiormq.abc.AbstractConnection, generation: int

@@ -6,9 +6,15 @@ it again ("reconnect by composition"), so a broker failover never leaves dead su
 behind (Go issue #60), and `remove()` really cancels the consumer: Go re-subscribes after an
 unsubscribe (Go defect 32).
 
-Deliveries are acked once their handler is scheduled (at most once, like Go): a redelivered
-`ChannelOriginate` would place a second call, worse than a lost request whose client sees it
-time out. The acks of one loop turn go out as one `basic.ack` with `multiple` (`Settler`).
+Delivery is at most once, like Go: a redelivered `ChannelOriginate` would place a second call,
+worse than a lost request whose client sees it time out. Private queues (the serve queue, pings,
+announcements, events) are consumed without acks (`no_ack`): nobody else could take over what
+we do not ack, and the broker would hand it back only to this process after a reconnect, when
+its requester may have given up; without acks the broker sends no ack frame per request either,
+which in serial use was a socket write per request. Queues shared with other members (creates,
+`listen()` groups) are acked once the handler is scheduled, so that what this process never
+started goes to another member, and the prefetch bounds what it holds back from them; the acks
+of one loop turn go out as one `basic.ack` with `multiple` (`Settler`).
 Handlers run through the `HandlerRunner` every backend shares: a plain function inline, a
 coroutine as a task, at most `max_inflight` per subscription (beyond, the message is dropped
 and counted); exceptions are logged and never reach the consumer.
@@ -33,7 +39,7 @@ from ..protocol import new_id
 from ._handlers import HandlerRunner, drain_all
 from ._rabbitmq_acks import Settler
 from ._rabbitmq_errors import amqp_errors
-from ._rabbitmq_link import Link
+from ._rabbitmq_link import Deliver, Link, as_consumer, deliver_inline
 from ._rabbitmq_topology import QueueSpec, Route, serve_private_queue, topic_matches
 from ._transport import BusMessage, Handler
 
@@ -106,6 +112,10 @@ class Registry:
         # out once per key (cleared whenever the subscriptions change).
         self._serve_routes: dict[str, list[RabbitSubscription]] = {}
         self._settler: Settler | None = None
+        # Consumers of the current consume channel by tag, which its reader calls itself
+        # (`deliver_inline`), and the channel it was installed on.
+        self._consumers: dict[str, Deliver] = {}
+        self._inline_on: aiormq.abc.AbstractChannel | None = None
         self.dropped = 0
         """Messages dropped because their subscription had `max_inflight` handlers running."""
 
@@ -266,13 +276,11 @@ class Registry:
         )
         name = declared.queue or spec.name
         await topology.queue_bind(name, sub.binding.exchange, routing_key=sub.binding.routing_key)
-        consume = await self._link.channel("consume")
+        consume = await self._consume_channel()
         sub.consumer_tag = new_id("co")  # set first: deliveries may precede ConsumeOk
+        deliver = self._consumers[sub.consumer_tag] = functools.partial(self._on_delivery, sub)
         await consume.basic_consume(
-            name,
-            functools.partial(self._on_delivery, sub),
-            no_ack=False,
-            consumer_tag=sub.consumer_tag,
+            name, as_consumer(deliver), no_ack=not spec.shared, consumer_tag=sub.consumer_tag
         )
         sub.queue_name = name
         sub.generation = self._link.generation
@@ -284,10 +292,14 @@ class Registry:
             await topology.queue_declare(
                 spec.name, durable=spec.durable, arguments=dict(spec.arguments) or None
             )
-            consume = await self._link.channel("consume")
+            consume = await self._consume_channel()
             queue.consumer_tag = new_id("co")
+            self._consumers[queue.consumer_tag] = self._on_serve_delivery
             await consume.basic_consume(
-                spec.name, self._on_serve_delivery, no_ack=False, consumer_tag=queue.consumer_tag
+                spec.name,
+                as_consumer(self._on_serve_delivery),
+                no_ack=True,
+                consumer_tag=queue.consumer_tag,
             )
             queue.generation = self._link.generation
         return queue.spec.name
@@ -314,7 +326,17 @@ class Registry:
         if not sub.queue.shared and not sub.queue.auto_delete:
             await self._delete(sub.queue_name)
 
+    async def _consume_channel(self) -> aiormq.abc.AbstractChannel:
+        """The consume channel, its reader handing deliveries to `_consumers` itself."""
+        consume = await self._link.channel("consume")
+        if consume is not self._inline_on:
+            self._consumers.clear()  # the tags of a lost channel
+            deliver_inline(consume, self._consumers)
+            self._inline_on = consume
+        return consume
+
     async def _cancel(self, tag: str) -> None:
+        self._consumers.pop(tag, None)
         await (await self._link.channel("consume")).basic_cancel(tag)
 
     async def _delete(self, name: str) -> None:
@@ -331,6 +353,7 @@ class Registry:
     def on_consumer_cancel(self, frame: Basic.Cancel) -> None:
         """The broker cancelled a consumer, typically because someone deleted its queue:
         declare and consume it again (in the background)."""
+        self._consumers.pop(frame.consumer_tag or "", None)
         task = asyncio.get_running_loop().create_task(self._recover(frame.consumer_tag or ""))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -351,8 +374,8 @@ class Registry:
                     await self._restore(sub)
 
     # --- deliveries -------------------------------------------------------------------------
-    # aiormq runs each consumer callback as a task of its own, in delivery order; they settle
-    # before any `await`, so the settler sees the tags in order (see `Settler`).
+    # The consume channel's reader calls these itself, in delivery order (`deliver_inline`),
+    # so the settler sees the tags in order (see `Settler`).
 
     def _settler_for(self, channel: aiormq.abc.AbstractChannel) -> Settler:
         settler = self._settler
@@ -365,18 +388,19 @@ class Registry:
         if self._settler is not None:
             await self._settler.flush()
 
-    async def _on_delivery(self, sub: RabbitSubscription, message: Delivered) -> None:
-        tag = message.delivery_tag
+    def _on_delivery(self, sub: RabbitSubscription, message: Delivered) -> None:
+        # Only deliveries of shared queues are acked (private ones are consumed with no_ack).
+        tag = message.delivery_tag if sub.queue.shared else None
         if sub.closed or getattr(message.delivery, "consumer_tag", None) != sub.consumer_tag:
             # After unsubscribe: a shared queue's message goes back to the other members.
             if tag is not None:
-                self._settler_for(message.channel).reject(tag, requeue=sub.queue.shared)
+                self._settler_for(message.channel).reject(tag, requeue=True)
             return
         sub.runner(_bus_message(message))
         if tag is not None:
             self._settler_for(message.channel).ack(tag)
 
-    async def _on_serve_delivery(self, message: Delivered) -> None:
+    def _on_serve_delivery(self, message: Delivered) -> None:
         bus_message = _bus_message(message)
         targets = self._serve_routes.get(bus_message.subject)
         if targets is None:
@@ -384,8 +408,6 @@ class Registry:
         for sub in targets:
             if not sub.closed:
                 sub.runner(bus_message)
-        if message.delivery_tag is not None:
-            self._settler_for(message.channel).ack(message.delivery_tag)
 
     def _serve_targets(self, subject: str) -> list[RabbitSubscription]:
         targets = [

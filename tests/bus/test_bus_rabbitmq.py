@@ -344,9 +344,10 @@ async def test_many_requests_keep_the_channel_count_bounded(
             {k: v for k, _, v in c["client_properties"]}.get("connection_name"): c["channels"]
             for c in connections
         }
-        # 4 fixed channels (topology, consume, confirm, events) + at most 4 reply channels.
-        assert counts[f"client-{app}"] <= 4 + 4, counts
-        assert counts[f"server-{app}"] == 4, counts
+        # 5 fixed channels (topology, consume, confirm, events, replies) + at most 4 reply
+        # channels of requests.
+        assert counts[f"client-{app}"] <= 5 + 4, counts
+        assert counts[f"server-{app}"] == 5, counts
         logging.getLogger(__name__).info(
             "10,000 sequential requests in %.1f s (%.2f ms each); client channels: %d",
             elapsed,

@@ -105,3 +105,28 @@ async def test_the_write_queue_wakes_whoever_waits_for_room() -> None:
     third = queue.room()
     queue.get_nowait()
     assert third.done()
+
+
+def test_the_channel_reader_hands_returns_to_an_instance_attribute() -> None:
+    """`_rabbitmq_rpc.ReplyChannel` publishes requests unconfirmed and takes their returns
+    itself: it replaces the channel's `_on_return_frame`, which the reader calls through
+    `self` for each basic.return, and reads the content with `_get_frame` and `_read_content`."""
+    reader = inspect.getsource(aiormq.Channel._reader)
+    assert "await self._on_return_frame(frame)" in reader, (
+        f"{WHO} Channel._reader calling self._on_return_frame(frame) for a basic.return"
+    )
+    assert list(inspect.signature(aiormq.Channel._read_content).parameters) == [
+        "self",
+        "frame",
+        "header",
+    ], f"{WHO} Channel._read_content(frame, header)"
+    assert inspect.iscoroutinefunction(aiormq.Channel._get_frame), f"{WHO} Channel._get_frame()"
+
+
+def test_the_channel_reader_hands_deliveries_to_an_instance_attribute() -> None:
+    """`_rabbitmq_link.deliver_inline` replaces a channel's `_on_deliver_frame`, which the
+    reader calls through `self` for each basic.deliver."""
+    reader = inspect.getsource(aiormq.Channel._reader)
+    assert "await self._on_deliver_frame(frame)" in reader, (
+        f"{WHO} Channel._reader calling self._on_deliver_frame(frame) for a basic.deliver"
+    )

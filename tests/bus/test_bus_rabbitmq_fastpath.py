@@ -17,6 +17,7 @@ import aiormq
 import aiormq.abc
 import pamqp.frame
 import pytest
+from aiormq.abc import ChannelFrame
 from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
@@ -27,7 +28,13 @@ from ari_proxy._exceptions import ProtocolError
 from ari_proxy.bus import BusMessage
 from ari_proxy.bus._rabbitmq import RabbitTransport
 from ari_proxy.bus._rabbitmq_acks import Settler
-from ari_proxy.bus._rabbitmq_frames import encode_properties, publish_frames
+from ari_proxy.bus._rabbitmq_frames import (
+    encode_properties,
+    publish_frames,
+    reply_properties,
+    request_properties,
+)
+from ari_proxy.bus._rabbitmq_link import _WriteQueue
 
 Make = Callable[..., Awaitable[RabbitTransport]]
 
@@ -89,11 +96,65 @@ def test_publish_frames_are_the_bytes_pamqp_writes(key: str, body: bytes, frame_
             assert ours == expected
 
 
+@pytest.mark.parametrize("correlation_id", ["", "cr-01JEXAMPLE", "é" * 127, "c" * 255])
+def test_reply_properties_are_the_bytes_pamqp_writes(correlation_id: str) -> None:
+    properties = Basic.Properties(
+        content_type="application/json", delivery_mode=1, correlation_id=correlation_id or None
+    )
+    assert reply_properties(correlation_id) == encode_properties(properties)
+
+
+@pytest.mark.parametrize(
+    ("correlation_id", "expiration"),
+    [("cr-01JEXAMPLE", "5000"), ("é" * 127, "1"), ("c" * 255, "9")],
+)
+def test_request_properties_are_the_bytes_pamqp_writes(
+    correlation_id: str, expiration: str
+) -> None:
+    properties = Basic.Properties(
+        content_type="application/json",
+        correlation_id=correlation_id,
+        reply_to="amq.rabbitmq.reply-to",
+        expiration=expiration,
+    )
+    ours = request_properties(correlation_id, "amq.rabbitmq.reply-to", expiration)
+    assert ours == encode_properties(properties)
+
+
+def test_reply_properties_refuse_what_amqp_cannot_carry() -> None:
+    with pytest.raises(ValueError, match="correlation id longer than 255 bytes"):
+        reply_properties("c" * 256)
+
+
 def test_publish_frames_refuse_what_amqp_cannot_carry() -> None:
     with pytest.raises(ValueError, match="routing key longer than 255 bytes"):
         publish_frames(
             1, exchange="", routing_key="k" * 256, body=b"", properties=b"", frame_max=4096
         )
+
+
+async def test_the_write_queue_hands_the_writer_one_item_per_turn() -> None:
+    """What was queued before the writer takes is one write, in order; every drain future is
+    set once it was written; a connection-closing item is never joined but follows in order;
+    the writer's `task_done` per take matches what was taken."""
+    queue = _WriteQueue(16)
+    loop = asyncio.get_running_loop()
+    drains = [loop.create_future(), loop.create_future()]
+    for payload, drain in ((b"a", drains[0]), (b"b", None), (b"c", drains[1])):
+        queue.put_nowait(ChannelFrame(payload=payload, should_close=False, drain_future=drain))
+    queue.put_nowait(ChannelFrame(payload=b"close", should_close=True))
+    queue.put_nowait(ChannelFrame(payload=b"d", should_close=False))
+    taken = []
+    for _ in range(3):
+        item = await queue.get()
+        queue.task_done()
+        taken.append((item.payload, item.should_close))
+        if item.should_drain:
+            item.drain()
+    assert taken == [(b"abc", False), (b"close", True), (b"d", False)]
+    assert all(drain.done() for drain in drains)
+    assert queue.empty()
+    await asyncio.wait_for(queue.join(), 1)  # as many done as put
 
 
 class _RecordingChannel:
@@ -272,6 +333,34 @@ async def test_batched_acks_leave_nothing_unacked(make: Make, vhost: str, app: s
         async with asyncio.timeout(10):
             while await unsettled():
                 await asyncio.sleep(0.2)
+
+
+async def test_only_shared_queues_are_consumed_with_acks(make: Make, vhost: str, app: str) -> None:
+    """The private serve queue and the private event queue are consumed without acks (nobody
+    else could take over a delivery, and one handed back after a reconnect may be a request its
+    requester gave up on); shared queues (creates, `listen()` groups) keep acks and the
+    prefetch, so that what one member never started goes to another."""
+    async with asyncio.timeout(30):
+        server = await make()
+
+        async def ignore(message: BusMessage) -> None:
+            pass
+
+        await server.serve(f"ari.get.{app}.n1", ignore)
+        await server.serve(f"ari.create.{app}", ignore, group="ariproxy")
+        await server.subscribe(f"ari.event.{app}.>", ignore)
+        await server.subscribe(f"ari.event.{app}.>", ignore, group=app)
+        consumers = await _rabbitmqctl(
+            "list_consumers", "-p", vhost, "queue_name", "ack_required", "prefetch_count"
+        )
+        acks = {c["queue_name"]: (c["ack_required"], c["prefetch_count"]) for c in consumers}
+        shared = {name: acked for name, acked in acks.items() if app in name}
+        assert shared == {
+            f"ariproxy-ari.create.{app}": (True, 256),
+            f"ari-proxy-listen.{app}.ari.event.{app}.+.#": (True, 256),
+        }, acks
+        private = {name: acked for name, acked in acks.items() if app not in name}
+        assert sorted(ack for ack, _ in private.values()) == [False, False], acks
 
 
 async def test_a_member_closing_mid_burst_hands_its_unhandled_requests_on_once(

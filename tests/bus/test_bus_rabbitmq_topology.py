@@ -250,14 +250,22 @@ async def test_topology_matches_go(url: str, vhost: str) -> None:
             consumers = await listing(vhost, "list_consumers")
             go_consumers = {row for row in go_listing(3, "list_consumers") if row[0] != APP}
 
-            def without_prefetch(rows: set[Row]) -> set[Row]:
-                return {row[:3] + row[4:] for row in rows}
+            def without_acks(rows: set[Row]) -> set[Row]:
+                return {row[:2] + row[4:] for row in rows}
 
-            assert without_prefetch(consumers) == without_prefetch(go_consumers)
-            # Manual ack like Go's consumers; a prefetch bounds what we hold back (Go: none).
-            assert {row[3] for row in consumers} == {"256"} and {
-                row[3] for row in go_consumers
-            } == {"0"}
+            assert without_acks(consumers) == without_acks(go_consumers)
+            # How a consumer acks is its own business, invisible to peers: Go acks every
+            # consumer by hand; we ack only on the queues shared with other servers, where a
+            # prefetch bounds what we hold back (Go: none), and consume private ones without
+            # acks (_rabbitmq_subscriptions).
+            assert {row[2] for row in go_consumers} == {"true"}
+            assert {row[3] for row in go_consumers} == {"0"}
+            acks = {(row[0].startswith("ariproxy-"), row[2], row[3]) for row in consumers}
+            assert {(shared, acked) for shared, acked, _ in acks} == {
+                (True, "true"),
+                (False, "false"),
+            }
+            assert {prefetch for shared, _, prefetch in acks if shared} == {"256"}
 
             # Our event queues, which share nothing with Go's.
             await client.subscribe(f"ari.event.{APP}.#", lambda message: None)
