@@ -1,7 +1,7 @@
 """`python -m bench [native] [proxy] [transports] [liveness] [go] [recovery [fault ...]] [fuzz]
-[soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE]`: start what is needed,
-measure side by side, print tables. `-n` is each part's count of requests (or of messages, for
-`fuzz`); without it each part takes its own default."""
+[soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE] [--bus BUS]`: start what
+is needed, measure side by side, print tables. `-n` is each part's count of requests (or of
+messages, for `fuzz`); without it each part takes its own default."""
 
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from ari_proxy.testing import ensure_nats, ensure_rabbitmq, make_spec, start, st
 
 
 async def main(
-    which: list[str], n: int | None, calls: int | None = None, plot: Path | None = None
+    which: list[str],
+    n: int | None,
+    calls: int | None = None,
+    plot: Path | None = None,
+    bus: str = "nats",
 ) -> None:
     inst = start(make_spec(f"bench-{os.getpid()}-a"))
     inst2 = None
@@ -52,7 +56,11 @@ async def main(
         if "soak" in which:
             from . import soak
 
-            print(await soak.run(inst, requests=n or 1_000_000, calls=calls or 20_000, plot=plot))
+            print(
+                await soak.run(
+                    inst, requests=n or 1_000_000, calls=calls or 20_000, plot=plot, bus=bus
+                )
+            )
             print()
         if "fuzz" in which:
             from . import fuzz
@@ -97,6 +105,7 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, help="requests (messages) per contender and mode")
     parser.add_argument("--calls", type=int, help="soak: calls to place")
     parser.add_argument("--plot", type=Path, help="soak: draw the memory curves to this PNG")
+    parser.add_argument("--bus", choices=("nats", "rabbitmq"), default="nats", help="soak: the bus")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.which, args.n, args.calls, args.plot))
+    asyncio.run(main(args.which, args.n, args.calls, args.plot, args.bus))

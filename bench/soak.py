@@ -1,8 +1,9 @@
 """A long run through one proxy, with memory sampled all along: does anything grow?
 
-`python -m bench soak [--requests N] [--calls N] [--plot FILE]` starts one server process
-beside the Asterisk sandbox and, in this process, two clients on NATS: one sends `asterisk.info()`
-requests, 16 in flight, until `--requests` have been answered (1,000,000 by default); the other
+`python -m bench soak [-n REQUESTS] [--calls N] [--plot FILE] [--bus nats|rabbitmq]` starts one
+server process beside the Asterisk sandbox and, in this process, two clients on the bus: one
+sends `asterisk.info()` requests, 16 in flight, until `-n` have been answered (1,000,000 by
+default); the other
 is an instance in `listen()` that takes calls, answers and hangs up each one, and follows it to
 its StasisEnd, while calls are originated through the proxy, 8 at a time, until `--calls` have
 ended (20,000 by default). Every 10 s it samples the resident memory of the server, of this
@@ -10,8 +11,9 @@ process (the clients) and of Asterisk.
 
 Memory must end flat: the report gives each process's RSS at a tenth of the run, at half time
 and at the end, and over the second half (Python's allocator and the caches have settled by
-then) the growth and a least-squares slope in MB per hour. The bus is a NATS server of its own,
-so that nothing else on the machine adds to the clients' tables. With `--plot` (and matplotlib
+then) the growth and a least-squares slope in MB per hour. On NATS (the default) the bus is a
+server of its own, so that nothing else on the machine adds to the clients' tables; on RabbitMQ
+it is the machine's broker. With `--plot` (and matplotlib
 installed) it also draws the curves to a PNG file.
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ari_proxy
-from ari_proxy.testing import Instance, NatsCluster
+from ari_proxy.testing import Instance, NatsCluster, ensure_rabbitmq
 from ari_proxy.testing.chaos import rss
 
 from ._servers import OurServer
@@ -139,8 +141,20 @@ def _plot(soak: Soak, path: Path) -> None:
 
 
 async def run(
-    inst: Instance, *, requests: int = 1_000_000, calls: int = 20_000, plot: Path | None = None
+    inst: Instance,
+    *,
+    requests: int = 1_000_000,
+    calls: int = 20_000,
+    plot: Path | None = None,
+    bus: str = "nats",
 ) -> str:
+    if bus == "rabbitmq":
+        title = "RabbitMQ (the machine's broker)"
+        return (
+            title
+            + "\n\n"
+            + await _run(inst, ensure_rabbitmq(), requests=requests, calls=calls, plot=plot)
+        )
     with NatsCluster(1) as nats:
         return await _run(inst, nats.urls[0], requests=requests, calls=calls, plot=plot)
 
