@@ -1,13 +1,12 @@
 """A long run through one proxy, with memory sampled all along: does anything grow?
 
 `python -m bench soak [-n REQUESTS] [--calls N] [--plot FILE] [--bus nats|rabbitmq]` starts one
-server process beside the Asterisk sandbox and, in this process, two clients on the bus: one
-sends `asterisk.info()` requests, 16 in flight, until `-n` have been answered (1,000,000 by
-default); the other
-is an instance in `listen()` that takes calls, answers and hangs up each one, and follows it to
-its StasisEnd, while calls are originated through the proxy, 8 at a time, until `--calls` have
-ended (20,000 by default). Every 10 s it samples the resident memory of the server, of this
-process (the clients) and of Asterisk.
+server process beside the Asterisk sandbox and, in this process, two clients on the bus: one sends
+`asterisk.info()` requests, 16 in flight, until `-n` have been answered (1,000,000 by default); the
+other is an instance in `listen()` that takes calls, answers and hangs up each one, and follows it
+to its StasisEnd, while calls are originated through the proxy, 8 at a time, until `--calls` have
+ended (20,000 by default). Every 10 s it samples the resident memory of the server, of this process
+(the clients) and of Asterisk.
 
 Memory must end flat: the report gives each process's RSS at a tenth of the run, at half time
 and at the end, and over the second half (Python's allocator and the caches have settled by
