@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import statistics
 import time
@@ -147,6 +148,9 @@ async def run(
     plot: Path | None = None,
     bus: str = "nats",
 ) -> str:
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        # Said before the run, not after it: a long run must not end without its report.
+        raise SystemExit("soak --plot needs matplotlib: .venv/bin/pip install matplotlib")
     if bus == "rabbitmq":
         title = "RabbitMQ (the machine's broker)"
         return (
