@@ -70,6 +70,10 @@ def configure_logging(*, verbose: bool = False, stream: IO[str] | None = None) -
     # Third-party libraries are chatty at DEBUG; keep them at INFO even in verbose mode.
     for name in ("asyncio", "nats", "aio_pika", "aiormq", "aiohttp"):
         logging.getLogger(name).setLevel(logging.INFO)
+    # aiormq logs each lost connection and failed attempt at ERROR, with a traceback; our
+    # RabbitMQ link says the same at WARNING, worded for operators, and a broker restart is no
+    # error of the server's: error-level lines stay for what needs a person.
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 
 
 class RateLimiter:
