@@ -4,6 +4,7 @@ that a benchmark treats both alike."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -45,6 +46,13 @@ async def rabbitmqctl(*args: str) -> None:
     await process.wait()
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent ends (Linux `PR_SET_PDEATHSIG`; the
+    parent is the thread that started it, so `start()` runs on the event loop's thread)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 @dataclass
 class OurServer:
     """One `python -m ari_proxy.server` process serving `application` for one Asterisk."""
@@ -64,6 +72,9 @@ class OurServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # Ends with the bench, even when the bench is killed: a server left behind
+                # on the shared RabbitMQ answers other runs' node-less requests.
+                preexec_fn=_die_with_parent,
             )
         return self
 

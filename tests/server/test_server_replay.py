@@ -158,10 +158,13 @@ DIFFERENCES: dict[int, tuple[str, Check]] = {
 """Requests whose replies differ from Go's on purpose, by `seq`: why, and the check instead."""
 
 
-RETRIED = frozenset({305, 307, 310, 318, 320, 324, 326, 328, 334, 355, 357, 359, 361, 363, 365})
+RETRIED = frozenset(
+    {305, 307, 310, 318, 320, 324, 326, 328, 334, 355, 357, 359, 361, 363, 365, 840}
+)
 """Requests about a playback or recording in progress, whose outcome depends on how far the
-media got (Asterisk's pace, not the proxy's): retried for a few seconds until the reply has
-Go's shape. All are reads or idempotent controls."""
+media got, and the channel list at the end, which Asterisk may answer while the channels hung
+up just before are still going away (Asterisk's pace, not the proxy's): retried for a few
+seconds until the reply has Go's shape. All are reads or idempotent controls."""
 
 
 # --- comparison ------------------------------------------------------------------------------
