@@ -36,7 +36,12 @@ async def test_ari_gap_reaches_application_and_dialog_subscribers(
                 app_events = await client.subscribe("ConnectionGap")
                 scoped = client.scoped(f"gap-{app_name}")  # a dialog with a binding
                 dialog_events = await scoped.subscribe("ConnectionGap")
-                channel = await scoped.channels.originate("Local/wait@default")
+                async with scoped.subscribe("StasisStart") as started:
+                    channel = await scoped.channels.originate("Local/wait@default")
+                    # Cut only once the channel is in Stasis: one still on its way there
+                    # meets an application with no WebSocket, and Asterisk hangs it up.
+                    event = await started.next(timeout=10)
+                    assert event.channel.id == channel.id  # type: ignore[attr-defined]
                 await link.cut()
                 while server.ari_connected:
                     await asyncio.sleep(0.05)  # bounded (the timeout above)
