@@ -11,7 +11,7 @@ or accepted) and `Executor` (the request kinds run against Asterisk). The genera
 from ..api import Connecting
 from ._client import AriClient, NativeBackend, connect, serve_outbound
 from ._executor import Executor
-from ._http import HttpTransport, RestTransport
+from ._http import Deadlines, HttpTransport, RestTransport
 from ._outbound import OutboundEventStream
 from ._websocket import ConnectionState, EventSocket, EventStream
 from ._websocket_rest import REST_TRANSPORTS, WebSocketRest, rest_over_websocket
@@ -21,6 +21,7 @@ __all__ = [
     "AriClient",
     "Connecting",
     "ConnectionState",
+    "Deadlines",
     "EventSocket",
     "EventStream",
     "Executor",

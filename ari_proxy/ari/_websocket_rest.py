@@ -25,6 +25,7 @@ closes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -168,7 +169,8 @@ class WebSocketRest:
         self._socket: Sender | None = None
         self._replaced = False
         self._pending: dict[str, asyncio.Future[HttpResponse]] = {}
-        self._slots = asyncio.Semaphore(max_pending)
+        self._free = max_pending
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ids = itertools.count(1)
         self._deadlines = Deadlines()
 
@@ -284,17 +286,12 @@ class WebSocketRest:
         if len(frame) > MAX_FRAME:
             self.too_large += 1
             return await self.http.request(op, path, query, body, timeout=timeout)
-        slots = self._slots
         try:
             with self._deadlines.within(limit):
-                if slots.locked():
-                    self.queued += 1
-                    try:
-                        await slots.acquire()
-                    finally:
-                        self.queued -= 1
+                if self._free > 0 and not self._waiting:
+                    self._free -= 1
                 else:
-                    await slots.acquire()
+                    await self._wait_for_slot()
                 try:
                     socket = self._socket
                     if socket is None:
@@ -310,7 +307,7 @@ class WebSocketRest:
                     finally:
                         self._pending.pop(ident, None)
                 finally:
-                    slots.release()
+                    self._give_slot()
         except TimeoutError:
             raise RequestTimeout(f"{op.method} {op.path}: no answer within {limit:g}s") from None
         except ConnectionError as exc:  # aiohttp: the socket is closing
@@ -318,6 +315,30 @@ class WebSocketRest:
         if op.name in _APPLICATION_OPS and _MARK_BYTES in response.body:
             return HttpResponse(response.status, _hide_answers(response.body))
         return response
+
+    async def _wait_for_slot(self) -> None:
+        """Wait, in order of arrival, for a slot in the pending table (a counter and a queue:
+        `asyncio.Semaphore` costs two generator calls per request in Python 3.11)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self.queued += 1
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_slot()  # handed a slot as it gave up: pass it on
+            raise
+        finally:
+            self.queued -= 1
+
+    def _give_slot(self) -> None:
+        """Hand a freed slot to the first request still waiting, else free it."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     def stream(
         self,

@@ -141,7 +141,8 @@ class Admission:
             self.refused_busy += 1
             return f"server busy: {self.limit} requests in flight"
         running = self._inflight.get(client, 0)
-        if running >= (share := self.share()) and (self.per_client or self.contended):
+        # Shares apply only when contended: the common case skips computing one.
+        if (self.per_client or self.contended) and running >= (share := self.share()):
             self.refused_share += 1
             return (
                 f"server busy: this client has {running} requests in flight, its share "

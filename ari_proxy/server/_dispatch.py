@@ -26,7 +26,7 @@ from .._exceptions import (
     TooLargeError,
     UnknownKindError,
 )
-from ..ari import Executor
+from ..ari import Deadlines, Executor
 from ..protocol import (
     KINDS,
     DialogRouter,
@@ -98,6 +98,7 @@ class Dispatcher:
         self.request_timeout = request_timeout
         self._file_limit = file_limit
         self._limiter = RateLimiter(10.0)
+        self._deadlines = Deadlines()  # no loop timer per request (see `Deadlines`)
         if router.on_overflow is None:
             router.on_overflow = self._binding_overflow
 
@@ -229,7 +230,7 @@ class Dispatcher:
                 status=409,
             )
         try:
-            async with asyncio.timeout(limit):
+            with self._deadlines.within(limit):
                 if kind in _BINARY_KINDS:
                     result = await self._download(executor, spec, request.key)
                 else:
