@@ -1,6 +1,6 @@
-"""`python -m bench [native] [proxy] [transports] [liveness] [go] [recovery [fault ...]] [fuzz]
-[soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE] [--bus BUS]`: start what
-is needed, measure side by side, print tables. `-n` is each part's count of requests (or of
+"""`python -m bench [native] [proxy] [transports] [liveness] [go] [floor] [recovery [fault ...]]
+[fuzz] [soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE] [--bus BUS]`: start
+what is needed, measure side by side, print tables. `-n` is each part's count of requests (or of
 messages, for `fuzz`); without it each part takes its own default."""
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ async def main(
             if (ref := find_goref()) is not None:
                 print()
                 print(await goevents.run(ref, inst, n=3 * (n or 1000)))
+            print()
+        if "floor" in which:
+            from . import floor
+
+            print(await floor.run(inst, n=n or 1000))
             print()
         if "transports" in which:
             from . import transports

@@ -155,6 +155,8 @@ class RestTransport(Protocol):
 def request_target(op: Operation, path: Mapping[str, str], query: Mapping[str, object]) -> str:
     """The encoded path and query of one operation call, relative to the ARI base
     (`/channels/a%2Fb?variable=X`); HTTP and the WebSocket send exactly this."""
+    if not path and not query and not op.path_params and op.name not in _NEEDS_QUERY:
+        return op.path  # nothing to fill in or check (`/asterisk/info`)
     text = build_path(op, path)
     pairs = build_query(op, query)
     if pairs:
