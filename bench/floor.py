@@ -21,17 +21,19 @@ client is the generator); without them it prints one line saying so.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import msgspec
 import nats
+from yarl import URL
 
 from ari_proxy.testing import GoReference, Instance, NatsCluster
 
@@ -39,7 +41,7 @@ from ._servers import OurServer, Served, _die_with_parent, find_goref
 from ._stats import table
 from .goref import APP, HEADER, Figures, _cells, _go_generator
 
-RELAYS = {"relay": "task", "relay, one at a time": "inline"}
+RELAYS = {"relay": "task", "relay, one at a time": "inline", "relay, raw protocols": "raw"}
 """The relay's variants: their row names -> how each runs its requests."""
 
 
@@ -191,7 +193,168 @@ async def _serve(
         reader.cancel()
 
 
+# --- the same relay on hand-written protocols (mode `raw`): no nats-py, no aiohttp ------------
+
+
+class _Nats(asyncio.Protocol):
+    """Just enough of the NATS client protocol: SUB, PUB, PING/PONG, and MSG handed to
+    `on_msg(subject, reply, payload)` as each arrives (no task, no queue)."""
+
+    def __init__(self, on_msg: Callable[[bytes, bytes, bytes], None]) -> None:
+        self.on_msg = on_msg
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+
+    def publish(self, subject: bytes, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        while True:
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                return
+            line = bytes(buffer[:end])
+            if line.startswith(b"MSG "):
+                parts = line.split()
+                size = int(parts[-1])
+                if len(buffer) < end + 2 + size + 2:
+                    return  # the payload is not all here yet
+                payload = bytes(buffer[end + 2 : end + 2 + size])
+                del buffer[: end + 2 + size + 2]
+                self.on_msg(parts[1], parts[3] if len(parts) == 5 else b"", payload)
+                continue
+            del buffer[: end + 2]
+            if line == b"PING":
+                assert self.transport is not None
+                self.transport.write(b"PONG\r\n")
+            elif line == b"PONG" and not self.ready.done():
+                self.ready.set_result(None)
+
+
+class _WebSocket(asyncio.Protocol):
+    """Just enough of a WebSocket client: the upgrade, masked text frames out (a zero mask,
+    which Asterisk does not check), unmasked text frames in, handed to `on_text`."""
+
+    def __init__(self, request: bytes, on_text: Callable[[bytes], None]) -> None:
+        self.request = request
+        self.on_text = on_text
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def send_text(self, payload: bytes) -> None:
+        assert self.transport is not None
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x81, 0x80 | size))
+        else:
+            head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+        self.transport.write(head + b"\0\0\0\0" + payload)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(f"no WebSocket upgrade: {bytes(buffer[:80])!r}")
+            del buffer[: end + 4]
+            self.upgraded = True
+            self.ready.set_result(None)
+        while len(buffer) >= 2:
+            size, start = buffer[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif size == 127:
+                size, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + size:
+                return
+            opcode = buffer[0] & 0x0F
+            payload = bytes(buffer[start : start + size])
+            del buffer[: start + size]
+            if opcode == 1:
+                self.on_text(payload)
+
+
+async def _serve_raw(bus: str, http: str, user: str, password: str, app: str, node: str) -> None:
+    loop = asyncio.get_running_loop()
+    decode_answer = msgspec.json.Decoder(Answer).decode
+    pending: dict[str, asyncio.Future[Answer]] = {}
+    ids = itertools.count(1)
+
+    def on_text(payload: bytes) -> None:
+        if b'"RESTResponse"' in payload:
+            answer = decode_answer(payload)
+            future = pending.pop(answer.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(answer)
+
+    async def relay(reply: bytes) -> None:
+        ident = str(next(ids))
+        future: asyncio.Future[Answer] = loop.create_future()
+        pending[ident] = future
+        frame = {"type": "RESTRequest", "request_id": ident, "method": "GET"}
+        frame["uri"] = "asterisk/info"
+        socket.send_text(msgspec.json.encode(frame))
+        answer = await future
+        body = msgspec.json.decode(bytes(answer.message_body), type=str)
+        bus_link.publish(reply, b'{"data":{"asterisk":' + body.encode() + b"}}")
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_msg(subject: bytes, reply: bytes, payload: bytes) -> None:
+        if subject == b"ari.ping":
+            bus_link.publish(
+                b"ari.announce", msgspec.json.encode({"node": node, "application": app})
+            )
+            return
+        task = loop.create_task(relay(reply))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    url = URL(http)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    upgrade = (
+        f"GET {url.path}/events?app={app}&subscribeAll=false HTTP/1.1\r\n"
+        f"Host: {url.host}:{url.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Basic {token}\r\n\r\n"
+    ).encode()
+    _, socket = await loop.create_connection(
+        lambda: _WebSocket(upgrade, on_text), url.host or "", url.port or 80
+    )
+    await socket.ready
+    nats_url = URL(bus)
+    _, bus_link = await loop.create_connection(
+        lambda: _Nats(on_msg), nats_url.host or "", nats_url.port or 4222
+    )
+    await bus_link.ready
+    assert bus_link.transport is not None
+    subjects = ("ari.ping", "ari.data", f"ari.data.{app}", f"ari.data.{app}.{node}")
+    for sid, subject in enumerate(subjects, 1):
+        bus_link.transport.write(f"SUB {subject} {sid}\r\n".encode())
+    bus_link.transport.write(b"PING\r\n")
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
     import uvloop
 
-    uvloop.run(_serve(*sys.argv[1:8]))
+    args = sys.argv[1:8]
+    uvloop.run(_serve_raw(*args[:6]) if args[6] == "raw" else _serve(*args))
