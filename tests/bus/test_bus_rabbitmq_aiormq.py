@@ -130,3 +130,28 @@ def test_the_channel_reader_hands_deliveries_to_an_instance_attribute() -> None:
     assert "await self._on_deliver_frame(frame)" in reader, (
         f"{WHO} Channel._reader calling self._on_deliver_frame(frame) for a basic.deliver"
     )
+
+
+def test_connect_makes_its_receiver_from_the_module_name_the_reader_replaces() -> None:
+    from ari_proxy.bus._rabbitmq_reader import FrameReceiver
+
+    assert aiormq.connection.FrameReceiver is FrameReceiver, (
+        f"{WHO} aiormq.connection.FrameReceiver being replaceable (_rabbitmq_reader)"
+    )
+    connect = inspect.getsource(aiormq.Connection.connect)
+    assert "FrameReceiver(reader)" in connect, f"{WHO} connect() making FrameReceiver(reader)"
+    assert "self._transport_factory.create(" in connect, (
+        f"{WHO} connect() opening its streams with self._transport_factory.create(...)"
+    )
+    receiver = inspect.getsource(aiormq.connection.FrameReceiver.__mro__[1])
+    for needed in ("self.started", "async def get_frame", "async def __anext__"):
+        assert needed in receiver, f"{WHO} FrameReceiver having `{needed}`"
+
+
+async def test_the_link_s_connections_read_fast_and_others_as_aiormq_does() -> None:
+    from ari_proxy.bus._rabbitmq_reader import MarkingTransportFactory
+
+    ours = _Connection("amqp://guest:guest@127.0.0.1:1/")
+    theirs = aiormq.Connection("amqp://guest:guest@127.0.0.1:1/")
+    assert isinstance(ours._transport_factory, MarkingTransportFactory)
+    assert not isinstance(theirs._transport_factory, MarkingTransportFactory)
