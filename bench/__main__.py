@@ -1,7 +1,7 @@
 """`python -m bench [native] [proxy] [transports] [liveness] [go] [floor] [recovery [fault ...]]
-[fuzz] [soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE] [--bus BUS]`: start
-what is needed, measure side by side, print tables. `-n` is each part's count of requests (or of
-messages, for `fuzz`); without it each part takes its own default."""
+[fuzz] [soak] [setup] [chaos [scenario ...]] [-n N] [--calls N] [--plot FILE] [--bus BUS]
+[--rounds N]`: start what is needed, measure side by side, print tables. `-n` is each part's
+count of requests (or of messages, for `fuzz`); without it each part takes its own default."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ async def main(
     calls: int | None = None,
     plot: Path | None = None,
     bus: str = "nats",
+    rounds: int = 3,
 ) -> None:
     inst = start(make_spec(f"bench-{os.getpid()}-a"))
     inst2 = None
@@ -71,21 +72,21 @@ async def main(
             from . import recovery
 
             faults = [w for w in which if w in recovery.FAULTS]
-            print(await recovery.run(inst, faults))
+            print(await recovery.run(inst, faults, rounds=rounds))
             print()
         if "go" in which:
             from . import goevents, goref
             from ._servers import find_goref
 
-            print(await goref.run(inst, n=n or 1000))
+            print(await goref.run(inst, n=n or 1000, rounds=rounds))
             if (ref := find_goref()) is not None:
                 print()
-                print(await goevents.run(ref, inst, n=3 * (n or 1000)))
+                print(await goevents.run(ref, inst, n=3 * (n or 1000), rounds=rounds))
             print()
         if "floor" in which:
             from . import floor
 
-            print(await floor.run(inst, n=n or 1000))
+            print(await floor.run(inst, n=n or 1000, rounds=rounds))
             print()
         if "transports" in which:
             from . import transports
@@ -111,6 +112,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, help="soak: calls to place")
     parser.add_argument("--plot", type=Path, help="soak: draw the memory curves to this PNG")
     parser.add_argument("--bus", choices=("nats", "rabbitmq"), default="nats", help="soak: the bus")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="go, floor, recovery: alternating rounds"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(args.which, args.n, args.calls, args.plot, args.bus))
+    asyncio.run(main(args.which, args.n, args.calls, args.plot, args.bus, args.rounds))
