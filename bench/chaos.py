@@ -50,7 +50,8 @@ def cells(o: Outcome) -> list[str]:
         str(o.refused),
         f"{o.never_taken} / {o.dropped}",
         str(o.taken_twice),
-        f"{o.requests} / {o.failed} / {o.timed_out} / {o.ran_late}",
+        f"{o.requests} / {o.failed} / {o.timed_out} / {o.ran_late}"
+        + (f" ({o.ran_unanswered} ran, answer lost)" if o.ran_unanswered else ""),
         f"{o.events_acked} / {o.events_lost_told} / {o.events_lost_untold}",
         str(o.calls_told_of_gap),
         o.handover,

@@ -31,6 +31,7 @@ from ..api import Client
 from ..ari import AriClient
 from ..ari import connect as ari_connect
 from ..client import connect as proxy_connect
+from ..protocol import parse_go_datetime
 from ..spec.models import ChannelCreated, ChannelVarset, Message
 from ._asterisk import Instance, free_port
 from ._fleet import Callers, Fleet
@@ -169,6 +170,8 @@ class Probe:
     sent: int = 0
     failed: list[str] = field(default_factory=list)
     timed_out: int = 0
+    gave_up_at: dict[str, float] = field(default_factory=dict)
+    """Bridge -> when its request failed for the caller (Unix time, as Asterisk's clock)."""
     failures_at: list[float] = field(default_factory=list)
     successes_at: list[float] = field(default_factory=list)
     made: list[str] = field(default_factory=list)
@@ -188,6 +191,7 @@ class Probe:
                 bridge_id=bridge, node=self.node
             )
         except AriProxyError as exc:
+            self.gave_up_at[bridge] = time.time()
             self.failed.append(bridge)
             self.failures_at.append(time.monotonic())
             if isinstance(exc, RequestTimeout):
@@ -241,6 +245,11 @@ class Outcome:
     failed: int = 0
     timed_out: int = 0
     ran_late: int = 0
+    """Failed requests that Asterisk ran after their caller gave up (by the bridge's creation
+    time): what must never happen."""
+    ran_unanswered: int = 0
+    """Failed requests that ran before their caller gave up: the answer was lost (with the bus
+    connection, say), and the caller was told it failed, not that it did not run."""
     events_acked: int = 0
     events_lost_told: int = 0
     """Events lost in calls whose instance was told of a gap (`ConnectionGap`)."""
@@ -458,7 +467,7 @@ async def _under_fault(name: str, stack: Stack, fault: Fault) -> Outcome:
         outcome.probe_ok_at_end = bool(probe.successes_at) and _recent(probe, 5.0)
         with contextlib.suppress(AriProxyError, OSError):
             await callers.hang_up_all()
-        outcome.ran_late = await _ran_late(watch_clients[0], probe)
+        outcome.ran_late, outcome.ran_unanswered = await _ran_late(watch_clients[0], probe)
         outcome.bindings_left = await _bindings_left(stack)
     outcome.memory = {k: (first.get(k, 0), rss(pid)) for k, pid in stack.pids().items()}
     _tally(outcome, stack, fleet, watchers, callers, refused_originates, sip_results)
@@ -473,14 +482,23 @@ def _recent(probe: Probe, within: float = 1.0) -> bool:
     return bool(probe.successes_at) and time.monotonic() - probe.successes_at[-1] < within
 
 
-async def _ran_late(native: AriClient, probe: Probe) -> int:
-    """Probe requests that failed for their caller but ran in Asterisk; removes every bridge
-    the probe made."""
+async def _ran_late(native: Client, probe: Probe) -> tuple[int, int]:
+    """Probe requests that failed for their caller but ran in Asterisk: (created after the
+    caller gave up, created before it); removes every bridge the probe made."""
     existing = {h.id for h in await native.bridges.list()}
+    late = unanswered = 0
+    for bridge in existing & set(probe.failed):
+        with contextlib.suppress(NotFoundError):
+            created = parse_go_datetime((await native.bridges.handle(bridge).data()).creationtime)
+            # Asterisk's time is to the millisecond: within one of the give-up, count it late.
+            if created.timestamp() + 0.001 > probe.gave_up_at[bridge]:
+                late += 1
+            else:
+                unanswered += 1
     for bridge in existing & set(probe.made):
         with contextlib.suppress(NotFoundError):
             await native.bridges.handle(bridge).destroy()
-    return len(existing & set(probe.failed))
+    return late, unanswered
 
 
 async def _bindings_left(stack: Stack) -> int:

@@ -8,12 +8,14 @@ after its caller gave up, no event lost without a `ConnectionGap` telling the ca
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from ari_proxy.ari import connect as ari_connect
 from ari_proxy.testing import Instance
-from ari_proxy.testing.chaos import SCENARIOS, Pace, run_scenario
+from ari_proxy.testing.chaos import SCENARIOS, Pace, Probe, _ran_late, run_scenario
 
 SHORT = Pace(local_rate=2.0, sip_per_node=4, before=2.0, outage=3.0, after=2.0, hold=2.5)
 
@@ -47,3 +49,28 @@ async def test_the_system_is_back_to_normal_and_lost_nothing_it_keeps(
         assert o.handed_over > 0, summary
     if scenario == "ari-cut":
         assert o.refused > 0, summary  # calls while no one held the application: Asterisk's
+
+
+async def test_a_failed_request_counts_as_run_late_only_if_asterisk_ran_it_after_the_caller_gave_up(
+    asterisk: Instance, app_name: str
+) -> None:
+    # Two bridges as a probe would have made them, both failed for their caller: one whose
+    # caller gave up before Asterisk created it, one after (its answer lost, say).
+    async with await ari_connect(
+        asterisk.http_url, asterisk.username, asterisk.password, app_name
+    ) as native:
+        probe = Probe(native, asterisk.entity_id, app_name)
+        before = time.time()
+        for bridge in (f"{app_name}-late", f"{app_name}-unanswered"):
+            await native.bridges.create(bridge_id=bridge)
+            probe.made.append(bridge)
+            probe.failed.append(bridge)
+        probe.gave_up_at = {
+            f"{app_name}-late": before - 1.0,
+            f"{app_name}-unanswered": time.time() + 1.0,
+        }
+        probe.made.append(f"{app_name}-never-ran")
+        probe.failed.append(f"{app_name}-never-ran")
+        probe.gave_up_at[f"{app_name}-never-ran"] = before
+        assert await _ran_late(native, probe) == (1, 1)
+        assert not {h.id for h in await native.bridges.list()} & set(probe.made)  # cleaned up
