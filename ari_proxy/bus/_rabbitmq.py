@@ -559,7 +559,7 @@ class RabbitTransport:
                                 self._check_usable()
                                 raise TransportError(
                                     "the connection to RabbitMQ was lost before the reply "
-                                    f"to {subject!r} came"
+                                    f"to {subject!r} came: the request may or may not have run"
                                 ) from item
                             replies.append(item)
                             if enough is None:

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .._exceptions import AriProxyError, NotFoundError, RequestTimeout
+from .._exceptions import (
+    AriProxyError,
+    ConnectionDownError,
+    NotFoundError,
+    RequestTimeout,
+    TransportError,
+)
 from ..api import Client
 from ..ari import AriClient
 from ..ari import connect as ari_connect
@@ -172,6 +178,9 @@ class Probe:
     timed_out: int = 0
     gave_up_at: dict[str, float] = field(default_factory=dict)
     """Bridge -> when its request failed for the caller (Unix time, as Asterisk's clock)."""
+    in_doubt: set[str] = field(default_factory=set)
+    """Bridges whose request failed with the bus link lost while it was in flight: the caller
+    was told it may or may not have run."""
     failures_at: list[float] = field(default_factory=list)
     successes_at: list[float] = field(default_factory=list)
     made: list[str] = field(default_factory=list)
@@ -192,6 +201,8 @@ class Probe:
             )
         except AriProxyError as exc:
             self.gave_up_at[bridge] = time.time()
+            if isinstance(exc, TransportError) and not isinstance(exc, ConnectionDownError):
+                self.in_doubt.add(bridge)
             self.failed.append(bridge)
             self.failures_at.append(time.monotonic())
             if isinstance(exc, RequestTimeout):
@@ -248,8 +259,8 @@ class Outcome:
     """Failed requests that Asterisk ran after their caller gave up (by the bridge's creation
     time): what must never happen."""
     ran_unanswered: int = 0
-    """Failed requests that ran before their caller gave up: the answer was lost (with the bus
-    connection, say), and the caller was told it failed, not that it did not run."""
+    """Failed requests that ran all the same: before their caller gave up (the answer lost), or
+    with the bus link lost while they were in flight (the caller told they may have run)."""
     events_acked: int = 0
     events_lost_told: int = 0
     """Events lost in calls whose instance was told of a gap (`ConnectionGap`)."""
@@ -483,11 +494,15 @@ def _recent(probe: Probe, within: float = 1.0) -> bool:
 
 
 async def _ran_late(native: Client, probe: Probe) -> tuple[int, int]:
-    """Probe requests that failed for their caller but ran in Asterisk: (created after the
-    caller gave up, created before it); removes every bridge the probe made."""
+    """Probe requests that failed for their caller but ran in Asterisk: (run after the caller
+    gave up, run all the same: before it did, or in doubt); removes every bridge the probe
+    made."""
     existing = {h.id for h in await native.bridges.list()}
     late = unanswered = 0
     for bridge in existing & set(probe.failed):
+        if bridge in probe.in_doubt:
+            unanswered += 1
+            continue
         with contextlib.suppress(NotFoundError):
             created = parse_go_datetime((await native.bridges.handle(bridge).data()).creationtime)
             # Asterisk's time is to the millisecond: within one of the give-up, count it late.

@@ -69,8 +69,14 @@ async def test_a_failed_request_counts_as_run_late_only_if_asterisk_ran_it_after
             f"{app_name}-late": before - 1.0,
             f"{app_name}-unanswered": time.time() + 1.0,
         }
+        in_doubt = f"{app_name}-in-doubt"  # its caller was told it may have run
+        await native.bridges.create(bridge_id=in_doubt)
+        probe.made.append(in_doubt)
+        probe.failed.append(in_doubt)
+        probe.gave_up_at[in_doubt] = before - 1.0
+        probe.in_doubt.add(in_doubt)
         probe.made.append(f"{app_name}-never-ran")
         probe.failed.append(f"{app_name}-never-ran")
         probe.gave_up_at[f"{app_name}-never-ran"] = before
-        assert await _ran_late(native, probe) == (1, 1)
+        assert await _ran_late(native, probe) == (1, 2)
         assert not {h.id for h in await native.bridges.list()} & set(probe.made)  # cleaned up
