@@ -139,37 +139,59 @@ class Answer(msgspec.Struct):
     message_body: msgspec.Raw = msgspec.Raw(b"")
 
 
+_decode_answer = msgspec.json.Decoder(Answer).decode
+
+
+class _Asked:
+    """`GET /asterisk/info` requests on the WebSocket, waiting for their answers."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, asyncio.Future[Answer]] = {}
+        self.ids = itertools.count(1)
+
+    def ask(self) -> tuple[bytes, asyncio.Future[Answer]]:
+        """A request's frame, and the future its answer resolves."""
+        ident = str(next(self.ids))
+        future = self.pending[ident] = asyncio.get_running_loop().create_future()
+        frame = {"type": "RESTRequest", "request_id": ident, "method": "GET"}
+        frame["uri"] = "asterisk/info"
+        return msgspec.json.encode(frame), future
+
+    def answer(self, frame: bytes | str) -> None:
+        """Resolve the request `frame` answers, if it is an answer."""
+        data = frame.encode() if isinstance(frame, str) else frame
+        if b'"RESTResponse"' in data:
+            answer = _decode_answer(data)
+            future = self.pending.pop(answer.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(answer)
+
+
+def _reply(answer: Answer) -> bytes:
+    """The reply Go's client reads for an `AsteriskInfo`: Asterisk's JSON under `data`."""
+    body = msgspec.json.decode(bytes(answer.message_body), type=str)
+    return b'{"data":{"asterisk":' + body.encode() + b"}}"
+
+
 async def _serve(
     bus: str, http: str, user: str, password: str, app: str, node: str, mode: str
 ) -> None:
-    decode_answer = msgspec.json.Decoder(Answer).decode
     encode = msgspec.json.encode
     nc = await nats.connect(bus)
     session = aiohttp.ClientSession()
     events = f"{http.replace('http', 'ws', 1)}/events?app={app}&subscribeAll=false"
     socket = await session.ws_connect(events, auth=aiohttp.BasicAuth(user, password))
-    pending: dict[str, asyncio.Future[Answer]] = {}
-    ids = itertools.count(1)
+    asked = _Asked()
     loop = asyncio.get_running_loop()
 
     async def read() -> None:
         async for frame in socket:
-            if '"RESTResponse"' in frame.data:
-                answer = decode_answer(frame.data)
-                future = pending.pop(answer.request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(answer)
+            asked.answer(frame.data)
 
     async def on_request(msg: Any) -> None:
-        ident = str(next(ids))
-        future: asyncio.Future[Answer] = loop.create_future()
-        pending[ident] = future
-        frame = {"type": "RESTRequest", "request_id": ident, "method": "GET"}
-        frame["uri"] = "asterisk/info"
-        await socket.send_str(encode(frame).decode())
-        answer = await future
-        body = msgspec.json.decode(bytes(answer.message_body), type=str)
-        await nc.publish(msg.reply, b'{"data":{"asterisk":' + body.encode() + b"}}")
+        frame, future = asked.ask()
+        await socket.send_str(frame.decode())
+        await nc.publish(msg.reply, _reply(await future))
 
     tasks: set[asyncio.Task[None]] = set()
 
@@ -293,27 +315,12 @@ class _WebSocket(asyncio.Protocol):
 
 async def _serve_raw(bus: str, http: str, user: str, password: str, app: str, node: str) -> None:
     loop = asyncio.get_running_loop()
-    decode_answer = msgspec.json.Decoder(Answer).decode
-    pending: dict[str, asyncio.Future[Answer]] = {}
-    ids = itertools.count(1)
-
-    def on_text(payload: bytes) -> None:
-        if b'"RESTResponse"' in payload:
-            answer = decode_answer(payload)
-            future = pending.pop(answer.request_id, None)
-            if future is not None and not future.done():
-                future.set_result(answer)
+    asked = _Asked()
 
     async def relay(reply: bytes) -> None:
-        ident = str(next(ids))
-        future: asyncio.Future[Answer] = loop.create_future()
-        pending[ident] = future
-        frame = {"type": "RESTRequest", "request_id": ident, "method": "GET"}
-        frame["uri"] = "asterisk/info"
-        socket.send_text(msgspec.json.encode(frame))
-        answer = await future
-        body = msgspec.json.decode(bytes(answer.message_body), type=str)
-        bus_link.publish(reply, b'{"data":{"asterisk":' + body.encode() + b"}}")
+        frame, future = asked.ask()
+        socket.send_text(frame)
+        bus_link.publish(reply, _reply(await future))
 
     tasks: set[asyncio.Task[None]] = set()
 
@@ -336,7 +343,7 @@ async def _serve_raw(bus: str, http: str, user: str, password: str, app: str, no
         f"Authorization: Basic {token}\r\n\r\n"
     ).encode()
     _, socket = await loop.create_connection(
-        lambda: _WebSocket(upgrade, on_text), url.host or "", url.port or 80
+        lambda: _WebSocket(upgrade, asked.answer), url.host or "", url.port or 80
     )
     await socket.ready
     nats_url = URL(bus)
