@@ -129,6 +129,8 @@ class Admission:
         self._seen[client] = now
         self._seen.move_to_end(client)
         if len(self._seen) > self.max_clients:
+            self._prune(now)  # idle clients first (uncontended, nothing else prunes them)
+        if len(self._seen) > self.max_clients:
             self._seen.popitem(last=False)
             self.forgotten += 1
             held = self._limiter.allow("clients")

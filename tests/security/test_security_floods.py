@@ -225,6 +225,18 @@ def test_clients_are_remembered_within_a_bound(caplog: pytest.LogCaptureFixture)
     assert sum("clients at their bound" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_idle_clients_make_room_before_any_is_forgotten(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="ari_proxy.server")
+    now = [0.0]
+    admission = Admission(1_000, max_clients=100, clock=lambda: now[0])
+    for i in range(1_000):  # ten new clients a second, one short request each
+        now[0] = i / 10
+        assert admission.admit(f"c{i}") is None
+        admission.release(f"c{i}")
+    assert admission.forgotten == 0 and admission.clients <= 100
+    assert not any("clients at their bound" in r.getMessage() for r in caplog.records)
+
+
 FLOODER = textwrap.dedent(
     """
     import asyncio, json, sys, time
