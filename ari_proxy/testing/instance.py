@@ -184,8 +184,14 @@ class Instance:
                 failed.append(seq)
             await wait_any(stop, self.events)
         completed = await self.retrying(call, call.channel.hangup)
+        missed_end = 0
         if completed:
-            await wait_any({self.ended[channel]}, 15)
+            await wait_any({self.ended[channel]}, 5)
+            if not self.ended[channel].is_set() and await self.gone(call):
+                # Hung up, but its end never came on the call's events (it can go with a
+                # proxy's restart): asked, as an application told of a gap would. The missed
+                # event counts as lost, told or untold as the call's gaps say.
+                missed_end = 1
         if self.released[channel].is_set():
             say(event="released", name=self.name, channel=channel, t=time.time())
             return
@@ -194,16 +200,27 @@ class Instance:
             event="ended",
             name=self.name,
             channel=channel,
-            completed=completed and self.ended[channel].is_set(),
+            completed=completed and (self.ended[channel].is_set() or bool(missed_end)),
             acked=len(acked),
             failed=len(failed),
             received=len(received),
-            lost=len(set(acked) - received),
+            lost=len(set(acked) - received) + missed_end,
             late=len(set(failed) & received),
             gaps=self.gaps[channel],
             handover=call.handover is not None,
             t=time.time(),
         )
+
+    @staticmethod
+    async def gone(call: Call) -> bool:
+        """Whether Asterisk no longer has the call's channel (False when it cannot tell)."""
+        try:
+            await call.channel.data()
+        except NotFoundError:
+            return True
+        except ari_proxy.AriProxyError:
+            return False
+        return False
 
     async def save(self, call: Call, step: int) -> None:
         state = f"{ident(call)}:{step}"
